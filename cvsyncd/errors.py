@@ -1,0 +1,125 @@
+"""The one exception tree of cvsyncd.
+
+::
+
+    CvsyncdError                      base; carries data, never prints
+    ├── ConfigError(problems)         every problem of one config file, reported together
+    ├── StoreError                    the state database cannot be used
+    │   ├── StoreCorrupt              quick_check failed
+    │   ├── StoreTooNew               written by a newer cvsyncd
+    │   └── StoreLocked               another daemon owns the state directory
+    ├── ApiError                      a Cleanvoice call did not succeed
+    │   ├── TransientApiError         retry later (network, timeout, 408/429/5xx)
+    │   ├── AccountApiError           the key or the account is the problem (401/403, credits)
+    │   ├── PermanentApiError         this request will never succeed (400/404/413/422, …)
+    │   └── AmbiguousApiError         a non-idempotent call may or may not have taken effect
+    └── JobError                      one job cannot go on (bad input file, output trouble)
+
+Only ``cli.main`` turns these into words for a terminal and into exit codes; everything
+else raises them with the facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CvsyncdError(Exception):
+    """Base of every error cvsyncd raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config file: where, what, and what would be valid."""
+
+    file: str
+    key: str
+    message: str
+    valid: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.key}" if self.key else self.file
+        text = f"{where}: {self.message}"
+        return f"{text} — valid: {self.valid}" if self.valid else text
+
+
+class ConfigError(CvsyncdError):
+    """A config file has one or more problems; all of them are in ``problems``."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StoreError(CvsyncdError):
+    """The state database cannot be opened or used."""
+
+
+class StoreCorrupt(StoreError):
+    """The state database failed its integrity check."""
+
+
+class StoreTooNew(StoreError):
+    """The state database was written by a newer version of cvsyncd."""
+
+
+class StoreLocked(StoreError):
+    """Another cvsyncd daemon holds the state directory."""
+
+
+class ApiError(CvsyncdError):
+    """A Cleanvoice request did not succeed.
+
+    ``status`` is the HTTP status (None when no response arrived), ``code`` the API's error
+    code when it gave one, ``retry_after`` the seconds the server asked us to wait.
+    The message never contains the API key or a signed URL's query string.
+    """
+
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+class TransientApiError(ApiError):
+    """Worth retrying later: connection trouble, timeouts, 408/429/5xx."""
+
+    kind = "transient"
+
+
+class AccountApiError(ApiError):
+    """The key is wrong or the account may not do this (no credits): pause, do not fail jobs."""
+
+    kind = "account"
+
+
+class PermanentApiError(ApiError):
+    """This request will not succeed if repeated: the job fails."""
+
+    kind = "permanent"
+
+
+class AmbiguousApiError(ApiError):
+    """A request that is not idempotent was sent but its outcome is unknown."""
+
+    kind = "ambiguous"
+
+
+class JobError(CvsyncdError):
+    """One job cannot continue. ``retryable`` says whether waiting may help (e.g. disk full)."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
