@@ -1,11 +1,274 @@
-"""The ``cvsyncd`` command (being written)."""
+"""The ``cvsyncd`` command. The only module that prints or chooses exit codes.
 
+Exit codes: 0 success; 1 a runtime problem (the store, the API, a check that failed);
+2 a usage or config error (nothing was done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
 import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from cvsyncd import __version__
+from cvsyncd.config import Config, load_config, read_api_key
+from cvsyncd.errors import ConfigError, CvsyncdError
+from cvsyncd.jobs import ACTIVE, Job, JobState
+from cvsyncd.redact import register_secret
+from cvsyncd.store import Store, daemon_pid
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+DEFAULT_CONFIGS = (Path("~/.config/cvsyncd/config.toml"), Path("/etc/cvsyncd/config.toml"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    return 0
+def default_config_path(env: dict[str, str] | os._Environ[str] = os.environ) -> Path:
+    """``$CVSYNCD_CONFIG``, else the user's config if it exists, else the system one."""
+    if env.get("CVSYNCD_CONFIG"):
+        return Path(env["CVSYNCD_CONFIG"])
+    user = DEFAULT_CONFIGS[0].expanduser()
+    return user if user.exists() else DEFAULT_CONFIGS[1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cvsyncd",
+        description="Watch inbox folders and clean every new recording with Cleanvoice AI.",
+    )
+    parser.add_argument("--version", action="version", version=f"cvsyncd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace, TextIO], int],
+                config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("-c", "--config", type=Path, default=None,
+                           help="config file (default: $CVSYNCD_CONFIG, "
+                                "~/.config/cvsyncd/config.toml, /etc/cvsyncd/config.toml)")
+        p.set_defaults(func=func)
+        return p
+
+    run = command("run", "run the daemon in the foreground (SIGTERM/SIGINT stop it)", cmd_run)
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                     help="override [daemon] log_level")
+    command("check", "check the config, the folders, the state directory and the API key",
+            cmd_check)
+    status = command("status", "show job counts, active jobs and recent problems", cmd_status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    jobs = command("jobs", "list jobs", cmd_jobs)
+    jobs.add_argument("--state", choices=[s.value for s in JobState], help="only this state")
+    jobs.add_argument("--json", action="store_true", help="machine-readable output")
+    emulator = command("emulator", "serve a local Cleanvoice API emulator (for trying "
+                       "cvsyncd and for tests)", cmd_emulator, config=False)
+    from cvsyncd.emulator import add_arguments
+
+    add_arguments(emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
+    """Run the command line; return the exit code."""
+    out = stdout or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, out))
+    except ConfigError as exc:
+        print(f"cvsyncd: the config has {_count(len(exc.problems), 'problem')}:",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except CvsyncdError as exc:
+        if os.environ.get("CVSYNCD_DEBUG"):
+            traceback.print_exc()
+        print(f"cvsyncd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
 
 
 def main_entry() -> None:
     sys.exit(main())
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd import logs
+    from cvsyncd.service import Daemon
+
+    config = _load(args)
+    api_key = read_api_key(config)
+    register_secret(api_key)
+    logs.configure(args.log_level or config.daemon.log_level)
+    asyncio.run(Daemon(config, api_key).run())
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.checks import run_checks
+
+    config = _load(args)
+    results = asyncio.run(run_checks(config))
+    for ok, subject, detail in results:
+        print(f"{'ok  ' if ok else 'FAIL'}  {subject}{': ' + detail if detail else ''}", file=out)
+    failed = sum(1 for ok, _, _ in results if not ok)
+    if failed:
+        print(f"\n{_count(failed, 'check')} failed; fix the lines marked FAIL and run "
+              f"`cvsyncd check -c {config.path}` again.", file=out)
+        return EXIT_FAILURE
+    print(f"\nAll good. Start the daemon with `cvsyncd run -c {config.path}`.", file=out)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    with _open_store(config) as store:
+        report = status_report(config, store)
+    if args.json:
+        json.dump(report, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    _print_status(report, out)
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
+    config = _load(args)
+    states = [JobState(args.state)] if args.state else None
+    with _open_store(config) as store:
+        entries = [job_summary(job) for job in (store.jobs(states) if store else [])]
+    if args.json:
+        json.dump(entries, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if not entries:
+        print("no jobs", file=out)
+    for e in entries:
+        extra = f"  edit {e['edit_id']}" if e["edit_id"] else ""
+        print(f"#{e['id']:<5} {e['state']:<15} {e['name']}{extra}", file=out)
+        if e["error"]:
+            print(f"       {e['error']}", file=out)
+    return EXIT_OK
+
+
+def cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.emulator import run_from_args
+
+    return run_from_args(args, out)
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config or default_config_path())
+
+
+class _StoreContext:
+    def __init__(self, config: Config):
+        self.config = config
+        self.store: Store | None = None
+
+    def __enter__(self) -> Store | None:
+        self.store = Store.open_existing(self.config.daemon.state_dir)
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        if self.store:
+            self.store.close()
+
+
+def _open_store(config: Config) -> _StoreContext:
+    return _StoreContext(config)
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """The facts of one job as ``jobs --json`` shows them (no secrets: none are stored)."""
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "folder": job.folder,
+        "name": job.name,
+        "inputs": [i.rel_path for i in job.inputs],
+        "edit_id": job.edit_id,
+        "error": job.error,
+        "attempts": job.attempts,
+        "progress": job.progress,
+        "outputs": [o["path"] for o in job.outputs if o.get("written")],
+        "disposed_to": job.disposed_to,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+def status_report(config: Config, store: Store | None) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "config": str(config.path),
+        "state_dir": str(config.daemon.state_dir),
+        "daemon_pid": daemon_pid(config.daemon.state_dir),
+        "paused": None,
+        "counts": {},
+        "active": [],
+        "problems": [],
+    }
+    if store is None:
+        return report
+    report["paused"] = store.get_meta("paused")
+    report["counts"] = {s.value: n for s, n in sorted(store.count_by_state().items())}
+    report["active"] = [job_summary(j) for j in store.jobs(ACTIVE)]
+    problems = store.jobs([JobState.FAILED, JobState.NEEDS_ATTENTION], limit=10)
+    report["problems"] = [job_summary(j) for j in problems]
+    return report
+
+
+def _print_status(report: dict[str, Any], out: TextIO) -> None:
+    pid = report["daemon_pid"]
+    print(f"daemon:  {'running (pid ' + str(pid) + ')' if pid else 'not running'}", file=out)
+    print(f"config:  {report['config']}", file=out)
+    print(f"state:   {report['state_dir']}", file=out)
+    if report["paused"]:
+        print(f"PAUSED:  {report['paused']}", file=out)
+    counts = report["counts"]
+    print("jobs:    " + (", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+                         or "none yet"), file=out)
+    if report["active"]:
+        print("active:", file=out)
+        for job in report["active"]:
+            print(f"  #{job['id']:<5} {job['state']:<11} {job['name']}{_progress(job)}",
+                  file=out)
+    if report["problems"]:
+        print("recent problems:", file=out)
+        for job in report["problems"]:
+            print(f"  #{job['id']:<5} {job['state']:<15} {job['name']}", file=out)
+            if job["error"]:
+                print(f"         {job['error']}", file=out)
+
+
+def _progress(job: dict[str, Any]) -> str:
+    p = job.get("progress") or {}
+    if "uploaded" in p and p.get("size"):
+        return f"  {100 * p['uploaded'] // p['size']}% uploaded"
+    if p.get("status"):
+        pct = f" {p['percent']}%" if p.get("percent") is not None else ""
+        return f"  {p['status']}{pct}"
+    if job.get("error"):
+        return f"  (retrying: {job['error']})"
+    return ""
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+

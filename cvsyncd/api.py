@@ -1,0 +1,411 @@
+"""The Cleanvoice HTTP client: requests, results, and what every failure means.
+
+One class, ``CleanvoiceClient``, owns two ``httpx`` clients: one for the API host, which
+carries the ``X-API-Key`` header and never follows redirects (a redirect would carry the key
+elsewhere), and one for signed upload and download URLs, which carries no credentials at
+all. Every failure is classified here, once, into the kinds of ``errors.py``:
+
+- transient: connection trouble, timeouts, 408/429/5xx — try again later;
+- account: 401/403 from the API — the key or the account is the problem;
+- permanent: the API refused this request (400/404/413/422 …);
+- ambiguous: a create-edit was sent but its outcome is unknown (it may have been billed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from cvsyncd import __version__
+from cvsyncd.errors import (
+    AccountApiError,
+    AmbiguousApiError,
+    ApiError,
+    PermanentApiError,
+    TransientApiError,
+)
+from cvsyncd.redact import redact_url, scrub, strip_query
+
+BLOCK_SIZE = 1024 * 1024
+USER_AGENT = f"cvsyncd/{__version__}"
+API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
+TRANSFER_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
+DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024**3
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+RUNNING_STATUSES = frozenset(
+    {
+        "PENDING",
+        "QUEUED",
+        "STARTED",
+        "RETRY",
+        "PROCESSING",
+        "PREPROCESSING",
+        "CLASSIFICATION",
+        "EDITING",
+        "POSTPROCESSING",
+        "EXPORT",
+    }
+)
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class EditStatus:
+    """What ``GET /v2/edits/{id}`` said about an edit."""
+
+    status: str
+    result: Mapping[str, Any] | None = None  # the full result, only once it has arrived
+    progress: Mapping[str, Any] | None = None  # running progress, when the API gave some
+    message: str | None = None  # why it failed, for FAILURE
+
+    @property
+    def succeeded(self) -> bool:
+        """SUCCESS with a result; SUCCESS without one is still to be polled."""
+        return self.status == "SUCCESS" and self.result is not None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAILURE"
+
+    @property
+    def percent(self) -> float | None:
+        if not self.progress:
+            return None
+        try:
+            done, total = float(self.progress["done"]), float(self.progress["total"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return round(100.0 * done / total, 1) if total > 0 else None
+
+
+def backoff_delay(attempt: int, *, base: float = 5.0, cap: float = 900.0,
+                  retry_after: float | None = None) -> float:
+    """Return seconds to wait before retry number ``attempt`` (1-based).
+
+    Exponential with full jitter between half and all of the step, never less than what
+    the server asked for with ``Retry-After``.
+    """
+    step = min(cap, base * (2 ** max(attempt - 1, 0)))
+    delay = random.uniform(step / 2, step)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def error_message(body: Any, status: int) -> tuple[str, str | None]:
+    """Return (message, code) from an error body of any documented shape."""
+    if isinstance(body, Mapping):
+        payload: Any = body
+        if isinstance(body.get("error"), Mapping):
+            payload = body["error"]
+        elif isinstance(body.get("detail"), Mapping):
+            detail = body["detail"]
+            payload = detail["error"] if isinstance(detail.get("error"), Mapping) else detail
+        message = payload.get("message") if isinstance(payload, Mapping) else None
+        if not message and isinstance(body.get("detail"), str):
+            message = body["detail"]
+        if not message and isinstance(body.get("detail"), list):
+            message = "; ".join(str(d.get("msg", d)) if isinstance(d, Mapping) else str(d)
+                                for d in body["detail"])
+        if not message and isinstance(body.get("message"), str):
+            message = body["message"]
+        code = payload.get("code") if isinstance(payload, Mapping) else None
+        return (str(message) if message else f"HTTP {status}"), (str(code) if code else None)
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300], None
+    return f"HTTP {status}", None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds of a ``Retry-After`` header (only the delta-seconds form)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def is_loopback_url(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+
+
+def check_transfer_url(url: str) -> None:
+    """Refuse a signed URL that is not https (http is allowed only on loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url)):
+        return
+    raise PermanentApiError(
+        f"refusing to transfer a file over {parts.scheme or 'no scheme'}: {redact_url(url)} "
+        "(only https, or http to this machine for the emulator)"
+    )
+
+
+class CleanvoiceClient:
+    """Talks to the Cleanvoice API. Use as ``async with CleanvoiceClient(...) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self.max_download_bytes = max_download_bytes
+        self._api = httpx.AsyncClient(
+            headers={"X-API-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
+            timeout=API_TIMEOUT,
+            follow_redirects=False,
+            transport=transport,
+        )
+        self._files = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT},
+            timeout=TRANSFER_TIMEOUT,
+            follow_redirects=True,
+            max_redirects=5,
+            event_hooks={"request": [_refuse_insecure_hop]},
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> CleanvoiceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+        await self._files.aclose()
+
+    @property
+    def account_url(self) -> str:
+        """``/v1/account``: the only v1 call, next to the v2 base URL."""
+        root = self.base_url[: -len("/v2")] if self.base_url.endswith("/v2") else self.base_url
+        return f"{root}/v1/account"
+
+    # -- API calls ----------------------------------------------------------------------
+
+    async def request_upload_url(self, filename: str) -> str:
+        """Return a signed URL to PUT ``filename``'s bytes to."""
+        body = await self._call("POST", f"{self.base_url}/upload", params={"filename": filename})
+        url = body.get("signedUrl") if isinstance(body, Mapping) else None
+        if not isinstance(url, str) or not url:
+            raise TransientApiError("the upload answer had no signedUrl")
+        return url
+
+    async def create_edit(
+        self,
+        files: Sequence[str],
+        config: Mapping[str, Any],
+        *,
+        upload_type: str | None = None,
+    ) -> str:
+        """Create an edit and return its id.
+
+        Raise AmbiguousApiError when the request may have reached the API but no answer
+        came back: the edit may exist (and be billed) or not.
+        """
+        payload: dict[str, Any] = {"files": list(files), "config": dict(config)}
+        if upload_type:
+            payload["upload_type"] = upload_type
+        body = await self._call("POST", f"{self.base_url}/edits", json={"input": payload},
+                                idempotent=False)
+        edit_id = body.get("id") if isinstance(body, Mapping) else None
+        if not isinstance(edit_id, str) or not edit_id:
+            raise AmbiguousApiError("the create-edit answer had no edit id")
+        return edit_id
+
+    async def get_edit(self, edit_id: str) -> EditStatus:
+        body = await self._call("GET", f"{self.base_url}/edits/{edit_id}")
+        if not isinstance(body, Mapping) or not isinstance(body.get("status"), str):
+            raise TransientApiError("the edit status answer had no status")
+        return parse_edit_status(body)
+
+    async def delete_edit(self, edit_id: str) -> None:
+        await self._call("DELETE", f"{self.base_url}/edits/{edit_id}")
+
+    async def account(self) -> Mapping[str, Any]:
+        body = await self._call("GET", self.account_url)
+        if not isinstance(body, Mapping):
+            raise TransientApiError("the account answer was not a JSON object")
+        return body
+
+    async def _call(self, method: str, url: str, *, idempotent: bool = True,
+                    **kwargs: Any) -> Any:
+        """Send one API request and return its JSON body, or raise a classified ApiError."""
+        what = f"{method} {urlsplit(url).path}"
+        try:
+            response = await self._api.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # nothing was sent: safe to retry, even a create-edit
+            raise TransientApiError(f"{what}: cannot reach Cleanvoice ({self._describe(exc)})") from None
+        except httpx.TransportError as exc:
+            text = f"{what}: no answer from Cleanvoice ({self._describe(exc)})"
+            raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None
+        return self._check(response, what, idempotent)
+
+    def _check(self, response: httpx.Response, what: str, idempotent: bool) -> Any:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = response.text
+        if 200 <= status < 300:
+            if isinstance(body, str):
+                text = f"{what}: the answer was not valid JSON"
+                raise TransientApiError(text) if idempotent else AmbiguousApiError(text)
+            return body
+        message, code = error_message(body, status)
+        text = self._scrub(f"{what}: HTTP {status}: {message}")
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        kw = {"status": status, "code": code, "retry_after": retry_after}
+        if status == 429:
+            raise TransientApiError(text, **kw)
+        if status in (401, 403):
+            raise AccountApiError(text, **kw)
+        if status == 408 or status >= 500:
+            raise TransientApiError(text, **kw) if idempotent else AmbiguousApiError(text, **kw)
+        raise PermanentApiError(text, **kw)
+
+    # -- file transfers (no credentials) -----------------------------------------------
+
+    async def upload_file(
+        self,
+        signed_url: str,
+        path: Path,
+        size: int,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """PUT ``size`` bytes of ``path`` to ``signed_url``; return their SHA-256.
+
+        The body is streamed in large blocks with an exact ``Content-Length``, so memory
+        does not grow with the file. A 403 means the signed URL was refused (expired):
+        transient, ask for a new one. A file that shrank while being read raises
+        TransientApiError with ``code="file-changed"``.
+        """
+        check_transfer_url(signed_url)
+        hasher = hashlib.sha256()
+        content = _read_blocks(path, size, hasher, on_progress)
+        what = f"upload to {redact_url(signed_url)}"
+        try:
+            response = await self._files.put(
+                signed_url,
+                content=content,
+                headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+            )
+        except _FileChanged as exc:
+            raise TransientApiError(f"{path.name} changed while being uploaded: {exc}",
+                                    code="file-changed") from None
+        except httpx.TransportError as exc:
+            raise TransientApiError(f"{what} failed: {self._describe(exc)}") from None
+        if response.status_code >= 300:
+            kind = PermanentApiError if response.status_code in (400, 411, 413) else TransientApiError
+            raise kind(f"{what} failed: HTTP {response.status_code}",
+                       status=response.status_code)
+        return hasher.hexdigest()
+
+    async def download(self, url: str, sink: IO[bytes]) -> int:
+        """Stream ``url`` into ``sink`` (an open binary file); return the number of bytes.
+
+        Refuse non-https URLs (but loopback), bodies over ``max_download_bytes`` and bodies
+        shorter than their Content-Length.
+        """
+        check_transfer_url(url)
+        what = f"download of {redact_url(url)}"
+        written = 0
+        try:
+            async with self._files.stream("GET", url) as response:
+                if response.status_code >= 300:
+                    kind = TransientApiError if response.status_code in (403, 408, 429) or \
+                        response.status_code >= 500 else PermanentApiError
+                    raise kind(f"{what} failed: HTTP {response.status_code}",
+                               status=response.status_code)
+                expected = response.headers.get("Content-Length")
+                if expected and int(expected) > self.max_download_bytes:
+                    raise PermanentApiError(f"{what}: {expected} bytes is over the size cap")
+                async for chunk in response.aiter_bytes(BLOCK_SIZE):
+                    written += len(chunk)
+                    if written > self.max_download_bytes:
+                        raise PermanentApiError(f"{what}: more than {self.max_download_bytes} bytes")
+                    await asyncio.to_thread(sink.write, chunk)
+        except httpx.TransportError as exc:
+            raise TransientApiError(f"{what} broke off after {written} bytes: "
+                                    f"{self._describe(exc)}") from None
+        if expected and written != int(expected):
+            raise TransientApiError(f"{what} was cut short: {written} of {expected} bytes")
+        return written
+
+    def _describe(self, exc: BaseException) -> str:
+        return self._scrub(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, [self._key])
+
+
+def parse_edit_status(body: Mapping[str, Any]) -> EditStatus:
+    """Interpret a ``GET /v2/edits/{id}`` answer, whatever its stage."""
+    status = str(body["status"]).upper()
+    result = body.get("result")
+    if status == "SUCCESS":
+        full = isinstance(result, Mapping) and "download_url" in result
+        return EditStatus(status, result=result if full else None)
+    if status == "FAILURE":
+        message = None
+        if isinstance(result, Mapping):
+            message = result.get("message") or result.get("error") or result.get("state")
+        elif isinstance(result, str) and result:
+            message = result
+        return EditStatus(status, message=str(message) if message else None)
+    progress = result if isinstance(result, Mapping) and result else None
+    return EditStatus(status, progress=progress)
+
+
+def file_url_of(signed_url: str) -> str:
+    """Return the file URL to pass to create-edit: the signed URL without its query."""
+    return strip_query(signed_url)
+
+
+class _FileChanged(Exception):
+    """The input file no longer has the size it had when the upload started."""
+
+
+async def _read_blocks(
+    path: Path, size: int, hasher: Any, on_progress: ProgressCallback | None
+) -> AsyncIterator[bytes]:
+    """Yield exactly ``size`` bytes of ``path`` in large blocks, hashing them on the way."""
+    with open(path, "rb") as f:  # noqa: ASYNC230 - reads happen in a worker thread below
+        sent = 0
+        while sent < size:
+            block = await asyncio.to_thread(_read_and_hash, f, min(BLOCK_SIZE, size - sent), hasher)
+            if not block:
+                raise _FileChanged(f"it ended after {sent} of {size} bytes")
+            sent += len(block)
+            if on_progress:
+                on_progress(sent)
+            yield block
+
+
+def _read_and_hash(f: IO[bytes], n: int, hasher: Any) -> bytes:
+    block = f.read(n)
+    hasher.update(block)
+    return block
+
+
+async def _refuse_insecure_hop(request: httpx.Request) -> None:
+    """Check every request of the credential-free client, redirects included."""
+    check_transfer_url(str(request.url))

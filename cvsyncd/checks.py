@@ -1,0 +1,118 @@
+"""``cvsyncd check``: everything the daemon needs, verified before it is started.
+
+Each check gives (ok, subject, detail); the detail of a failed check says what to do.
+Nothing here changes the user's folders (a probe file is created and removed at once).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cvsyncd import fsinfo
+from cvsyncd.api import CleanvoiceClient
+from cvsyncd.config import Config, read_api_key
+from cvsyncd.errors import AccountApiError, ApiError, ConfigError, StoreError
+from cvsyncd.fileops import AtomicFile
+from cvsyncd.redact import register_secret
+from cvsyncd.store import Store, daemon_pid
+
+Check = tuple[bool, str, str]
+
+
+def check_writable(path: Path) -> str | None:
+    """Return why ``path`` cannot take our outputs, or None if it can."""
+    if not path.exists():
+        return f"does not exist; create it (mkdir -p '{path}')"
+    if not path.is_dir():
+        return "is not a folder"
+    try:
+        AtomicFile(path / ".cvsyncd-check").discard()
+    except OSError as exc:
+        return f"cannot write here ({exc.strerror}); fix its owner or permissions"
+    return None
+
+
+def check_folders(config: Config) -> list[Check]:
+    results: list[Check] = []
+    for folder in config.folders:
+        label = f"folder {folder.name!r}"
+        if not folder.inbox.is_dir():
+            results.append((False, f"{label} inbox {folder.inbox}",
+                            f"does not exist or is not a folder; create it (mkdir -p "
+                            f"'{folder.inbox}') or fix [[folders]] inbox"))
+        elif not os.access(folder.inbox, os.R_OK | os.X_OK):
+            results.append((False, f"{label} inbox {folder.inbox}", "cannot be read"))
+        else:
+            kind = fsinfo.filesystem_type(folder.inbox)
+            results.append((True, f"{label} inbox {folder.inbox}", f"readable ({kind})"))
+        problem = check_writable(folder.outbox)
+        results.append((problem is None, f"{label} outbox {folder.outbox}", problem or "writable"))
+        places = [("failed_dir", folder.failed_dir)]
+        if folder.after == "move":
+            places.insert(0, ("done_dir", folder.done_dir))
+        for name, place in places:
+            parent = place if place.exists() else _existing_parent(place)
+            problem = check_writable(parent)
+            detail = "writable" if place.exists() else f"will be created in {parent}"
+            results.append((problem is None, f"{label} {name} {place}", problem or detail))
+    return results
+
+
+def check_state(config: Config) -> list[Check]:
+    state_dir = config.daemon.state_dir
+    pid = daemon_pid(state_dir)
+    try:
+        store = Store.open(state_dir)
+    except StoreError as exc:
+        return [(False, f"state directory {state_dir}", str(exc))]
+    except OSError as exc:
+        return [(False, f"state directory {state_dir}",
+                 f"{exc.strerror}; set [daemon] state_dir to a folder this user may write")]
+    try:
+        counts = store.count_by_state()
+    finally:
+        store.close()
+    running = f"; a daemon is running (pid {pid})" if pid else ""
+    return [(True, f"state directory {state_dir}",
+             f"database ok, {sum(counts.values())} jobs{running}")]
+
+
+async def check_api(config: Config) -> list[Check]:
+    subject = f"Cleanvoice API at {config.cleanvoice.base_url}"
+    try:
+        key = read_api_key(config)
+    except ConfigError as exc:
+        return [(False, "API key", "; ".join(p.message for p in exc.problems))]
+    register_secret(key)
+    async with CleanvoiceClient(config.cleanvoice.base_url, key) as client:
+        try:
+            account = await client.account()
+        except AccountApiError as exc:
+            return [(True, "API key", "found"),
+                    (False, subject, f"the key was refused ({exc.message}); check that it is "
+                                     "the key from your Cleanvoice dashboard")]
+        except ApiError as exc:
+            return [(True, "API key", "found"),
+                    (False, subject, f"not reachable ({exc.message}); check base_url and "
+                                     "the network")]
+    credit = account.get("credit")
+    total = credit.get("total") if isinstance(credit, dict) else None
+    credits = f"; credit balance {total}" if total is not None else ""
+    return [(True, "API key", "found"), (True, subject, f"key accepted{credits}")]
+
+
+async def run_checks(config: Config) -> list[Check]:
+    """Run every check; the config itself was already loaded (and so is valid)."""
+    results: list[Check] = [(True, f"config {config.path}", "valid")]
+    results += check_folders(config)
+    results += check_state(config)
+    results += await check_api(config)
+    return results
+
+
+def _existing_parent(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path("/")

@@ -1,0 +1,110 @@
+"""What a job is: its states, the transitions allowed between them, and its record.
+
+The state machine is data. ``TRANSITIONS`` is the whole truth; ``check_transition`` is
+the one pure function that enforces it, and the store enforces it again in SQL
+(``UPDATE … WHERE state = ?``) so that two writers can never both move a job.
+
+::
+
+    queued → uploading → uploaded → submitting → processing → fetching → writing → disposing → done
+                                        │
+                                        └─(no answer / crash)→ needs_attention
+    any active state ─(permanent error)→ failed
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    SUBMITTING = "submitting"
+    PROCESSING = "processing"
+    FETCHING = "fetching"
+    WRITING = "writing"
+    DISPOSING = "disposing"
+    DONE = "done"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+S = JobState
+
+TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
+    S.QUEUED: frozenset({S.UPLOADING, S.FAILED}),
+    # back to queued: the upload was interrupted or the file changed under us
+    S.UPLOADING: frozenset({S.UPLOADED, S.QUEUED, S.FAILED}),
+    S.UPLOADED: frozenset({S.SUBMITTING, S.QUEUED, S.FAILED}),
+    # back to uploaded: the edit was definitely not created (connect refused, 429);
+    # failed: the API refused the request itself (4xx), so nothing was created either
+    S.SUBMITTING: frozenset({S.PROCESSING, S.UPLOADED, S.NEEDS_ATTENTION, S.FAILED}),
+    S.PROCESSING: frozenset({S.FETCHING, S.FAILED}),
+    S.FETCHING: frozenset({S.WRITING, S.FAILED}),
+    S.WRITING: frozenset({S.DISPOSING, S.FAILED}),
+    S.DISPOSING: frozenset({S.DONE}),
+    S.DONE: frozenset(),
+    # retry: a deliberate decision of the user, from the start
+    S.FAILED: frozenset({S.QUEUED}),
+    S.NEEDS_ATTENTION: frozenset({S.QUEUED, S.FAILED}),
+}
+
+TERMINAL = frozenset({S.DONE, S.FAILED, S.NEEDS_ATTENTION})
+ACTIVE = frozenset(TRANSITIONS) - TERMINAL
+# states in which Cleanvoice holds (or may hold) an edit for the job
+REMOTE = frozenset({S.SUBMITTING, S.PROCESSING, S.FETCHING, S.WRITING})
+
+
+class TransitionError(ValueError):
+    """A state change that the state machine does not allow (a programming error)."""
+
+
+def check_transition(current: JobState, new: JobState) -> None:
+    """Raise TransitionError unless a job may go from ``current`` to ``new``."""
+    if new not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final)"
+        raise TransitionError(f"a job cannot go from {current} to {new}; from {current}: {allowed}")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file of a job, as it was when the job was created (or last re-read)."""
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+    fingerprint: str
+    file_url: str | None = None  # where Cleanvoice has it; never a signed URL's query
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    folder: str
+    name: str
+    fingerprint: str
+    options: Mapping[str, Any]
+    state: JobState
+    inputs: tuple[InputFile, ...]
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    edit_id: str | None = None
+    progress: Mapping[str, Any] | None = None
+    result: Mapping[str, Any] | None = None
+    outputs: tuple[Mapping[str, Any], ...] = ()
+    disposed_to: str | None = None
+    error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_multitrack(self) -> bool:
+        return len(self.inputs) > 1

@@ -1,0 +1,62 @@
+"""Logging: readable lines on a terminal, JSON lines otherwise, secrets never.
+
+Every event passes through ``scrub_secrets`` before it is rendered, so neither the API
+key nor the query string of a signed URL can reach a log line, whatever a caller passed.
+Third-party loggers that print request URLs (httpx, httpcore) are kept at WARNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+from cvsyncd.redact import scrub
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+QUIET_LOGGERS = ("httpx", "httpcore", "watchdog", "asyncio")
+
+
+def scrub_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+    """structlog processor: remove secrets from every string in the event."""
+    for key, value in list(event.items()):
+        if isinstance(value, str):
+            event[key] = scrub(value)
+        elif isinstance(value, list | tuple):
+            event[key] = [scrub(v) if isinstance(v, str) else v for v in value]
+    return event
+
+
+def configure(level: str = "info", stream: TextIO | None = None, *, json: bool | None = None) -> None:
+    """Set up structlog (and the stdlib root logger) for the whole process."""
+    stream = stream or sys.stderr
+    if json is None:
+        json = not stream.isatty()
+    numeric = LEVELS.get(level, logging.INFO)
+    renderer: Any = (structlog.processors.JSONRenderer() if json
+                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,  # tracebacks as text, so they are scrubbed too
+        scrub_secrets,
+        renderer,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

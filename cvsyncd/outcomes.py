@@ -1,0 +1,271 @@
+"""What a failed step means for its job — decided here, in one place.
+
+- transient (network, timeouts, 429/5xx, a full disk): the job goes back to the last safe
+  state and waits, with exponential backoff and jitter, honouring ``Retry-After``;
+- account (bad key, no credits): nothing fails; all new uploads and submissions pause
+  until an account check succeeds (``Pause``);
+- permanent (the API refused this file, the edit failed, the input is unreadable): the job
+  fails, its input goes to the folder's ``failed_dir`` with ``<name>.error.txt``;
+- ambiguous (a create-edit may or may not have been billed): the job waits for the user
+  in ``needs_attention``, unless they chose automatic resubmission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import time
+from pathlib import Path
+
+import structlog
+
+from cvsyncd.api import CleanvoiceClient, backoff_delay
+from cvsyncd.config import Config, Folder
+from cvsyncd.errors import (
+    AccountApiError,
+    AmbiguousApiError,
+    ApiError,
+    CvsyncdError,
+    JobError,
+    PermanentApiError,
+    StoreError,
+    TransientApiError,
+)
+from cvsyncd.fileops import free_name, move_file, write_bytes_atomic
+from cvsyncd.jobs import TERMINAL, TRANSITIONS, Job, JobState
+from cvsyncd.store import Store
+
+S = JobState
+PAUSE_META_KEY = "paused"
+# where a job returns when a step of it must be redone later
+SAFE_STATE = {S.UPLOADING: S.QUEUED, S.SUBMITTING: S.UPLOADED}
+RETRYABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
+INPUT_STATES = frozenset({S.QUEUED, S.UPLOADING, S.UPLOADED})
+ORPHAN_RECHECK_SECONDS = 300.0
+
+
+class Pause:
+    """Account-level trouble: no new uploads or submissions until the account works.
+
+    The reason is kept in the store so that ``cvsyncd status`` can show it; after a
+    restart the account is checked again at once.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.reason: str | None = store.get_meta(PAUSE_META_KEY)
+        self.check_at = 0.0
+        self.strikes = 0
+        self.log = structlog.get_logger("cvsyncd.pause")
+
+    @property
+    def active(self) -> bool:
+        return self.reason is not None
+
+    def engage(self, reason: str) -> None:
+        self.strikes += 1
+        self.check_at = time.time() + backoff_delay(self.strikes, base=60.0, cap=1800.0)
+        if reason != self.reason:
+            self.log.error("paused all new uploads and submissions", reason=reason,
+                           recheck_in=round(self.check_at - time.time()))
+            self.store.set_meta(PAUSE_META_KEY, reason)
+        self.reason = reason
+
+    def release(self) -> None:
+        if self.reason is not None:
+            self.log.info("the account works again; resuming uploads and submissions")
+            self.store.set_meta(PAUSE_META_KEY, None)
+        self.reason = None
+
+    def submitted(self) -> None:
+        """A create-edit went through: the account is fine."""
+        self.strikes = 0
+        self.release()
+
+    async def maybe_recheck(self, client: CleanvoiceClient) -> None:
+        """When paused and the back-off has passed, ask the account whether to resume."""
+        if not self.active or time.time() < self.check_at:
+            return
+        try:
+            account = await client.account()
+        except AccountApiError as exc:
+            self.engage(exc.message)
+            return
+        except ApiError as exc:
+            self.check_at = time.time() + 60.0
+            self.log.warning("could not check the account", error=exc.message)
+            return
+        credit = account.get("credit")
+        total = credit.get("total") if isinstance(credit, dict) else None
+        if isinstance(total, int | float) and total <= 0:
+            self.engage("the Cleanvoice account has no credits left; add credits to resume")
+            return
+        self.release()
+
+
+class Outcomes:
+    """Applies the consequences of a step's failure to its job."""
+
+    def __init__(self, config: Config, store: Store, client: CleanvoiceClient, pause: Pause):
+        self.config = config
+        self.store = store
+        self.client = client
+        self.pause = pause
+        self.log = structlog.get_logger("cvsyncd.pipeline")
+        self._background: set[asyncio.Task[None]] = set()
+
+    def handle(self, job_id: int, exc: CvsyncdError, folder: Folder) -> None:
+        job = self.store.get(job_id)
+        if job is None or job.state in TERMINAL:  # forgotten or settled meanwhile
+            return
+        if isinstance(exc, AmbiguousApiError) and job.state is S.SUBMITTING:
+            self.ambiguous_submit(job, exc.message)
+        elif isinstance(exc, AccountApiError):
+            self.pause.engage(exc.message)
+            self.retry_later(job, exc.message, at=self.pause.check_at, count=False)
+        elif isinstance(exc, TransientApiError | AmbiguousApiError):
+            self.retry_later(job, exc.message, retry_after=exc.retry_after)
+        elif isinstance(exc, PermanentApiError):
+            self.fail(job, exc.message, folder)
+        elif isinstance(exc, JobError):
+            if exc.retryable:
+                self.retry_later(job, exc.message)
+            else:
+                self.fail(job, exc.message, folder)
+        elif isinstance(exc, StoreError):
+            self.log.warning("job changed while a step ran", job=job_id, error=str(exc))
+        else:
+            self.retry_later(job, str(exc))
+
+    def handle_os_error(self, job_id: int, exc: OSError, folder: Folder) -> None:
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        where = f" ({exc.filename})" if exc.filename else ""
+        text = f"{exc.strerror or exc}{where}"
+        if exc.errno in RETRYABLE_ERRNOS:
+            self.retry_later(job, f"{text}; will try again once the problem is fixed")
+        elif job.state in INPUT_STATES:
+            self.fail(job, f"cannot read the input: {text}", folder)
+        else:
+            self.retry_later(job, f"{text}; fix this and the job will carry on")
+
+    def unexpected(self, job_id: int) -> None:
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        if job.state is S.SUBMITTING:
+            self.ambiguous_submit(job, "an internal error interrupted the create-edit request")
+        else:
+            self.retry_later(job, "internal error (details in the daemon's log)")
+
+    def retry_later(self, job: Job, message: str, *, retry_after: float | None = None,
+                    at: float | None = None, count: bool = True) -> None:
+        """Send the job back to its last safe state, to be retried after a back-off."""
+        attempts = job.attempts + 1 if count else job.attempts
+        when = at if at is not None else time.time() + backoff_delay(
+            max(attempts, 1), retry_after=retry_after)
+        state = SAFE_STATE.get(job.state, job.state)
+        fields = {"attempts": attempts, "next_attempt_at": when, "error": message}
+        if state is job.state:
+            self.store.update(job.id, state, None, **fields)
+        else:
+            self.store.transition(job.id, job.state, state, message, **fields)
+        self.log.warning("will retry", job=job.id, path=job.name, state=str(state),
+                         attempt=attempts, in_seconds=round(when - time.time(), 1), error=message)
+
+    def ambiguous_submit(self, job: Job, what: str) -> None:
+        cfg = self.config.path
+        if getattr(self.config.daemon, "resubmit_ambiguous", False):
+            self.store.transition(
+                job.id, S.SUBMITTING, S.UPLOADED,
+                f"{what}; resubmitting because resubmit_ambiguous = true (may bill twice)",
+                next_attempt_at=time.time() + 5.0, error=what)
+            self.log.warning("create-edit outcome unknown; resubmitting as configured",
+                             job=job.id, path=job.name, error=what)
+            return
+        message = (
+            f"{what}. Cleanvoice may or may not have created (and billed) an edit for this "
+            "recording, so cvsyncd did not send it again. Look for it in your Cleanvoice "
+            f"dashboard, then run `cvsyncd retry -c {cfg} {job.id}` to submit it again, or "
+            f"`cvsyncd forget -c {cfg} {job.id}` to drop it"
+        )
+        self.store.transition(job.id, S.SUBMITTING, S.NEEDS_ATTENTION, message, error=message,
+                              finished_at=time.time())
+        self.log.error("needs attention: create-edit outcome unknown", job=job.id,
+                       path=job.name, error=what)
+
+    def fail(self, job: Job, message: str, folder: Folder) -> None:
+        """Fail the job for good and put its input where the user will see why."""
+        if S.FAILED not in TRANSITIONS[job.state]:
+            # past the point of no return (outputs written): keep trying instead
+            self.retry_later(job, message)
+            return
+        if job.edit_id:
+            self._forget_remote(job.edit_id)
+        job = self.store.transition(job.id, job.state, S.FAILED, message, error=message,
+                                    finished_at=time.time())
+        self.log.error("failed", job=job.id, path=job.name, error=message)
+        try:
+            moved = set_aside_failed_input(folder, job, message)
+        except OSError as exc:
+            self.log.error("could not move the failed input aside", job=job.id,
+                           path=job.name, error=str(exc))
+            return
+        if moved:
+            facts = {**job.facts, "input_at": str(moved)}
+            self.store.update(job.id, S.FAILED, f"input moved to {moved}", facts=facts)
+
+    def _forget_remote(self, edit_id: str) -> None:
+        """Ask Cleanvoice to delete a failed edit's files now (best effort, in the background)."""
+
+        async def delete() -> None:
+            with contextlib.suppress(ApiError):
+                await self.client.delete_edit(edit_id)
+
+        task = asyncio.get_running_loop().create_task(delete())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def hold_orphan(self, job: Job) -> None:
+        """A job whose folder left the config waits (the folder may come back)."""
+        message = f"its folder {job.folder} is no longer in the config; waiting"
+        if job.error != message:
+            self.log.warning("job's folder is gone from the config", job=job.id, path=job.name)
+        self.store.update(job.id, job.state, None, error=message,
+                          next_attempt_at=time.time() + ORPHAN_RECHECK_SECONDS)
+
+
+def current_input_path(folder: Folder, job: Job, position: int = 0) -> Path:
+    """Where input ``position`` of a job is now: moved aside after a failure, or the inbox."""
+    moved = job.facts.get("input_at")
+    if moved and len(job.inputs) == 1:
+        return Path(moved)
+    return folder.inbox / job.inputs[position].rel_path
+
+
+def set_aside_failed_input(folder: Folder, job: Job, message: str) -> Path | None:
+    """Write ``<name>.error.txt`` into ``failed_dir`` and move the input beside it.
+
+    With ``after = "keep"`` the input stays where it is; only the explanation is written.
+    Return where the input went, or None if it did not move.
+    """
+    source = current_input_path(folder, job)
+    rel = Path(job.inputs[0].rel_path)
+    if source.parent == folder.failed_dir / rel.parent:
+        target: Path | None = source  # already there (a retry failed again)
+    elif folder.after == "keep" or not source.exists():
+        target = None
+    else:
+        target = free_name(folder.failed_dir / rel)
+        move_file(source, target)
+    note = target if target is not None else folder.failed_dir / rel
+    text = (
+        f"cvsyncd could not process {job.name} (job {job.id}).\n\n"
+        f"Why: {message}\n\n"
+        f"When the cause is fixed, run: cvsyncd retry -c CONFIG {job.id}\n"
+    )
+    with contextlib.suppress(FileExistsError):
+        write_bytes_atomic(note.with_name(note.name + ".error.txt"), text.encode("utf-8"))
+    return target

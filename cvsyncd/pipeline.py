@@ -1,0 +1,215 @@
+"""The job scheduler: which step of which job runs next, within the configured limits.
+
+The database is the truth. Each turn of the loop asks the store for jobs whose next
+attempt is due and starts the step their state calls for (``steps.py``), as long as the
+limits allow: ``max_concurrent_uploads`` files being uploaded or uploaded-but-not-yet-
+submitted, ``max_active_edits`` edits at Cleanvoice, the same number of downloads as
+uploads. When a step fails, ``outcomes.py`` decides what the failure means for the job.
+
+Stopping is in two stages, like uvicorn's: the first request stops new steps and lets
+running ones finish for ``drain_seconds`` (a create-edit in flight is never cut off in
+this stage: cutting it would leave the job ambiguous); the second request, or the end of
+the grace period, cancels what is left. Every step persists its state before and after
+its side effect, so a cancelled step is simply redone (or, for a create-edit, reported)
+at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from cvsyncd.api import CleanvoiceClient
+from cvsyncd.config import Config, Folder
+from cvsyncd.errors import CvsyncdError
+from cvsyncd.jobs import Job, JobState
+from cvsyncd.outcomes import Outcomes, Pause
+from cvsyncd.steps import Steps
+from cvsyncd.store import Store
+
+S = JobState
+DRAIN_SECONDS = 75.0  # below systemd's default stop timeout of 90 s
+IDLE_TICK = 1.0
+
+StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
+
+
+class Pipeline:
+    """Drives every job from queued to done (or failed / needs_attention)."""
+
+    def __init__(self, config: Config, store: Store, client: CleanvoiceClient,
+                 *, drain_seconds: float = DRAIN_SECONDS):
+        self.config = config
+        self.store = store
+        self.client = client
+        self.drain_seconds = drain_seconds
+        self.log = structlog.get_logger("cvsyncd.pipeline")
+        self.pause = Pause(store)
+        self.outcomes = Outcomes(config, store, client, self.pause)
+        self.steps = Steps(config, store, client, self.outcomes)
+        self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+
+    # -- configuration --------------------------------------------------------------
+
+    def folder_for(self, job: Job) -> Folder | None:
+        for folder in self.config.folders:
+            if folder.key == job.folder:
+                return folder
+        return None
+
+    def wake(self) -> None:
+        """Look for due work now rather than at the next tick."""
+        self._wake.set()
+
+    # -- recovery -------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Make the jobs left by a previous run (or a crash) safe to continue.
+
+        An interrupted upload is redone; a create-edit whose answer never got stored is
+        ambiguous (it may have been billed) and goes to needs_attention unless the user
+        chose automatic resubmission; everything else resumes where it stopped.
+        """
+        for job in self.store.jobs([S.UPLOADING, S.SUBMITTING]):
+            log = self.log.bind(job=job.id, path=job.name)
+            if job.state is S.UPLOADING:
+                self.store.transition(job.id, S.UPLOADING, S.QUEUED,
+                                      "the upload was interrupted; it will be redone",
+                                      next_attempt_at=0)
+                log.info("upload interrupted by a stop; will redo it")
+            else:
+                self.outcomes.ambiguous_submit(job, "cvsyncd stopped while the create-edit "
+                                               "request was in flight")
+
+    # -- the loop -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, force: asyncio.Event) -> None:
+        """Run steps until ``stop`` is set, then drain (until ``force`` or the grace ends)."""
+        while not stop.is_set():
+            await self.pause.maybe_recheck(self.client)
+            self._start_due_steps()
+            self._wake.clear()
+            await _wait_any([stop, self._wake], timeout=self._sleep_seconds())
+        await self._drain(force)
+
+    def _sleep_seconds(self) -> float:
+        next_due = self.store.next_due_at()
+        if next_due is None:
+            return IDLE_TICK
+        return min(IDLE_TICK, max(0.05, next_due - time.time()))
+
+    def _start_due_steps(self) -> None:
+        now = time.time()
+        counts = self.store.count_by_state()
+        running_kinds = [kind for kind, _ in self._running.values()]
+        uploads = running_kinds.count("upload") + counts.get(S.UPLOADED, 0)
+        edits = counts.get(S.SUBMITTING, 0) + counts.get(S.PROCESSING, 0)
+        downloads = running_kinds.count("fetch")
+        limits = self.config.daemon
+        for job in self.store.due_jobs(now, exclude=self._running):
+            folder = self.folder_for(job)
+            if folder is None:
+                self.outcomes.hold_orphan(job)
+                continue
+            kind = STEP_KINDS.get(job.state)
+            if kind is None:
+                continue
+            if kind == "upload":
+                if self.pause.active or uploads >= limits.max_concurrent_uploads:
+                    continue
+                uploads += 1
+            elif kind == "submit":
+                if self.pause.active or edits >= limits.max_active_edits:
+                    continue
+                edits += 1
+            elif kind == "fetch":
+                if downloads >= limits.max_concurrent_uploads:
+                    continue
+                downloads += 1
+            self._start(kind, job, folder)
+
+    def _start(self, kind: str, job: Job, folder: Folder) -> None:
+        step: StepFn = getattr(self.steps, kind)
+        task = asyncio.create_task(self._run_step(kind, step, job, folder),
+                                   name=f"job-{job.id}-{kind}")
+        self._running[job.id] = (kind, task)
+
+    async def _run_step(self, kind: str, step: StepFn, job: Job, folder: Folder) -> None:
+        log = self.log.bind(job=job.id, path=job.name, step=kind)
+        try:
+            await step(job, folder)
+        except asyncio.CancelledError:
+            log.info("step interrupted by shutdown; it will resume at the next start")
+            raise
+        except CvsyncdError as exc:
+            self.outcomes.handle(job.id, exc, folder)
+        except OSError as exc:
+            self.outcomes.handle_os_error(job.id, exc, folder)
+        except Exception:
+            log.exception("unexpected error in a step; it will be retried")
+            self.outcomes.unexpected(job.id)
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+
+    async def _drain(self, force: asyncio.Event) -> None:
+        """Let running steps finish within the grace period; cancel the rest."""
+        if not self._running:
+            return
+        self.log.info("stopping: waiting for running steps", running=len(self._running),
+                      grace_seconds=self.drain_seconds)
+        tasks = [task for _, task in self._running.values()]
+        waiter = asyncio.ensure_future(asyncio.wait(tasks))
+        forced = asyncio.ensure_future(force.wait())
+        await asyncio.wait([waiter, forced], timeout=self.drain_seconds,
+                           return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        left = [task for task in tasks if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            self.log.warning("stopping: cancelled unfinished steps", cancelled=len(left))
+            await asyncio.gather(*left, return_exceptions=True)
+        waiter.cancel()
+
+    # -- intake (called by the watcher) ---------------------------------------------
+
+    def is_known(self, folder: Folder, rel_path: str, size: int, mtime_ns: int) -> bool:
+        """Whether this exact file (path, size, mtime) already became a job."""
+        return self.store.find_by_input(folder.key, rel_path, size, mtime_ns) is not None
+
+    async def intake(self, folder: Folder, path: Path) -> bool:
+        """Turn a settled file into a job. Return False if it changed and must settle again."""
+        taken = await self.steps.take_file(folder, path)
+        if taken:
+            self.wake()
+        return taken is not False
+
+    def active_counts(self) -> Mapping[str, int]:
+        return {kind: sum(1 for k, _ in self._running.values() if k == kind)
+                for kind in set(STEP_KINDS.values())}
+
+
+STEP_KINDS: Mapping[JobState, str] = {
+    S.QUEUED: "upload",
+    S.UPLOADED: "submit",
+    S.PROCESSING: "poll",
+    S.FETCHING: "fetch",
+    S.WRITING: "write",
+    S.DISPOSING: "dispose",
+}
+
+
+async def _wait_any(events: list[asyncio.Event], timeout: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

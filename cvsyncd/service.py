@@ -1,0 +1,92 @@
+"""The daemon: startup, the main loop, and a clean stop.
+
+``startup``: lock and open the store, sweep our own temp files, recover interrupted jobs.
+``main loop``: the watcher and the pipeline run side by side until a signal asks to stop.
+``shutdown``: the first SIGTERM/SIGINT stops taking new work and lets running steps finish
+(see ``Pipeline``); a second one forces. Signal handlers only set events; the loop does
+the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import structlog
+
+from cvsyncd import __version__
+from cvsyncd.api import CleanvoiceClient
+from cvsyncd.config import Config
+from cvsyncd.fileops import sweep_temp_files
+from cvsyncd.pipeline import DRAIN_SECONDS, Pipeline
+from cvsyncd.store import Store
+from cvsyncd.watcher import Watcher
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Daemon:
+    def __init__(self, config: Config, api_key: str, *, drain_seconds: float = DRAIN_SECONDS):
+        self.config = config
+        self.api_key = api_key
+        self.drain_seconds = drain_seconds
+        self.log = structlog.get_logger("cvsyncd.service")
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until stopped by a signal (or ``self.stop``)."""
+        store = Store.open(self.config.daemon.state_dir, daemon=True)
+        try:
+            self._sweep()
+            async with CleanvoiceClient(self.config.cleanvoice.base_url, self.api_key) as client:
+                pipeline = Pipeline(self.config, store, client, drain_seconds=self.drain_seconds)
+                pipeline.recover()
+                watcher = Watcher(self.config.folders, self.config.daemon.settle_seconds,
+                                  pipeline.intake, pipeline.is_known)
+                self._install_signal_handlers()
+                self.log.info("started", version=__version__, config=str(self.config.path),
+                              state_dir=str(self.config.daemon.state_dir),
+                              folders=len(self.config.folders))
+                try:
+                    await asyncio.gather(watcher.run(self.stop),
+                                         pipeline.run(self.stop, self.force))
+                finally:
+                    self._remove_signal_handlers()
+        finally:
+            store.close()
+        self.log.info("stopped")
+
+    def _sweep(self) -> None:
+        """Remove temp files a crash left in our output places (only our own names)."""
+        places: set[Path] = set()
+        for folder in self.config.folders:
+            places.update({folder.outbox, folder.done_dir, folder.failed_dir})
+        for place in sorted(places):
+            for path in sweep_temp_files(place):
+                self.log.info("removed a temp file left by an interrupted write", path=str(path))
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if self.stop.is_set():
+            self.force.set()
+            self.log.warning("second stop signal: stopping now", signal=sig.name)
+        else:
+            self.stop.set()
+            self.log.info("stopping: no new work; finishing what is running "
+                          "(send the signal again to stop at once)", signal=sig.name)
+
+    def _on_hangup(self) -> None:
+        self.log.warning("SIGHUP: reloading the config is not supported yet; restart the "
+                         "daemon to apply changes")

@@ -1,0 +1,355 @@
+"""The steps of a job, one side effect each, with the state persisted around it.
+
+::
+
+    take_file   settled file → queued job (content fingerprint, preset snapshot)
+    upload      queued → uploading → uploaded        (POST /upload, PUT the bytes)
+    submit      uploaded → submitting → processing   (write-ahead intent, POST /edits)
+    poll        processing → fetching                (GET /edits/{id} on a growing interval)
+    fetch       fetching → writing                   (download the media, atomically)
+    write       writing → disposing                  (render <stem>.cleanvoice.json …)
+    dispose     disposing → done                     (keep/move/delete input, DELETE the edit)
+
+A step raises a classified error (``errors.py``) when it cannot finish; ``outcomes.py``
+decides what that means. A step that is interrupted anywhere leaves a state from which
+it can be redone without a second bill (or, for a create-edit, is reported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from cvsyncd.api import CleanvoiceClient, file_url_of
+from cvsyncd.config import Config, Folder
+from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
+from cvsyncd.fileops import AtomicFile, free_name, move_file, remove_file, sha256_file
+from cvsyncd.jobs import InputFile, Job, JobState
+from cvsyncd.outcomes import Outcomes, current_input_path
+from cvsyncd.outputs import plan_outputs, redact_result, render_job_json
+from cvsyncd.store import Store
+
+S = JobState
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
+PROGRESS_EVERY = 5.0
+REMOTE_DELETE_TRIES = 5
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def upload_name(path: Path) -> str:
+    """A plain ASCII file name for Cleanvoice's storage (the extension kept)."""
+    stem = _UNSAFE_NAME.sub("_", path.stem).strip("._") or "recording"
+    suffix = _UNSAFE_NAME.sub("", path.suffix)
+    return f"{stem[:80]}{suffix}"
+
+
+def poll_interval(config: Config, polls: int, *, result_pending: bool = False) -> float:
+    """Seconds until the next status poll: growing from the first interval to the maximum."""
+    daemon = config.daemon
+    if result_pending:  # SUCCESS without a result: it is about to arrive
+        return daemon.poll_min_seconds
+    wanted = daemon.poll_initial_seconds * 1.5**polls
+    return max(daemon.poll_min_seconds, min(daemon.poll_max_seconds, wanted))
+
+
+def edit_options(folder: Folder, path: Path) -> dict[str, Any]:
+    """The edit config for one input: the folder's preset, with ``video`` set for videos."""
+    options = dict(folder.options)
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        options.setdefault("video", True)
+    return options
+
+
+def same_file(st: os.stat_result, recorded: InputFile) -> bool:
+    return st.st_size == recorded.size and st.st_mtime_ns == recorded.mtime_ns
+
+
+class Steps:
+    def __init__(self, config: Config, store: Store, client: CleanvoiceClient, outcomes: Outcomes):
+        self.config = config
+        self.store = store
+        self.client = client
+        self.outcomes = outcomes
+        self.log = structlog.get_logger("cvsyncd.pipeline")
+        # full results (with their signed URLs) between the poll and the fetch; never stored
+        self._live_results: dict[int, Mapping[str, Any]] = {}
+
+    # -- intake ---------------------------------------------------------------------
+
+    async def take_file(self, folder: Folder, path: Path) -> str:
+        """Make a job of a settled file. Return "queued", "known", "changed", or "skipped"."""
+        rel = path.relative_to(folder.inbox).as_posix()
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return "skipped"
+        if st.st_size == 0:
+            self.log.warning("empty file; not taken until it has content", folder=folder.name,
+                             path=rel)
+            return "skipped"
+        if self.store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns):
+            return "known"
+        pending = self.store.find_pending_for_name(folder.key, rel)
+        if pending is not None:
+            # a job for this file has not been submitted yet: it will notice the change itself
+            return "known"
+        fingerprint = await asyncio.to_thread(sha256_file, path)
+        if not same_file(os.lstat(path), InputFile(rel, st.st_size, st.st_mtime_ns, "")):
+            return "changed"
+        recorded = InputFile(rel, st.st_size, st.st_mtime_ns, fingerprint)
+        job = self.store.create_job(folder.key, rel, [recorded], edit_options(folder, path),
+                                    facts={"preset": folder.preset})
+        if job is None:
+            # same content under the same name (touched, or copied again): already handled
+            existing = self.store.find_by_identity(folder.key, rel, fingerprint)
+            if existing is not None:
+                self.store.set_input(existing.id, 0, size=st.st_size, mtime_ns=st.st_mtime_ns)
+            return "known"
+        self.log.info("queued", job=job.id, folder=folder.name, path=rel, size=st.st_size)
+        return "queued"
+
+    # -- upload ---------------------------------------------------------------------
+
+    async def upload(self, job: Job, folder: Folder) -> None:
+        job = await self._refresh_if_changed(job, folder)
+        job = self.store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
+        log = self.log.bind(job=job.id, path=job.name)
+        for position, recorded in enumerate(job.inputs):
+            path = current_input_path(folder, job, position)
+            signed = await self.client.request_upload_url(upload_name(path))
+            log.info("uploading", size=recorded.size)
+            digest = await self.client.upload_file(
+                signed, path, recorded.size, on_progress=self._progress_writer(job))
+            if digest != recorded.fingerprint or not same_file(os.lstat(path), recorded):
+                raise JobError(f"{path.name} changed while it was being uploaded; "
+                               "the new content will be taken once it has settled",
+                               retryable=True)
+            self.store.set_input(job.id, position, file_url=file_url_of(signed))
+        self.store.transition(job.id, S.UPLOADING, S.UPLOADED, "uploaded", attempts=0,
+                              error=None, progress=None, next_attempt_at=0)
+        log.info("uploaded")
+
+    def _progress_writer(self, job: Job) -> Any:
+        last = [time.monotonic()]
+        size = sum(i.size for i in job.inputs)
+
+        def write(sent: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY:
+                last[0] = now
+                self.store.update(job.id, S.UPLOADING, None,
+                                  progress={"uploaded": sent, "size": size})
+
+        return write
+
+    async def _refresh_if_changed(self, job: Job, folder: Folder) -> Job:
+        """Before uploading, make sure the job describes the file as it is now.
+
+        A file that changed since it was taken gets a new fingerprint (the job restarts
+        with the new content); one that is still changing waits for the settle window.
+        """
+        for position, recorded in enumerate(job.inputs):
+            path = current_input_path(folder, job, position)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                raise JobError(f"the input {path} disappeared before it was uploaded") from None
+            if same_file(st, recorded):
+                continue
+            fingerprint = await asyncio.to_thread(sha256_file, path)
+            if not same_file(os.lstat(path), InputFile("", st.st_size, st.st_mtime_ns, "")):
+                raise JobError(f"{path.name} is still being written; waiting for it to settle",
+                               retryable=True)
+            self.store.set_input(job.id, position, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                 fingerprint=fingerprint)
+            if len(job.inputs) == 1:
+                self.store.update(job.id, job.state, "the file changed before upload; "
+                                  "taking its new content", fingerprint=fingerprint)
+            self.log.info("input changed before upload; taking the new content",
+                          job=job.id, path=job.name)
+        fresh = self.store.get(job.id)
+        assert fresh is not None
+        return fresh
+
+    # -- submit ---------------------------------------------------------------------
+
+    async def submit(self, job: Job, folder: Folder) -> None:
+        for position, recorded in enumerate(job.inputs):
+            st = os.lstat(current_input_path(folder, job, position))
+            if not same_file(st, recorded):
+                self.store.transition(job.id, S.UPLOADED, S.QUEUED,
+                                      "the file changed after upload; uploading it again",
+                                      next_attempt_at=time.time() + self.config.daemon.settle_seconds)
+                return
+        files = [i.file_url for i in job.inputs]
+        if not all(files):
+            self.store.transition(job.id, S.UPLOADED, S.QUEUED, "upload record incomplete")
+            return
+        # write-ahead intent: from here until the edit id is stored, the outcome is unknown
+        job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
+        edit_id = await self.client.create_edit(
+            [f for f in files if f], job.options,
+            upload_type="multitrack" if job.is_multitrack else None)
+        now = time.time()
+        self.store.transition(job.id, S.SUBMITTING, S.PROCESSING, f"edit {edit_id} created",
+                              edit_id=edit_id, submitted_at=now, attempts=0, error=None,
+                              next_attempt_at=now + self.config.daemon.poll_initial_seconds,
+                              facts={**job.facts, "polls": 0})
+        self.outcomes.pause.submitted()
+        self.log.info("submitted", job=job.id, path=job.name, edit_id=edit_id)
+
+    # -- poll -----------------------------------------------------------------------
+
+    async def poll(self, job: Job, folder: Folder) -> None:
+        assert job.edit_id
+        status = await self.client.get_edit(job.edit_id)
+        if status.succeeded:
+            assert status.result is not None
+            self._live_results[job.id] = status.result
+            self.store.transition(job.id, S.PROCESSING, S.FETCHING, "Cleanvoice finished",
+                                  result=redact_result(status.result), attempts=0, error=None,
+                                  progress={"status": status.status}, next_attempt_at=0)
+            self.log.info("edit finished", job=job.id, path=job.name, edit_id=job.edit_id)
+            return
+        if status.failed:
+            reason = status.message or "it gave no reason"
+            raise PermanentApiError(f"Cleanvoice could not process this recording: {reason}")
+        polls = int(job.facts.get("polls", 0)) + 1
+        pending = status.status == "SUCCESS"
+        delay = poll_interval(self.config, polls, result_pending=pending)
+        self.store.update(job.id, S.PROCESSING, None,
+                          progress={"status": status.status, "percent": status.percent},
+                          facts={**job.facts, "polls": polls}, attempts=0, error=None,
+                          next_attempt_at=time.time() + delay)
+
+    # -- fetch and write --------------------------------------------------------------
+
+    async def fetch(self, job: Job, folder: Folder) -> None:
+        result = self._live_results.pop(job.id, None)
+        if result is None:  # after a restart or a failed download: the URLs must be fresh
+            assert job.edit_id
+            status = await self.client.get_edit(job.edit_id)
+            if not status.succeeded or status.result is None:
+                raise TransientApiError(f"the result of edit {job.edit_id} is not available "
+                                        f"right now (status {status.status})")
+            result = status.result
+        plan = [dict(o) for o in job.outputs] or plan_outputs(folder, job, result)
+        if not job.outputs:
+            job = self.store.update(job.id, S.FETCHING, None, outputs=plan)
+        for entry in plan:
+            source = entry.get("source")
+            if not source:
+                continue
+            url = result.get(source)
+            if not isinstance(url, str) or not url:
+                raise PermanentApiError(f"the result has no {source} to download")
+            out = await asyncio.to_thread(AtomicFile, Path(entry["path"]))
+            try:
+                size = await self.client.download(url, out.file)
+            except BaseException:
+                await asyncio.to_thread(out.discard)
+                raise
+            await self._commit(job, plan, entry, out)
+            self.log.info("downloaded", job=job.id, path=job.name, output=entry["path"],
+                          size=size)
+        self.store.transition(job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0,
+                              error=None, next_attempt_at=0)
+
+    async def write(self, job: Job, folder: Folder) -> None:
+        plan = [dict(o) for o in job.outputs]
+        assert job.result is not None
+        for entry in plan:
+            if entry["kind"] != "json":
+                continue
+            out = await asyncio.to_thread(AtomicFile, Path(entry["path"]))
+            try:
+                out.file.write(render_job_json(folder, job, job.result, plan))
+            except BaseException:
+                out.discard()
+                raise
+            await self._commit(job, plan, entry, out)
+        self.store.transition(job.id, S.WRITING, S.DISPOSING, "outputs written", attempts=0,
+                              error=None, next_attempt_at=0)
+        self.log.info("outputs written", job=job.id, path=job.name,
+                      outputs=[e["path"] for e in plan])
+
+    async def _commit(self, job: Job, plan: list[dict[str, Any]], entry: dict[str, Any],
+                      out: AtomicFile) -> None:
+        """Put an output in place. A file we did not write there is never replaced."""
+        try:
+            await asyncio.to_thread(out.commit, overwrite=bool(entry.get("written")))
+        except FileExistsError:
+            # someone put a file under our planned name: plan new names, drop our partial set
+            for other in plan:
+                if other.get("written"):
+                    await asyncio.to_thread(remove_file, Path(other["path"]))
+            self.store.update(job.id, job.state, None, outputs=[])
+            raise JobError(f"{entry['path']} appeared while the outputs were being written; "
+                           "writing them again under free names", retryable=True) from None
+        entry["written"] = True
+        self.store.update(job.id, job.state, None, outputs=plan)
+
+    # -- dispose --------------------------------------------------------------------
+
+    async def dispose(self, job: Job, folder: Folder) -> None:
+        if folder.after != "keep":
+            job = await asyncio.to_thread(self._dispose_inputs, job, folder)
+        if job.edit_id:
+            try:
+                await self.client.delete_edit(job.edit_id)
+            except TransientApiError:
+                if job.attempts + 1 < REMOTE_DELETE_TRIES:
+                    raise
+                self.log.warning("could not delete the edit at Cleanvoice; it expires by "
+                                 "itself after 7 days", job=job.id, edit_id=job.edit_id)
+            except Exception as exc:  # noqa: BLE001 - cleanup never blocks done
+                self.log.warning("could not delete the edit at Cleanvoice", job=job.id,
+                                 edit_id=job.edit_id, error=str(exc))
+        self.store.transition(job.id, S.DISPOSING, S.DONE, "done", finished_at=time.time(),
+                              attempts=0, error=None, next_attempt_at=0, progress=None)
+        self.log.info("done", job=job.id, path=job.name, after=folder.after,
+                      moved_to=job.disposed_to)
+
+    def _dispose_inputs(self, job: Job, folder: Folder) -> Job:
+        """Move or delete the input — only if it is still the content we processed."""
+        recorded = job.inputs[0]
+        source = current_input_path(folder, job)
+        try:
+            st: os.stat_result | None = os.lstat(source)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not same_file(st, recorded):
+            self.log.warning("the input changed after it was processed; leaving it in place",
+                             job=job.id, path=job.name)
+            return job
+        if folder.after == "delete":
+            if st is not None:
+                remove_file(source)
+            return job
+        target = Path(job.disposed_to) if job.disposed_to else None
+        if target is None:
+            target = free_name(folder.done_dir / recorded.rel_path)
+            job = self.store.update(job.id, S.DISPOSING, None, disposed_to=str(target))
+        if st is None:
+            return job  # moved already (a redo after a crash), or removed by the user
+        try:
+            move_file(source, target)
+        except FileExistsError:
+            self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
+            raise JobError(f"{target} appeared meanwhile; choosing another name",
+                           retryable=True) from None
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise JobError(f"cannot move the input to {target.parent}: {exc.strerror}; "
+                               "fix the permissions and it will be retried",
+                               retryable=True) from None
+            raise
+        return job

@@ -1,0 +1,543 @@
+"""The SQLite job store: the only module that touches the state database.
+
+Durability rules (see RELIABILITY.md, promise 4): WAL journal, ``synchronous=FULL``, a
+busy timeout, and every write inside ``BEGIN IMMEDIATE … COMMIT`` so a crash leaves either
+the old or the new row. The schema is versioned with ``PRAGMA user_version``; each migration
+runs in one transaction, and a database written by a newer cvsyncd is refused, never
+"repaired". Rows come back as the dataclasses of ``jobs.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cvsyncd import fsinfo
+from cvsyncd.errors import StoreCorrupt, StoreError, StoreLocked, StoreTooNew
+from cvsyncd.jobs import ACTIVE, InputFile, Job, JobState, check_transition
+
+DB_NAME = "cvsyncd.sqlite3"
+LOCK_NAME = "daemon.lock"
+BUSY_TIMEOUT_MS = 10_000
+LOCK_ATTEMPTS = 10
+
+# Each migration is a list of statements run in one transaction together with the
+# ``user_version`` bump. Never edit a released migration; append a new one.
+MIGRATIONS: Sequence[Sequence[str]] = (
+    (
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            folder TEXT NOT NULL,
+            name TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            options TEXT NOT NULL,
+            options_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            edit_id TEXT,
+            progress TEXT,
+            result TEXT,
+            outputs TEXT NOT NULL DEFAULT '[]',
+            disposed_to TEXT,
+            error TEXT,
+            facts TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            submitted_at REAL,
+            finished_at REAL
+        )""",
+        "CREATE UNIQUE INDEX jobs_identity ON jobs (folder, name, fingerprint)",
+        "CREATE INDEX jobs_due ON jobs (state, next_attempt_at)",
+        "CREATE INDEX jobs_content ON jobs (fingerprint, options_key)",
+        """CREATE TABLE inputs (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            rel_path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL,
+            file_url TEXT,
+            PRIMARY KEY (job_id, position)
+        )""",
+        "CREATE INDEX inputs_path ON inputs (rel_path)",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            state TEXT NOT NULL,
+            message TEXT
+        )""",
+        "CREATE INDEX events_job ON events (job_id, id)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Columns a caller may set together with (or without) a state change.
+UPDATABLE = frozenset(
+    {
+        "attempts",
+        "next_attempt_at",
+        "edit_id",
+        "progress",
+        "result",
+        "outputs",
+        "disposed_to",
+        "error",
+        "facts",
+        "submitted_at",
+        "finished_at",
+        "fingerprint",
+    }
+)
+JSON_COLUMNS = frozenset({"progress", "result", "outputs", "facts"})
+
+
+def options_key(options: Mapping[str, Any]) -> str:
+    """Return a canonical text of an edit config, equal for equal configs."""
+    return json.dumps(options, sort_keys=True, separators=(",", ":"))
+
+
+class StateDirLock:
+    """An exclusive lock on a state directory, held for the life of a daemon."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise StoreLocked naming the process that holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if not _try_lock(fd, attempts=LOCK_ATTEMPTS):
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "another process"
+            os.close(fd)
+            raise StoreLocked(
+                f"another cvsyncd daemon (pid {holder}) is already using the state directory "
+                f"{self.path.parent}; stop it first, or give this one its own state_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _try_lock(fd: int, attempts: int = 1) -> bool:
+    """Try to take an exclusive lock; a few tries ride out a status command's probe."""
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < attempts:
+                time.sleep(0.1)
+    return False
+
+
+def daemon_pid(state_dir: Path) -> int | None:
+    """Return the pid of the daemon that holds ``state_dir``, or None if none runs."""
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if _try_lock(fd):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        text = os.read(fd, 64).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state directory private to its owner; refuse network filesystems."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        os.chmod(state_dir, 0o700)
+    fstype = fsinfo.filesystem_type(state_dir)
+    if fsinfo.is_network_filesystem(fstype):
+        raise StoreError(
+            f"the state directory {state_dir} is on a {fstype} filesystem; SQLite's locking "
+            "and fsync are not reliable there, so cvsyncd refuses it. Set [daemon] state_dir "
+            "to a folder on a local disk (the inboxes and outboxes may stay on the share)"
+        )
+
+
+class Store:
+    """The job store. Open it with ``Store.open``; close it when done."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock: StateDirLock | None):
+        self._conn = conn
+        self.path = path
+        self._lock = lock
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, state_dir: Path, *, daemon: bool = False) -> Store:
+        """Open (creating and migrating if need be) the store in ``state_dir``.
+
+        With ``daemon=True`` the state directory is locked for this process, so a second
+        daemon on the same directory fails with StoreLocked. Raise StoreCorrupt when the
+        database fails its integrity check and StoreTooNew when a newer cvsyncd wrote it.
+        """
+        prepare_state_dir(state_dir)
+        lock = None
+        if daemon:
+            lock = StateDirLock(state_dir)
+            lock.acquire()
+        path = state_dir / DB_NAME
+        try:
+            conn = _connect(path)
+            store = cls(conn, path, lock)
+            store._check_integrity()
+            store._migrate()
+        except BaseException:
+            if lock:
+                lock.release()
+            raise
+        return store
+
+    @classmethod
+    def open_existing(cls, state_dir: Path) -> Store | None:
+        """Open the store for a command that only reads or edits jobs; None if none exists."""
+        if not (state_dir / DB_NAME).exists():
+            return None
+        return cls.open(state_dir)
+
+    def close(self) -> None:
+        self._conn.close()
+        if self._lock:
+            self._lock.release()
+
+    def _check_integrity(self) -> None:
+        try:
+            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, str(exc)) from None
+        if [r[0] for r in rows] != ["ok"]:
+            raise _corrupt(self.path, "; ".join(str(r[0]) for r in rows[:3]))
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreTooNew(
+                f"the state database {self.path} has schema version {version}, but this "
+                f"cvsyncd only knows versions up to {SCHEMA_VERSION}: it was written by a "
+                "newer cvsyncd. Install that version again; cvsyncd will not change the file"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._write():
+                for statement in MIGRATIONS[target - 1]:
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {target}")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Run the body in one ``BEGIN IMMEDIATE`` transaction; roll back on any error."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- creating jobs -------------------------------------------------------------------
+
+    def create_job(
+        self,
+        folder: str,
+        name: str,
+        inputs: Sequence[InputFile],
+        options: Mapping[str, Any],
+        *,
+        fingerprint: str | None = None,
+        facts: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> Job | None:
+        """Create a queued job; return None if this (folder, name, fingerprint) has one."""
+        now = time.time() if now is None else now
+        fingerprint = fingerprint or inputs[0].fingerprint
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO jobs (folder, name, fingerprint, options, options_key,"
+                " state, facts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    folder,
+                    name,
+                    fingerprint,
+                    json.dumps(options),
+                    options_key(options),
+                    JobState.QUEUED.value,
+                    json.dumps(dict(facts or {})),
+                    now,
+                    now,
+                ),
+            )
+            if cur.rowcount == 0:
+                return None
+            job_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO inputs (job_id, position, rel_path, size, mtime_ns, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (job_id, i, f.rel_path, f.size, f.mtime_ns, f.fingerprint)
+                    for i, f in enumerate(inputs)
+                ],
+            )
+            _add_event(conn, job_id, JobState.QUEUED, "taken from the inbox", now)
+        return self.get(job_id)
+
+    # -- state changes -------------------------------------------------------------------
+
+    def transition(
+        self,
+        job_id: int,
+        current: JobState,
+        new: JobState,
+        message: str | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Move a job from ``current`` to ``new`` (and set ``fields``) in one transaction.
+
+        Raise StoreError if the job is no longer in ``current`` — someone else moved it.
+        """
+        check_transition(current, new)
+        return self._update(job_id, current, new, message, fields)
+
+    def update(self, job_id: int, state: JobState, message: str | None = None, **fields: Any) -> Job:
+        """Set ``fields`` of a job that must still be in ``state``."""
+        return self._update(job_id, state, state, message, fields)
+
+    def _update(
+        self,
+        job_id: int,
+        current: JobState,
+        new: JobState,
+        message: str | None,
+        fields: Mapping[str, Any],
+    ) -> Job:
+        unknown = set(fields) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        now = time.time()
+        values = {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in fields.items()}
+        values["state"] = new.value
+        values["updated_at"] = now
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ?",
+                (*values.values(), job_id, current.value),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"job {job_id} is no longer {current}; not changed")
+            if message or new != current:
+                _add_event(conn, job_id, new, message, now)
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def set_input(self, job_id: int, position: int, **fields: Any) -> None:
+        """Update one input row: its upload URL, or its size/mtime/fingerprint after a re-read."""
+        allowed = {"file_url", "size", "mtime_ns", "fingerprint"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"input fields must be among {sorted(allowed)}")
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE inputs SET {assignments} WHERE job_id = ? AND position = ?",
+                (*fields.values(), job_id, position),
+            )
+
+    def delete_job(self, job_id: int) -> bool:
+        """Forget a job entirely (its inputs and history too). Return whether it existed."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+
+    # -- queries -------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._job(row) if row else None
+
+    def jobs(self, states: Iterable[JobState] | None = None, limit: int | None = None) -> list[Job]:
+        """Return jobs, newest first, optionally only those in ``states``."""
+        sql, args = "SELECT * FROM jobs", []
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" WHERE state IN ({', '.join('?' * len(wanted))})"
+            args.extend(wanted)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [self._job(r) for r in self._conn.execute(sql, args).fetchall()]
+
+    def due_jobs(self, now: float, exclude: Iterable[int] = ()) -> list[Job]:
+        """Return active jobs whose next attempt is due, oldest first."""
+        skip = set(exclude)
+        active = [s.value for s in ACTIVE]
+        rows = self._conn.execute(
+            f"SELECT * FROM jobs WHERE state IN ({', '.join('?' * len(active))})"
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at, id",
+            (*active, now),
+        ).fetchall()
+        return [self._job(r) for r in rows if r["id"] not in skip]
+
+    def next_due_at(self) -> float | None:
+        """Return the earliest next-attempt time among active jobs, or None."""
+        active = [s.value for s in ACTIVE]
+        row = self._conn.execute(
+            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({', '.join('?' * len(active))})",
+            active,
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def count_by_state(self) -> dict[JobState, int]:
+        rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {JobState(r[0]): int(r[1]) for r in rows}
+
+    def find_by_input(self, folder: str, rel_path: str, size: int, mtime_ns: int) -> Job | None:
+        """Return the newest job that took exactly this file (same path, size and mtime)."""
+        row = self._conn.execute(
+            "SELECT jobs.* FROM inputs JOIN jobs ON jobs.id = inputs.job_id"
+            " WHERE jobs.folder = ? AND inputs.rel_path = ? AND inputs.size = ?"
+            " AND inputs.mtime_ns = ? ORDER BY jobs.id DESC LIMIT 1",
+            (folder, rel_path, size, mtime_ns),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def find_by_identity(self, folder: str, name: str, fingerprint: str) -> Job | None:
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND fingerprint = ?",
+            (folder, name, fingerprint),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def find_pending_for_name(self, folder: str, name: str) -> Job | None:
+        """Return a job for this name that has not been submitted yet, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND state IN (?, ?, ?)"
+            " ORDER BY id DESC LIMIT 1",
+            (folder, name, JobState.QUEUED.value, JobState.UPLOADING.value,
+             JobState.UPLOADED.value),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def find_same_content(
+        self, fingerprint: str, options: Mapping[str, Any], exclude: int | None = None
+    ) -> Job | None:
+        """Return the oldest other job with the same content and effective options."""
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE fingerprint = ? AND options_key = ? AND id IS NOT ?"
+            " ORDER BY id LIMIT 1",
+            (fingerprint, options_key(options), exclude),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def events(self, job_id: int) -> list[tuple[float, JobState, str | None]]:
+        rows = self._conn.execute(
+            "SELECT at, state, message FROM events WHERE job_id = ? ORDER BY id", (job_id,)
+        ).fetchall()
+        return [(float(r[0]), JobState(r[1]), r[2]) for r in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._write() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    def _job(self, row: sqlite3.Row) -> Job:
+        inputs = self._conn.execute(
+            "SELECT rel_path, size, mtime_ns, fingerprint, file_url FROM inputs"
+            " WHERE job_id = ? ORDER BY position",
+            (row["id"],),
+        ).fetchall()
+        return Job(
+            id=row["id"],
+            folder=row["folder"],
+            name=row["name"],
+            fingerprint=row["fingerprint"],
+            options=json.loads(row["options"]),
+            state=JobState(row["state"]),
+            inputs=tuple(InputFile(*i) for i in inputs),
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            edit_id=row["edit_id"],
+            progress=_loads(row["progress"]),
+            result=_loads(row["result"]),
+            outputs=tuple(json.loads(row["outputs"])),
+            disposed_to=row["disposed_to"],
+            error=row["error"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            submitted_at=row["submitted_at"],
+            finished_at=row["finished_at"],
+            facts=json.loads(row["facts"]),
+        )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the database file private to its owner, with the durability pragmas set."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, str(exc)) from None
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise StoreError(f"the state database {path} cannot use WAL journaling (got {mode})")
+    return conn
+
+
+def _corrupt(path: Path, detail: str) -> StoreCorrupt:
+    return StoreCorrupt(
+        f"the state database {path} is damaged ({detail}). cvsyncd has not changed it and "
+        f"will not start on it. Keep a copy for diagnosis; to start afresh, move it aside "
+        f"(mv {path} {path}.damaged) — jobs in progress would then be forgotten and the "
+        "inboxes scanned anew"
+    )
+
+
+def _add_event(
+    conn: sqlite3.Connection, job_id: int, state: JobState, message: str | None, now: float
+) -> None:
+    conn.execute(
+        "INSERT INTO events (job_id, at, state, message) VALUES (?, ?, ?, ?)",
+        (job_id, now, state.value, message),
+    )
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,250 @@
+"""The SQLite job store, on a real database file in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cvsyncd import store as store_module
+from cvsyncd.errors import StoreCorrupt, StoreError, StoreLocked, StoreTooNew
+from cvsyncd.jobs import InputFile, JobState, TransitionError
+from cvsyncd.store import DB_NAME, SCHEMA_VERSION, Store, daemon_pid
+
+S = JobState
+OPTIONS = {"fillers": True, "long_silences": True}
+
+
+def make_input(name: str = "show/ep1.wav", fingerprint: str = "a" * 64) -> InputFile:
+    return InputFile(name, 1234, 1_700_000_000_000_000_000, fingerprint)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def store(state_dir: Path):
+    s = Store.open(state_dir)
+    yield s
+    s.close()
+
+
+def test_open_creates_private_state_dir_and_database(state_dir: Path, store: Store) -> None:
+    assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state_dir / DB_NAME).st_mode) == 0o600
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+def test_durability_pragmas_are_set(store: Store) -> None:
+    conn = store._conn
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_create_job_and_read_it_back(store: Store) -> None:
+    job = store.create_job("/in", "show/ep1.wav", [make_input()], OPTIONS,
+                           facts={"preset": "podcast"})
+    assert job is not None
+    assert job.state is S.QUEUED
+    assert job.options == OPTIONS
+    assert job.inputs == (make_input(),)
+    assert job.facts == {"preset": "podcast"}
+    assert store.events(job.id)[0][1] is S.QUEUED
+
+
+def test_same_input_never_becomes_two_jobs(store: Store) -> None:
+    first = store.create_job("/in", "show/ep1.wav", [make_input()], OPTIONS)
+    again = store.create_job("/in", "show/ep1.wav", [make_input()], OPTIONS)
+    assert first is not None and again is None
+    assert len(store.jobs()) == 1
+    # new content under the same name is a new recording
+    other = store.create_job("/in", "show/ep1.wav", [make_input(fingerprint="b" * 64)], OPTIONS)
+    assert other is not None and other.id != first.id
+
+
+def test_transition_checks_current_state_in_sql(store: Store) -> None:
+    job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    moved = store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
+    assert moved.state is S.UPLOADING
+    with pytest.raises(StoreError, match="no longer queued"):
+        store.transition(job.id, S.QUEUED, S.UPLOADING)
+    with pytest.raises(TransitionError):
+        store.transition(job.id, S.UPLOADING, S.DONE)
+    assert store.get(job.id).state is S.UPLOADING  # type: ignore[union-attr]
+
+
+def test_update_sets_fields_and_json(store: Store) -> None:
+    job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    job = store.update(job.id, S.QUEUED, None, attempts=3, error="boom",
+                       progress={"uploaded": 10, "size": 20}, next_attempt_at=123.0)
+    assert (job.attempts, job.error, job.next_attempt_at) == (3, "boom", 123.0)
+    assert job.progress == {"uploaded": 10, "size": 20}
+    with pytest.raises(ValueError, match="not updatable"):
+        store.update(job.id, S.QUEUED, None, created_at=0)
+
+
+def test_due_jobs_and_next_due(store: Store) -> None:
+    a = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], OPTIONS)
+    b = store.create_job("/in", "b.wav", [make_input("b.wav", "2" * 64)], OPTIONS)
+    assert a and b
+    store.update(b.id, S.QUEUED, None, next_attempt_at=time.time() + 100)
+    due = store.due_jobs(time.time())
+    assert [j.id for j in due] == [a.id]
+    assert store.due_jobs(time.time(), exclude=[a.id]) == []
+    assert store.next_due_at() == 0
+    store.transition(a.id, S.QUEUED, S.FAILED, "bad")
+    assert store.next_due_at() == pytest.approx(time.time() + 100, abs=5)
+
+
+def test_find_by_input_and_pending(store: Store) -> None:
+    rec = make_input("show/ep1.wav")
+    job = store.create_job("/in", rec.rel_path, [rec], OPTIONS)
+    assert job is not None
+    assert store.find_by_input("/in", rec.rel_path, rec.size, rec.mtime_ns).id == job.id  # type: ignore[union-attr]
+    assert store.find_by_input("/in", rec.rel_path, rec.size + 1, rec.mtime_ns) is None
+    assert store.find_by_input("/other", rec.rel_path, rec.size, rec.mtime_ns) is None
+    assert store.find_pending_for_name("/in", rec.rel_path).id == job.id  # type: ignore[union-attr]
+    store.transition(job.id, S.QUEUED, S.FAILED)
+    assert store.find_pending_for_name("/in", rec.rel_path) is None
+
+
+def test_find_same_content_matches_fingerprint_and_options(store: Store) -> None:
+    a = store.create_job("/in", "a.wav", [make_input("a.wav")], {"fillers": True, "x": 1})
+    assert a is not None
+    # same options in another key order: the same effective preset
+    assert store.find_same_content("a" * 64, {"x": 1, "fillers": True}).id == a.id  # type: ignore[union-attr]
+    assert store.find_same_content("a" * 64, {"fillers": False}) is None
+    assert store.find_same_content("a" * 64, {"fillers": True, "x": 1}, exclude=a.id) is None
+
+
+def test_state_survives_reopen(state_dir: Path) -> None:
+    s = Store.open(state_dir)
+    job = s.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    s.transition(job.id, S.QUEUED, S.UPLOADING)
+    s.set_input(job.id, 0, file_url="http://127.0.0.1/storage/ep.wav")
+    s.close()
+    s = Store.open(state_dir)
+    try:
+        again = s.get(job.id)
+        assert again is not None and again.state is S.UPLOADING
+        assert again.inputs[0].file_url == "http://127.0.0.1/storage/ep.wav"
+    finally:
+        s.close()
+
+
+def test_delete_job_forgets_inputs_and_events(store: Store) -> None:
+    job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    assert store.delete_job(job.id)
+    assert store.get(job.id) is None
+    assert store.events(job.id) == []
+    assert store.find_by_input("/in", "ep.wav", 1234, make_input().mtime_ns) is None
+    assert store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS) is not None
+
+
+def test_meta_values(store: Store) -> None:
+    assert store.get_meta("paused") is None
+    store.set_meta("paused", "no credits")
+    store.set_meta("paused", "bad key")
+    assert store.get_meta("paused") == "bad key"
+    store.set_meta("paused", None)
+    assert store.get_meta("paused") is None
+
+
+def test_second_daemon_on_same_state_dir_is_refused(state_dir: Path) -> None:
+    first = Store.open(state_dir, daemon=True)
+    try:
+        assert daemon_pid(state_dir) == os.getpid()
+        # a second daemon, in another process, must fail and say why
+        code = (
+            "import sys; from pathlib import Path; from cvsyncd.store import Store\n"
+            "from cvsyncd.errors import StoreLocked\n"
+            "try:\n    Store.open(Path(sys.argv[1]), daemon=True)\n"
+            "except StoreLocked as e:\n    print(e); sys.exit(3)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code, str(state_dir)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 3
+        assert f"pid {os.getpid()}" in proc.stdout
+        # commands that only read may still open it
+        reader = Store.open(state_dir)
+        reader.close()
+    finally:
+        first.close()
+    assert daemon_pid(state_dir) is None
+    Store.open(state_dir, daemon=True).close()
+
+
+def test_lock_is_released_by_the_kernel_when_the_daemon_dies(state_dir: Path) -> None:
+    code = (
+        "import os, sys; from pathlib import Path; from cvsyncd.store import Store\n"
+        "Store.open(Path(sys.argv[1]), daemon=True); print('locked', flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(state_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9 and "locked" in proc.stdout
+    Store.open(state_dir, daemon=True).close()
+
+
+def test_database_from_a_newer_version_is_refused_and_left_alone(state_dir: Path) -> None:
+    Store.open(state_dir).close()
+    db = state_dir / DB_NAME
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(StoreTooNew, match="newer cvsyncd"):
+        Store.open(state_dir)
+    assert db.read_bytes() == before
+
+
+def test_corrupt_database_is_refused_and_never_recreated(state_dir: Path) -> None:
+    state_dir.mkdir(mode=0o700)
+    db = state_dir / DB_NAME
+    db.write_bytes(b"this is not a database" * 100)
+    before = db.read_bytes()
+    with pytest.raises(StoreCorrupt, match="damaged") as info:
+        Store.open(state_dir)
+    assert "mv " in str(info.value)  # says how to start afresh
+    assert db.read_bytes() == before
+
+
+def test_damaged_pages_fail_the_quick_check(state_dir: Path) -> None:
+    s = Store.open(state_dir)
+    for i in range(300):
+        s.create_job("/in", f"f{i}.wav", [make_input(f"f{i}.wav", f"{i:064d}")], OPTIONS)
+    s._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    s.close()
+    db = state_dir / DB_NAME
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for offset in range(2 * page + 100, len(data) - page, page * 3):
+        data[offset:offset + 200] = b"\xff" * 200  # scribble over b-tree pages, keep the header
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt):
+        Store.open(state_dir)
+
+
+def test_network_filesystem_is_refused(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # no NFS server can run here: the mount table lookup is replaced, the refusal is real
+    monkeypatch.setattr(store_module.fsinfo, "filesystem_type", lambda path: "nfs4")
+    with pytest.raises(StoreError, match="nfs4 filesystem"):
+        Store.open(state_dir)
