@@ -301,7 +301,7 @@ class Steps:
 
     async def dispose(self, job: Job, folder: Folder) -> None:
         if folder.after != "keep":
-            job = await asyncio.to_thread(self._dispose_inputs, job, folder)
+            job = await self._dispose_inputs(job, folder)
         if job.edit_id:
             try:
                 await self.client.delete_edit(job.edit_id)
@@ -318,30 +318,27 @@ class Steps:
         self.log.info("done", job=job.id, path=job.name, after=folder.after,
                       moved_to=job.disposed_to)
 
-    def _dispose_inputs(self, job: Job, folder: Folder) -> Job:
+    async def _dispose_inputs(self, job: Job, folder: Folder) -> Job:
         """Move or delete the input — only if it is still the content we processed."""
         recorded = job.inputs[0]
         source = current_input_path(folder, job)
-        try:
-            st: os.stat_result | None = os.lstat(source)
-        except FileNotFoundError:
-            st = None
+        st = await asyncio.to_thread(_lstat_or_none, source)
         if st is not None and not same_file(st, recorded):
             self.log.warning("the input changed after it was processed; leaving it in place",
                              job=job.id, path=job.name)
             return job
         if folder.after == "delete":
             if st is not None:
-                remove_file(source)
+                await asyncio.to_thread(remove_file, source)
             return job
-        target = Path(job.disposed_to) if job.disposed_to else None
-        if target is None:
-            target = free_name(folder.done_dir / recorded.rel_path)
+        if job.disposed_to is None:  # plan the name first, so a redo finds the file
+            target = await asyncio.to_thread(free_name, folder.done_dir / recorded.rel_path)
             job = self.store.update(job.id, S.DISPOSING, None, disposed_to=str(target))
+        target = Path(str(job.disposed_to))
         if st is None:
             return job  # moved already (a redo after a crash), or removed by the user
         try:
-            move_file(source, target)
+            await asyncio.to_thread(move_file, source, target)
         except FileExistsError:
             self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
             raise JobError(f"{target} appeared meanwhile; choosing another name",
@@ -353,3 +350,10 @@ class Steps:
                                retryable=True) from None
             raise
         return job
+
+
+def _lstat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None

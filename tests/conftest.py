@@ -1,0 +1,182 @@
+"""Shared test helpers: WAV files, configs, the emulator, and the daemon as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cvsyncd.emulator import Emulator
+
+EMULATOR_KEY = "cv-test-key-0123456789"
+
+
+def make_wav(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 16000) -> Path:
+    """Write a real mono 16-bit PCM WAV file (a sine tone) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = int(seconds * rate)
+    samples = (int(12000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(frames))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return path
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    emu = Emulator(tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=1.0)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def creates(emu: Emulator) -> list[dict[str, Any]]:
+    """The create-edit requests the emulator carried out."""
+    return [r for r in emu.requests() if r.get("endpoint") == "create" and r.get("processed")]
+
+
+class Setup:
+    """A working directory with inbox, outbox, key file and config for one daemon."""
+
+    def __init__(self, root: Path, base_url: str, *, after: str = "move",
+                 preset: str = "fillers = true\nlong_silences = true", extra_daemon: str = "",
+                 extra_folder: str = ""):
+        self.root = root
+        self.inbox = root / "inbox"
+        self.outbox = root / "outbox"
+        self.state = root / "state"
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        self.key_file = root / "api_key"
+        self.key_file.write_text(EMULATOR_KEY + "\n")
+        os.chmod(self.key_file, 0o600)
+        self.config = root / "cvsyncd.toml"
+        self.config.write_text(textwrap.dedent(f"""\
+            [cleanvoice]
+            base_url = "{base_url}"
+            api_key_file = "api_key"
+
+            [daemon]
+            state_dir = "state"
+            settle_seconds = 0.5
+            poll_initial_seconds = 0.5
+            poll_min_seconds = 0.2
+            poll_max_seconds = 1
+            {extra_daemon}
+
+            [presets.podcast]
+            {preset}
+
+            [[folders]]
+            inbox = "inbox"
+            outbox = "outbox"
+            preset = "podcast"
+            after = "{after}"
+            {extra_folder}
+            """))
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEANVOICE", "CVSYNCD"))}
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cvsyncd", *args], capture_output=True,
+                              text=True, timeout=timeout, env=self.env(), cwd=self.root)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        proc = self.cli("jobs", "-c", str(self.config), "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def daemon(self, *args: str) -> DaemonProcess:
+        return DaemonProcess(self, list(args))
+
+
+class DaemonProcess:
+    """``cvsyncd run`` as a real subprocess, its log collected line by line."""
+
+    def __init__(self, setup: Setup, args: list[str]):
+        self.setup = setup
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cvsyncd", "run", "-c", str(setup.config), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=setup.env(),
+            cwd=setup.root)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in list(self.lines):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what or predicate}; daemon log:\n"
+                             + "".join(self.lines[-60:]))
+
+    def wait_for_event(self, event: str, timeout: float = 30, **fields: Any) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self.events() if e.get("event") == event
+                        and all(e.get(k) == v for k, v in fields.items())]
+            return bool(found)
+
+        self.wait_for(seen, timeout, f"log event {event!r} {fields}")
+        return found[0]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self._close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        self._close()
+
+    def _close(self) -> None:
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    @property
+    def log_text(self) -> str:
+        return "".join(self.lines)
