@@ -1,0 +1,68 @@
+"""The emulator's own control endpoints under ``/_emulator/`` (not part of the API).
+
+A test that runs the daemon as a subprocess cannot call ``Emulator.set_faults``; it changes
+the fault settings here instead, and reads the edits the emulator knows. Only loopback
+clients may use these paths; they need no API key and are never subject to faults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+
+from cvsyncd.emulator.faults import FaultInjector
+from cvsyncd.emulator.httpio import BodyError, Exchange, Response
+from cvsyncd.emulator.replies import json_response
+from cvsyncd.emulator.state import State
+
+ADMIN_BODY_LIMIT = 64 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    """Return True for 127.0.0.0/8, ::1 and IPv4-mapped loopback addresses."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _problem(status: int, message: str) -> Response:
+    return json_response(status, {"error": {"code": "ADMIN_ERROR", "message": message}})
+
+
+class AdminEndpoints:
+    """Serves ``/_emulator/faults`` and ``/_emulator/state``."""
+
+    def __init__(self, faults: FaultInjector, state: State):
+        self._faults = faults
+        self._state = state
+
+    def refuse_remote(self, exchange: Exchange) -> Response | None:
+        if is_loopback(exchange.client_host):
+            return None
+        return _problem(403, "the /_emulator/ endpoints answer loopback clients only")
+
+    def faults(self, exchange: Exchange, params: Mapping[str, str]) -> Response:
+        """GET: the fault settings. POST a JSON object with some fields: change them."""
+        if exchange.method == "POST":
+            try:
+                changes = json.loads(exchange.read_body(ADMIN_BODY_LIMIT) or b"{}")
+            except (BodyError, ValueError) as error:
+                return _problem(400, f"body must be a JSON object: {error}")
+            if not isinstance(changes, dict):
+                return _problem(400, "body must be a JSON object")
+            try:
+                self._faults.update(changes)
+            except (TypeError, ValueError) as error:
+                return _problem(400, str(error))
+        exchange.processed = True
+        return json_response(200, self._faults.settings.to_json())
+
+    def state(self, exchange: Exchange, params: Mapping[str, str]) -> Response:
+        """GET: every edit and upload the emulator holds, and the remaining credit."""
+        exchange.processed = True
+        return json_response(200, self._state.snapshot())
