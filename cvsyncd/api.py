@@ -89,8 +89,9 @@ class EditStatus:
         return round(100.0 * done / total, 1) if total > 0 else None
 
 
-def backoff_delay(attempt: int, *, base: float = 5.0, cap: float = 900.0,
-                  retry_after: float | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base: float = 5.0, cap: float = 900.0, retry_after: float | None = None
+) -> float:
     """Return seconds to wait before retry number ``attempt`` (1-based).
 
     Exponential with full jitter between half and all of the step, never less than what
@@ -116,8 +117,9 @@ def error_message(body: Any, status: int) -> tuple[str, str | None]:
         if not message and isinstance(body.get("detail"), str):
             message = body["detail"]
         if not message and isinstance(body.get("detail"), list):
-            message = "; ".join(str(d.get("msg", d)) if isinstance(d, Mapping) else str(d)
-                                for d in body["detail"])
+            message = "; ".join(
+                str(d.get("msg", d)) if isinstance(d, Mapping) else str(d) for d in body["detail"]
+            )
         if not message and isinstance(body.get("message"), str):
             message = body["message"]
         code = payload.get("code") if isinstance(payload, Mapping) else None
@@ -222,8 +224,9 @@ class CleanvoiceClient:
         payload: dict[str, Any] = {"files": list(files), "config": dict(config)}
         if upload_type:
             payload["upload_type"] = upload_type
-        body = await self._call("POST", f"{self.base_url}/edits", json={"input": payload},
-                                idempotent=False)
+        body = await self._call(
+            "POST", f"{self.base_url}/edits", json={"input": payload}, idempotent=False
+        )
         edit_id = body.get("id") if isinstance(body, Mapping) else None
         if not isinstance(edit_id, str) or not edit_id:
             raise AmbiguousApiError("the create-edit answer had no edit id")
@@ -244,15 +247,16 @@ class CleanvoiceClient:
             raise TransientApiError("the account answer was not a JSON object")
         return body
 
-    async def _call(self, method: str, url: str, *, idempotent: bool = True,
-                    **kwargs: Any) -> Any:
+    async def _call(self, method: str, url: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
         """Send one API request and return its JSON body, or raise a classified ApiError."""
         what = f"{method} {urlsplit(url).path}"
         try:
             response = await self._api.request(method, url, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # nothing was sent: safe to retry, even a create-edit
-            raise TransientApiError(f"{what}: cannot reach Cleanvoice ({self._describe(exc)})") from None
+            raise TransientApiError(
+                f"{what}: cannot reach Cleanvoice ({self._describe(exc)})"
+            ) from None
         except httpx.TransportError as exc:
             text = f"{what}: no answer from Cleanvoice ({self._describe(exc)})"
             raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None
@@ -270,16 +274,21 @@ class CleanvoiceClient:
                 raise TransientApiError(text) if idempotent else AmbiguousApiError(text)
             return body
         message, code = error_message(body, status)
-        text = self._scrub(f"{what}: HTTP {status}: {message}")
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        kw = {"status": status, "code": code, "retry_after": retry_after}
+        kind: type[ApiError]
         if status == 429:
-            raise TransientApiError(text, **kw)
-        if status in (401, 403):
-            raise AccountApiError(text, **kw)
-        if status == 408 or status >= 500:
-            raise TransientApiError(text, **kw) if idempotent else AmbiguousApiError(text, **kw)
-        raise PermanentApiError(text, **kw)
+            kind = TransientApiError  # refused before doing anything: safe even for a create
+        elif status in (401, 403):
+            kind = AccountApiError
+        elif status == 408 or status >= 500:
+            kind = TransientApiError if idempotent else AmbiguousApiError
+        else:
+            kind = PermanentApiError
+        raise kind(
+            self._scrub(f"{what}: HTTP {status}: {message}"),
+            status=status,
+            code=code,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
 
     # -- file transfers (no credentials) -----------------------------------------------
 
@@ -309,14 +318,16 @@ class CleanvoiceClient:
                 headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
             )
         except _FileChanged as exc:
-            raise TransientApiError(f"{path.name} changed while being uploaded: {exc}",
-                                    code="file-changed") from None
+            raise TransientApiError(
+                f"{path.name} changed while being uploaded: {exc}", code="file-changed"
+            ) from None
         except httpx.TransportError as exc:
             raise TransientApiError(f"{what} failed: {self._describe(exc)}") from None
         if response.status_code >= 300:
-            kind = PermanentApiError if response.status_code in (400, 411, 413) else TransientApiError
-            raise kind(f"{what} failed: HTTP {response.status_code}",
-                       status=response.status_code)
+            kind = (
+                PermanentApiError if response.status_code in (400, 411, 413) else TransientApiError
+            )
+            raise kind(f"{what} failed: HTTP {response.status_code}", status=response.status_code)
         return hasher.hexdigest()
 
     async def download(self, url: str, sink: IO[bytes]) -> int:
@@ -331,21 +342,28 @@ class CleanvoiceClient:
         try:
             async with self._files.stream("GET", url) as response:
                 if response.status_code >= 300:
-                    kind = TransientApiError if response.status_code in (403, 408, 429) or \
-                        response.status_code >= 500 else PermanentApiError
-                    raise kind(f"{what} failed: HTTP {response.status_code}",
-                               status=response.status_code)
+                    kind = (
+                        TransientApiError
+                        if response.status_code in (403, 408, 429) or response.status_code >= 500
+                        else PermanentApiError
+                    )
+                    raise kind(
+                        f"{what} failed: HTTP {response.status_code}", status=response.status_code
+                    )
                 expected = response.headers.get("Content-Length")
                 if expected and int(expected) > self.max_download_bytes:
                     raise PermanentApiError(f"{what}: {expected} bytes is over the size cap")
                 async for chunk in response.aiter_bytes(BLOCK_SIZE):
                     written += len(chunk)
                     if written > self.max_download_bytes:
-                        raise PermanentApiError(f"{what}: more than {self.max_download_bytes} bytes")
+                        raise PermanentApiError(
+                            f"{what}: more than {self.max_download_bytes} bytes"
+                        )
                     await asyncio.to_thread(sink.write, chunk)
         except httpx.TransportError as exc:
-            raise TransientApiError(f"{what} broke off after {written} bytes: "
-                                    f"{self._describe(exc)}") from None
+            raise TransientApiError(
+                f"{what} broke off after {written} bytes: {self._describe(exc)}"
+            ) from None
         if expected and written != int(expected):
             raise TransientApiError(f"{what} was cut short: {written} of {expected} bytes")
         return written
@@ -388,7 +406,7 @@ async def _read_blocks(
     path: Path, size: int, hasher: Any, on_progress: ProgressCallback | None
 ) -> AsyncIterator[bytes]:
     """Yield exactly ``size`` bytes of ``path`` in large blocks, hashing them on the way."""
-    with open(path, "rb") as f:  # noqa: ASYNC230 - reads happen in a worker thread below
+    with open(path, "rb") as f:
         sent = 0
         while sent < size:
             block = await asyncio.to_thread(_read_and_hash, f, min(BLOCK_SIZE, size - sent), hasher)

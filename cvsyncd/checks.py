@@ -38,9 +38,14 @@ def check_folders(config: Config) -> list[Check]:
     for folder in config.folders:
         label = f"folder {folder.name!r}"
         if not folder.inbox.is_dir():
-            results.append((False, f"{label} inbox {folder.inbox}",
-                            f"does not exist or is not a folder; create it (mkdir -p "
-                            f"'{folder.inbox}') or fix [[folders]] inbox"))
+            results.append(
+                (
+                    False,
+                    f"{label} inbox {folder.inbox}",
+                    f"does not exist or is not a folder; create it (mkdir -p "
+                    f"'{folder.inbox}') or fix [[folders]] inbox",
+                )
+            )
         elif not os.access(folder.inbox, os.R_OK | os.X_OK):
             results.append((False, f"{label} inbox {folder.inbox}", "cannot be read"))
         else:
@@ -67,15 +72,21 @@ def check_state(config: Config) -> list[Check]:
     except StoreError as exc:
         return [(False, f"state directory {state_dir}", str(exc))]
     except OSError as exc:
-        return [(False, f"state directory {state_dir}",
-                 f"{exc.strerror}; set [daemon] state_dir to a folder this user may write")]
+        return [
+            (
+                False,
+                f"state directory {state_dir}",
+                f"{exc.strerror}; set [daemon] state_dir to a folder this user may write",
+            )
+        ]
     try:
         counts = store.count_by_state()
     finally:
         store.close()
     running = f"; a daemon is running (pid {pid})" if pid else ""
-    return [(True, f"state directory {state_dir}",
-             f"database ok, {sum(counts.values())} jobs{running}")]
+    return [
+        (True, f"state directory {state_dir}", f"database ok, {sum(counts.values())} jobs{running}")
+    ]
 
 
 async def check_api(config: Config) -> list[Check]:
@@ -89,13 +100,20 @@ async def check_api(config: Config) -> list[Check]:
         try:
             account = await client.account()
         except AccountApiError as exc:
-            return [(True, "API key", "found"),
-                    (False, subject, f"the key was refused ({exc.message}); check that it is "
-                                     "the key from your Cleanvoice dashboard")]
+            return [
+                (True, "API key", "found"),
+                (
+                    False,
+                    subject,
+                    f"the key was refused ({exc.message}); check that it is "
+                    "the key from your Cleanvoice dashboard",
+                ),
+            ]
         except ApiError as exc:
-            return [(True, "API key", "found"),
-                    (False, subject, f"not reachable ({exc.message}); check base_url and "
-                                     "the network")]
+            return [
+                (True, "API key", "found"),
+                (False, subject, f"not reachable ({exc.message}); check base_url and the network"),
+            ]
     credit = account.get("credit")
     total = credit.get("total") if isinstance(credit, dict) else None
     credits = f"; credit balance {total}" if total is not None else ""

@@ -44,28 +44,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cvsyncd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help_text: str, func: Callable[[argparse.Namespace, TextIO], int],
-                config: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str,
+        help_text: str,
+        func: Callable[[argparse.Namespace, TextIO], int],
+        config: bool = True,
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if config:
-            p.add_argument("-c", "--config", type=Path, default=None,
-                           help="config file (default: $CVSYNCD_CONFIG, "
-                                "~/.config/cvsyncd/config.toml, /etc/cvsyncd/config.toml)")
+            p.add_argument(
+                "-c",
+                "--config",
+                type=Path,
+                default=None,
+                help="config file (default: $CVSYNCD_CONFIG, "
+                "~/.config/cvsyncd/config.toml, /etc/cvsyncd/config.toml)",
+            )
         p.set_defaults(func=func)
         return p
 
     run = command("run", "run the daemon in the foreground (SIGTERM/SIGINT stop it)", cmd_run)
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                     help="override [daemon] log_level")
-    command("check", "check the config, the folders, the state directory and the API key",
-            cmd_check)
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="override [daemon] log_level",
+    )
+    command(
+        "check", "check the config, the folders, the state directory and the API key", cmd_check
+    )
     status = command("status", "show job counts, active jobs and recent problems", cmd_status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     jobs = command("jobs", "list jobs", cmd_jobs)
     jobs.add_argument("--state", choices=[s.value for s in JobState], help="only this state")
     jobs.add_argument("--json", action="store_true", help="machine-readable output")
-    emulator = command("emulator", "serve a local Cleanvoice API emulator (for trying "
-                       "cvsyncd and for tests)", cmd_emulator, config=False)
+    emulator = command(
+        "emulator",
+        "serve a local Cleanvoice API emulator (for trying cvsyncd and for tests)",
+        cmd_emulator,
+        config=False,
+    )
     from cvsyncd.emulator import add_arguments
 
     add_arguments(emulator)
@@ -79,8 +96,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     try:
         return int(args.func(args, out))
     except ConfigError as exc:
-        print(f"cvsyncd: the config has {_count(len(exc.problems), 'problem')}:",
-              file=sys.stderr)
+        print(f"cvsyncd: the config has {_count(len(exc.problems), 'problem')}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -121,8 +137,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{'ok  ' if ok else 'FAIL'}  {subject}{': ' + detail if detail else ''}", file=out)
     failed = sum(1 for ok, _, _ in results if not ok)
     if failed:
-        print(f"\n{_count(failed, 'check')} failed; fix the lines marked FAIL and run "
-              f"`cvsyncd check -c {config.path}` again.", file=out)
+        print(
+            f"\n{_count(failed, 'check')} failed; fix the lines marked FAIL and run "
+            f"`cvsyncd check -c {config.path}` again.",
+            file=out,
+        )
         return EXIT_FAILURE
     print(f"\nAll good. Start the daemon with `cvsyncd run -c {config.path}`.", file=out)
     return EXIT_OK
@@ -238,13 +257,15 @@ def _print_status(report: dict[str, Any], out: TextIO) -> None:
     if report["paused"]:
         print(f"PAUSED:  {report['paused']}", file=out)
     counts = report["counts"]
-    print("jobs:    " + (", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
-                         or "none yet"), file=out)
+    print(
+        "jobs:    "
+        + (", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()) or "none yet"),
+        file=out,
+    )
     if report["active"]:
         print("active:", file=out)
         for job in report["active"]:
-            print(f"  #{job['id']:<5} {job['state']:<11} {job['name']}{_progress(job)}",
-                  file=out)
+            print(f"  #{job['id']:<5} {job['state']:<11} {job['name']}{_progress(job)}", file=out)
     if report["problems"]:
         print("recent problems:", file=out)
         for job in report["problems"]:
@@ -271,4 +292,3 @@ def _iso(ts: float | None) -> str | None:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-

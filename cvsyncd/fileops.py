@@ -99,8 +99,7 @@ def _place_without_clobbering(temp: Path, dest: Path) -> None:
     os.unlink(temp)
 
 
-def write_bytes_atomic(dest: Path, data: bytes, mode: int = 0o644,
-                       overwrite: bool = True) -> Path:
+def write_bytes_atomic(dest: Path, data: bytes, mode: int = 0o644, overwrite: bool = True) -> Path:
     out = AtomicFile(dest, mode)
     try:
         out.file.write(data)

@@ -16,8 +16,12 @@ import structlog
 
 from cvsyncd.redact import scrub
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 QUIET_LOGGERS = ("httpx", "httpcore", "watchdog", "asyncio")
 
 
@@ -31,14 +35,19 @@ def scrub_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
     return event
 
 
-def configure(level: str = "info", stream: TextIO | None = None, *, json: bool | None = None) -> None:
+def configure(
+    level: str = "info", stream: TextIO | None = None, *, json: bool | None = None
+) -> None:
     """Set up structlog (and the stdlib root logger) for the whole process."""
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()
     numeric = LEVELS.get(level, logging.INFO)
-    renderer: Any = (structlog.processors.JSONRenderer() if json
-                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

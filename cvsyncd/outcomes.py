@@ -67,8 +67,11 @@ class Pause:
         self.strikes += 1
         self.check_at = time.time() + backoff_delay(self.strikes, base=60.0, cap=1800.0)
         if reason != self.reason:
-            self.log.error("paused all new uploads and submissions", reason=reason,
-                           recheck_in=round(self.check_at - time.time()))
+            self.log.error(
+                "paused all new uploads and submissions",
+                reason=reason,
+                recheck_in=round(self.check_at - time.time()),
+            )
             self.store.set_meta(PAUSE_META_KEY, reason)
         self.reason = reason
 
@@ -160,30 +163,55 @@ class Outcomes:
         else:
             self.retry_later(job, "internal error (details in the daemon's log)")
 
-    def retry_later(self, job: Job, message: str, *, retry_after: float | None = None,
-                    at: float | None = None, count: bool = True) -> None:
+    def retry_later(
+        self,
+        job: Job,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        at: float | None = None,
+        count: bool = True,
+    ) -> None:
         """Send the job back to its last safe state, to be retried after a back-off."""
         attempts = job.attempts + 1 if count else job.attempts
-        when = at if at is not None else time.time() + backoff_delay(
-            max(attempts, 1), retry_after=retry_after)
+        when = (
+            at
+            if at is not None
+            else time.time() + backoff_delay(max(attempts, 1), retry_after=retry_after)
+        )
         state = SAFE_STATE.get(job.state, job.state)
         fields = {"attempts": attempts, "next_attempt_at": when, "error": message}
         if state is job.state:
             self.store.update(job.id, state, None, **fields)
         else:
             self.store.transition(job.id, job.state, state, message, **fields)
-        self.log.warning("will retry", job=job.id, path=job.name, state=str(state),
-                         attempt=attempts, in_seconds=round(when - time.time(), 1), error=message)
+        self.log.warning(
+            "will retry",
+            job=job.id,
+            path=job.name,
+            state=str(state),
+            attempt=attempts,
+            in_seconds=round(when - time.time(), 1),
+            error=message,
+        )
 
     def ambiguous_submit(self, job: Job, what: str) -> None:
         cfg = self.config.path
         if getattr(self.config.daemon, "resubmit_ambiguous", False):
             self.store.transition(
-                job.id, S.SUBMITTING, S.UPLOADED,
+                job.id,
+                S.SUBMITTING,
+                S.UPLOADED,
                 f"{what}; resubmitting because resubmit_ambiguous = true (may bill twice)",
-                next_attempt_at=time.time() + 5.0, error=what)
-            self.log.warning("create-edit outcome unknown; resubmitting as configured",
-                             job=job.id, path=job.name, error=what)
+                next_attempt_at=time.time() + 5.0,
+                error=what,
+            )
+            self.log.warning(
+                "create-edit outcome unknown; resubmitting as configured",
+                job=job.id,
+                path=job.name,
+                error=what,
+            )
             return
         message = (
             f"{what}. Cleanvoice may or may not have created (and billed) an edit for this "
@@ -191,10 +219,12 @@ class Outcomes:
             f"dashboard, then run `cvsyncd retry -c {cfg} {job.id}` to submit it again, or "
             f"`cvsyncd forget -c {cfg} {job.id}` to drop it"
         )
-        self.store.transition(job.id, S.SUBMITTING, S.NEEDS_ATTENTION, message, error=message,
-                              finished_at=time.time())
-        self.log.error("needs attention: create-edit outcome unknown", job=job.id,
-                       path=job.name, error=what)
+        self.store.transition(
+            job.id, S.SUBMITTING, S.NEEDS_ATTENTION, message, error=message, finished_at=time.time()
+        )
+        self.log.error(
+            "needs attention: create-edit outcome unknown", job=job.id, path=job.name, error=what
+        )
 
     def fail(self, job: Job, message: str, folder: Folder) -> None:
         """Fail the job for good and put its input where the user will see why."""
@@ -204,14 +234,16 @@ class Outcomes:
             return
         if job.edit_id:
             self._forget_remote(job.edit_id)
-        job = self.store.transition(job.id, job.state, S.FAILED, message, error=message,
-                                    finished_at=time.time())
+        job = self.store.transition(
+            job.id, job.state, S.FAILED, message, error=message, finished_at=time.time()
+        )
         self.log.error("failed", job=job.id, path=job.name, error=message)
         try:
             moved = set_aside_failed_input(folder, job, message)
         except OSError as exc:
-            self.log.error("could not move the failed input aside", job=job.id,
-                           path=job.name, error=str(exc))
+            self.log.error(
+                "could not move the failed input aside", job=job.id, path=job.name, error=str(exc)
+            )
             return
         if moved:
             facts = {**job.facts, "input_at": str(moved)}
@@ -233,8 +265,13 @@ class Outcomes:
         message = f"its folder {job.folder} is no longer in the config; waiting"
         if job.error != message:
             self.log.warning("job's folder is gone from the config", job=job.id, path=job.name)
-        self.store.update(job.id, job.state, None, error=message,
-                          next_attempt_at=time.time() + ORPHAN_RECHECK_SECONDS)
+        self.store.update(
+            job.id,
+            job.state,
+            None,
+            error=message,
+            next_attempt_at=time.time() + ORPHAN_RECHECK_SECONDS,
+        )
 
 
 def current_input_path(folder: Folder, job: Job, position: int = 0) -> Path:

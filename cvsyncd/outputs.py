@@ -25,8 +25,23 @@ from cvsyncd.jobs import Job
 from cvsyncd.redact import REDACTED, redact_url
 
 MEDIA_EXTENSIONS = frozenset(
-    {"mp3", "wav", "flac", "m4a", "aac", "ogg", "opus", "aiff", "aif",
-     "mp4", "mov", "mkv", "webm", "avi", "m4v"}
+    {
+        "mp3",
+        "wav",
+        "flac",
+        "m4a",
+        "aac",
+        "ogg",
+        "opus",
+        "aiff",
+        "aif",
+        "mp4",
+        "mov",
+        "mkv",
+        "webm",
+        "avi",
+        "m4v",
+    }
 )
 JSON_SUFFIX = ".cleanvoice.json"
 
@@ -90,8 +105,9 @@ def redact_result(value: Any) -> Any:
     return value
 
 
-def render_job_json(folder: Folder, job: Job, result: Mapping[str, Any],
-                    outputs: list[dict[str, str]]) -> bytes:
+def render_job_json(
+    folder: Folder, job: Job, result: Mapping[str, Any], outputs: list[dict[str, str]]
+) -> bytes:
     """Return ``<stem>.cleanvoice.json``: the result, its statistics, the config, job facts."""
     document = {
         "cvsyncd": {

@@ -42,8 +42,14 @@ StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
 class Pipeline:
     """Drives every job from queued to done (or failed / needs_attention)."""
 
-    def __init__(self, config: Config, store: Store, client: CleanvoiceClient,
-                 *, drain_seconds: float = DRAIN_SECONDS):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: CleanvoiceClient,
+        *,
+        drain_seconds: float = DRAIN_SECONDS,
+    ):
         self.config = config
         self.store = store
         self.client = client
@@ -79,13 +85,18 @@ class Pipeline:
         for job in self.store.jobs([S.UPLOADING, S.SUBMITTING]):
             log = self.log.bind(job=job.id, path=job.name)
             if job.state is S.UPLOADING:
-                self.store.transition(job.id, S.UPLOADING, S.QUEUED,
-                                      "the upload was interrupted; it will be redone",
-                                      next_attempt_at=0)
+                self.store.transition(
+                    job.id,
+                    S.UPLOADING,
+                    S.QUEUED,
+                    "the upload was interrupted; it will be redone",
+                    next_attempt_at=0,
+                )
                 log.info("upload interrupted by a stop; will redo it")
             else:
-                self.outcomes.ambiguous_submit(job, "cvsyncd stopped while the create-edit "
-                                               "request was in flight")
+                self.outcomes.ambiguous_submit(
+                    job, "cvsyncd stopped while the create-edit request was in flight"
+                )
 
     # -- the loop -------------------------------------------------------------------
 
@@ -136,8 +147,9 @@ class Pipeline:
 
     def _start(self, kind: str, job: Job, folder: Folder) -> None:
         step: StepFn = getattr(self.steps, kind)
-        task = asyncio.create_task(self._run_step(kind, step, job, folder),
-                                   name=f"job-{job.id}-{kind}")
+        task = asyncio.create_task(
+            self._run_step(kind, step, job, folder), name=f"job-{job.id}-{kind}"
+        )
         self._running[job.id] = (kind, task)
 
     async def _run_step(self, kind: str, step: StepFn, job: Job, folder: Folder) -> None:
@@ -162,13 +174,17 @@ class Pipeline:
         """Let running steps finish within the grace period; cancel the rest."""
         if not self._running:
             return
-        self.log.info("stopping: waiting for running steps", running=len(self._running),
-                      grace_seconds=self.drain_seconds)
+        self.log.info(
+            "stopping: waiting for running steps",
+            running=len(self._running),
+            grace_seconds=self.drain_seconds,
+        )
         tasks = [task for _, task in self._running.values()]
         waiter = asyncio.ensure_future(asyncio.wait(tasks))
         forced = asyncio.ensure_future(force.wait())
-        await asyncio.wait([waiter, forced], timeout=self.drain_seconds,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [waiter, forced], timeout=self.drain_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
         forced.cancel()
         left = [task for task in tasks if not task.done()]
         for task in left:
@@ -184,16 +200,18 @@ class Pipeline:
         """Whether this exact file (path, size, mtime) already became a job."""
         return self.store.find_by_input(folder.key, rel_path, size, mtime_ns) is not None
 
-    async def intake(self, folder: Folder, path: Path) -> bool:
-        """Turn a settled file into a job. Return False if it changed and must settle again."""
-        taken = await self.steps.take_file(folder, path)
-        if taken:
+    async def intake(self, folder: Folder, path: Path) -> str:
+        """Turn a settled file into a job; return the verdict of ``Steps.take_file``."""
+        verdict = await self.steps.take_file(folder, path)
+        if verdict == "queued":
             self.wake()
-        return taken is not False
+        return verdict
 
     def active_counts(self) -> Mapping[str, int]:
-        return {kind: sum(1 for k, _ in self._running.values() if k == kind)
-                for kind in set(STEP_KINDS.values())}
+        return {
+            kind: sum(1 for k, _ in self._running.values() if k == kind)
+            for kind in set(STEP_KINDS.values())
+        }
 
 
 STEP_KINDS: Mapping[JobState, str] = {

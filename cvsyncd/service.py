@@ -43,15 +43,24 @@ class Daemon:
             async with CleanvoiceClient(self.config.cleanvoice.base_url, self.api_key) as client:
                 pipeline = Pipeline(self.config, store, client, drain_seconds=self.drain_seconds)
                 pipeline.recover()
-                watcher = Watcher(self.config.folders, self.config.daemon.settle_seconds,
-                                  pipeline.intake, pipeline.is_known)
+                watcher = Watcher(
+                    self.config.folders,
+                    self.config.daemon.settle_seconds,
+                    pipeline.intake,
+                    pipeline.is_known,
+                )
                 self._install_signal_handlers()
-                self.log.info("started", version=__version__, config=str(self.config.path),
-                              state_dir=str(self.config.daemon.state_dir),
-                              folders=len(self.config.folders))
+                self.log.info(
+                    "started",
+                    version=__version__,
+                    config=str(self.config.path),
+                    state_dir=str(self.config.daemon.state_dir),
+                    folders=len(self.config.folders),
+                )
                 try:
-                    await asyncio.gather(watcher.run(self.stop),
-                                         pipeline.run(self.stop, self.force))
+                    await asyncio.gather(
+                        watcher.run(self.stop), pipeline.run(self.stop, self.force)
+                    )
                 finally:
                     self._remove_signal_handlers()
         finally:
@@ -84,9 +93,13 @@ class Daemon:
             self.log.warning("second stop signal: stopping now", signal=sig.name)
         else:
             self.stop.set()
-            self.log.info("stopping: no new work; finishing what is running "
-                          "(send the signal again to stop at once)", signal=sig.name)
+            self.log.info(
+                "stopping: no new work; finishing what is running "
+                "(send the signal again to stop at once)",
+                signal=sig.name,
+            )
 
     def _on_hangup(self) -> None:
-        self.log.warning("SIGHUP: reloading the config is not supported yet; restart the "
-                         "daemon to apply changes")
+        self.log.warning(
+            "SIGHUP: reloading the config is not supported yet; restart the daemon to apply changes"
+        )

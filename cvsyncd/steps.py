@@ -92,8 +92,9 @@ class Steps:
         except FileNotFoundError:
             return "skipped"
         if st.st_size == 0:
-            self.log.warning("empty file; not taken until it has content", folder=folder.name,
-                             path=rel)
+            self.log.warning(
+                "empty file; not taken until it has content", folder=folder.name, path=rel
+            )
             return "skipped"
         if self.store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns):
             return "known"
@@ -105,8 +106,9 @@ class Steps:
         if not same_file(os.lstat(path), InputFile(rel, st.st_size, st.st_mtime_ns, "")):
             return "changed"
         recorded = InputFile(rel, st.st_size, st.st_mtime_ns, fingerprint)
-        job = self.store.create_job(folder.key, rel, [recorded], edit_options(folder, path),
-                                    facts={"preset": folder.preset})
+        job = self.store.create_job(
+            folder.key, rel, [recorded], edit_options(folder, path), facts={"preset": folder.preset}
+        )
         if job is None:
             # same content under the same name (touched, or copied again): already handled
             existing = self.store.find_by_identity(folder.key, rel, fingerprint)
@@ -127,14 +129,25 @@ class Steps:
             signed = await self.client.request_upload_url(upload_name(path))
             log.info("uploading", size=recorded.size)
             digest = await self.client.upload_file(
-                signed, path, recorded.size, on_progress=self._progress_writer(job))
+                signed, path, recorded.size, on_progress=self._progress_writer(job)
+            )
             if digest != recorded.fingerprint or not same_file(os.lstat(path), recorded):
-                raise JobError(f"{path.name} changed while it was being uploaded; "
-                               "the new content will be taken once it has settled",
-                               retryable=True)
+                raise JobError(
+                    f"{path.name} changed while it was being uploaded; "
+                    "the new content will be taken once it has settled",
+                    retryable=True,
+                )
             self.store.set_input(job.id, position, file_url=file_url_of(signed))
-        self.store.transition(job.id, S.UPLOADING, S.UPLOADED, "uploaded", attempts=0,
-                              error=None, progress=None, next_attempt_at=0)
+        self.store.transition(
+            job.id,
+            S.UPLOADING,
+            S.UPLOADED,
+            "uploaded",
+            attempts=0,
+            error=None,
+            progress=None,
+            next_attempt_at=0,
+        )
         log.info("uploaded")
 
     def _progress_writer(self, job: Job) -> Any:
@@ -145,8 +158,9 @@ class Steps:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_EVERY:
                 last[0] = now
-                self.store.update(job.id, S.UPLOADING, None,
-                                  progress={"uploaded": sent, "size": size})
+                self.store.update(
+                    job.id, S.UPLOADING, None, progress={"uploaded": sent, "size": size}
+                )
 
         return write
 
@@ -166,15 +180,22 @@ class Steps:
                 continue
             fingerprint = await asyncio.to_thread(sha256_file, path)
             if not same_file(os.lstat(path), InputFile("", st.st_size, st.st_mtime_ns, "")):
-                raise JobError(f"{path.name} is still being written; waiting for it to settle",
-                               retryable=True)
-            self.store.set_input(job.id, position, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                                 fingerprint=fingerprint)
+                raise JobError(
+                    f"{path.name} is still being written; waiting for it to settle", retryable=True
+                )
+            self.store.set_input(
+                job.id, position, size=st.st_size, mtime_ns=st.st_mtime_ns, fingerprint=fingerprint
+            )
             if len(job.inputs) == 1:
-                self.store.update(job.id, job.state, "the file changed before upload; "
-                                  "taking its new content", fingerprint=fingerprint)
-            self.log.info("input changed before upload; taking the new content",
-                          job=job.id, path=job.name)
+                self.store.update(
+                    job.id,
+                    job.state,
+                    "the file changed before upload; taking its new content",
+                    fingerprint=fingerprint,
+                )
+            self.log.info(
+                "input changed before upload; taking the new content", job=job.id, path=job.name
+            )
         fresh = self.store.get(job.id)
         assert fresh is not None
         return fresh
@@ -185,9 +206,13 @@ class Steps:
         for position, recorded in enumerate(job.inputs):
             st = os.lstat(current_input_path(folder, job, position))
             if not same_file(st, recorded):
-                self.store.transition(job.id, S.UPLOADED, S.QUEUED,
-                                      "the file changed after upload; uploading it again",
-                                      next_attempt_at=time.time() + self.config.daemon.settle_seconds)
+                self.store.transition(
+                    job.id,
+                    S.UPLOADED,
+                    S.QUEUED,
+                    "the file changed after upload; uploading it again",
+                    next_attempt_at=time.time() + self.config.daemon.settle_seconds,
+                )
                 return
         files = [i.file_url for i in job.inputs]
         if not all(files):
@@ -196,13 +221,23 @@ class Steps:
         # write-ahead intent: from here until the edit id is stored, the outcome is unknown
         job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
         edit_id = await self.client.create_edit(
-            [f for f in files if f], job.options,
-            upload_type="multitrack" if job.is_multitrack else None)
+            [f for f in files if f],
+            job.options,
+            upload_type="multitrack" if job.is_multitrack else None,
+        )
         now = time.time()
-        self.store.transition(job.id, S.SUBMITTING, S.PROCESSING, f"edit {edit_id} created",
-                              edit_id=edit_id, submitted_at=now, attempts=0, error=None,
-                              next_attempt_at=now + self.config.daemon.poll_initial_seconds,
-                              facts={**job.facts, "polls": 0})
+        self.store.transition(
+            job.id,
+            S.SUBMITTING,
+            S.PROCESSING,
+            f"edit {edit_id} created",
+            edit_id=edit_id,
+            submitted_at=now,
+            attempts=0,
+            error=None,
+            next_attempt_at=now + self.config.daemon.poll_initial_seconds,
+            facts={**job.facts, "polls": 0},
+        )
         self.outcomes.pause.submitted()
         self.log.info("submitted", job=job.id, path=job.name, edit_id=edit_id)
 
@@ -214,9 +249,17 @@ class Steps:
         if status.succeeded:
             assert status.result is not None
             self._live_results[job.id] = status.result
-            self.store.transition(job.id, S.PROCESSING, S.FETCHING, "Cleanvoice finished",
-                                  result=redact_result(status.result), attempts=0, error=None,
-                                  progress={"status": status.status}, next_attempt_at=0)
+            self.store.transition(
+                job.id,
+                S.PROCESSING,
+                S.FETCHING,
+                "Cleanvoice finished",
+                result=redact_result(status.result),
+                attempts=0,
+                error=None,
+                progress={"status": status.status},
+                next_attempt_at=0,
+            )
             self.log.info("edit finished", job=job.id, path=job.name, edit_id=job.edit_id)
             return
         if status.failed:
@@ -225,10 +268,16 @@ class Steps:
         polls = int(job.facts.get("polls", 0)) + 1
         pending = status.status == "SUCCESS"
         delay = poll_interval(self.config, polls, result_pending=pending)
-        self.store.update(job.id, S.PROCESSING, None,
-                          progress={"status": status.status, "percent": status.percent},
-                          facts={**job.facts, "polls": polls}, attempts=0, error=None,
-                          next_attempt_at=time.time() + delay)
+        self.store.update(
+            job.id,
+            S.PROCESSING,
+            None,
+            progress={"status": status.status, "percent": status.percent},
+            facts={**job.facts, "polls": polls},
+            attempts=0,
+            error=None,
+            next_attempt_at=time.time() + delay,
+        )
 
     # -- fetch and write --------------------------------------------------------------
 
@@ -238,8 +287,10 @@ class Steps:
             assert job.edit_id
             status = await self.client.get_edit(job.edit_id)
             if not status.succeeded or status.result is None:
-                raise TransientApiError(f"the result of edit {job.edit_id} is not available "
-                                        f"right now (status {status.status})")
+                raise TransientApiError(
+                    f"the result of edit {job.edit_id} is not available "
+                    f"right now (status {status.status})"
+                )
             result = status.result
         plan = [dict(o) for o in job.outputs] or plan_outputs(folder, job, result)
         if not job.outputs:
@@ -258,10 +309,10 @@ class Steps:
                 await asyncio.to_thread(out.discard)
                 raise
             await self._commit(job, plan, entry, out)
-            self.log.info("downloaded", job=job.id, path=job.name, output=entry["path"],
-                          size=size)
-        self.store.transition(job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0,
-                              error=None, next_attempt_at=0)
+            self.log.info("downloaded", job=job.id, path=job.name, output=entry["path"], size=size)
+        self.store.transition(
+            job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0, error=None, next_attempt_at=0
+        )
 
     async def write(self, job: Job, folder: Folder) -> None:
         plan = [dict(o) for o in job.outputs]
@@ -276,13 +327,22 @@ class Steps:
                 out.discard()
                 raise
             await self._commit(job, plan, entry, out)
-        self.store.transition(job.id, S.WRITING, S.DISPOSING, "outputs written", attempts=0,
-                              error=None, next_attempt_at=0)
-        self.log.info("outputs written", job=job.id, path=job.name,
-                      outputs=[e["path"] for e in plan])
+        self.store.transition(
+            job.id,
+            S.WRITING,
+            S.DISPOSING,
+            "outputs written",
+            attempts=0,
+            error=None,
+            next_attempt_at=0,
+        )
+        self.log.info(
+            "outputs written", job=job.id, path=job.name, outputs=[e["path"] for e in plan]
+        )
 
-    async def _commit(self, job: Job, plan: list[dict[str, Any]], entry: dict[str, Any],
-                      out: AtomicFile) -> None:
+    async def _commit(
+        self, job: Job, plan: list[dict[str, Any]], entry: dict[str, Any], out: AtomicFile
+    ) -> None:
         """Put an output in place. A file we did not write there is never replaced."""
         try:
             await asyncio.to_thread(out.commit, overwrite=bool(entry.get("written")))
@@ -292,8 +352,11 @@ class Steps:
                 if other.get("written"):
                     await asyncio.to_thread(remove_file, Path(other["path"]))
             self.store.update(job.id, job.state, None, outputs=[])
-            raise JobError(f"{entry['path']} appeared while the outputs were being written; "
-                           "writing them again under free names", retryable=True) from None
+            raise JobError(
+                f"{entry['path']} appeared while the outputs were being written; "
+                "writing them again under free names",
+                retryable=True,
+            ) from None
         entry["written"] = True
         self.store.update(job.id, job.state, None, outputs=plan)
 
@@ -308,15 +371,32 @@ class Steps:
             except TransientApiError:
                 if job.attempts + 1 < REMOTE_DELETE_TRIES:
                     raise
-                self.log.warning("could not delete the edit at Cleanvoice; it expires by "
-                                 "itself after 7 days", job=job.id, edit_id=job.edit_id)
-            except Exception as exc:  # noqa: BLE001 - cleanup never blocks done
-                self.log.warning("could not delete the edit at Cleanvoice", job=job.id,
-                                 edit_id=job.edit_id, error=str(exc))
-        self.store.transition(job.id, S.DISPOSING, S.DONE, "done", finished_at=time.time(),
-                              attempts=0, error=None, next_attempt_at=0, progress=None)
-        self.log.info("done", job=job.id, path=job.name, after=folder.after,
-                      moved_to=job.disposed_to)
+                self.log.warning(
+                    "could not delete the edit at Cleanvoice; it expires by itself after 7 days",
+                    job=job.id,
+                    edit_id=job.edit_id,
+                )
+            except Exception as exc:
+                self.log.warning(
+                    "could not delete the edit at Cleanvoice",
+                    job=job.id,
+                    edit_id=job.edit_id,
+                    error=str(exc),
+                )
+        self.store.transition(
+            job.id,
+            S.DISPOSING,
+            S.DONE,
+            "done",
+            finished_at=time.time(),
+            attempts=0,
+            error=None,
+            next_attempt_at=0,
+            progress=None,
+        )
+        self.log.info(
+            "done", job=job.id, path=job.name, after=folder.after, moved_to=job.disposed_to
+        )
 
     async def _dispose_inputs(self, job: Job, folder: Folder) -> Job:
         """Move or delete the input — only if it is still the content we processed."""
@@ -324,8 +404,11 @@ class Steps:
         source = current_input_path(folder, job)
         st = await asyncio.to_thread(_lstat_or_none, source)
         if st is not None and not same_file(st, recorded):
-            self.log.warning("the input changed after it was processed; leaving it in place",
-                             job=job.id, path=job.name)
+            self.log.warning(
+                "the input changed after it was processed; leaving it in place",
+                job=job.id,
+                path=job.name,
+            )
             return job
         if folder.after == "delete":
             if st is not None:
@@ -341,13 +424,16 @@ class Steps:
             await asyncio.to_thread(move_file, source, target)
         except FileExistsError:
             self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
-            raise JobError(f"{target} appeared meanwhile; choosing another name",
-                           retryable=True) from None
+            raise JobError(
+                f"{target} appeared meanwhile; choosing another name", retryable=True
+            ) from None
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
-                raise JobError(f"cannot move the input to {target.parent}: {exc.strerror}; "
-                               "fix the permissions and it will be retried",
-                               retryable=True) from None
+                raise JobError(
+                    f"cannot move the input to {target.parent}: {exc.strerror}; "
+                    "fix the permissions and it will be retried",
+                    retryable=True,
+                ) from None
             raise
         return job
 

@@ -321,7 +321,9 @@ class Store:
         check_transition(current, new)
         return self._update(job_id, current, new, message, fields)
 
-    def update(self, job_id: int, state: JobState, message: str | None = None, **fields: Any) -> Job:
+    def update(
+        self, job_id: int, state: JobState, message: str | None = None, **fields: Any
+    ) -> Job:
         """Set ``fields`` of a job that must still be in ``state``."""
         return self._update(job_id, state, state, message, fields)
 
@@ -382,7 +384,7 @@ class Store:
         sql, args = "SELECT * FROM jobs", []
         if states is not None:
             wanted = [s.value for s in states]
-            sql += f" WHERE state IN ({', '.join('?' * len(wanted))})"
+            sql += f" WHERE state IN ({_marks(wanted)})"
             args.extend(wanted)
         sql += " ORDER BY id DESC"
         if limit:
@@ -394,7 +396,7 @@ class Store:
         skip = set(exclude)
         active = [s.value for s in ACTIVE]
         rows = self._conn.execute(
-            f"SELECT * FROM jobs WHERE state IN ({', '.join('?' * len(active))})"
+            f"SELECT * FROM jobs WHERE state IN ({_marks(active)})"
             " AND next_attempt_at <= ? ORDER BY next_attempt_at, id",
             (*active, now),
         ).fetchall()
@@ -404,8 +406,7 @@ class Store:
         """Return the earliest next-attempt time among active jobs, or None."""
         active = [s.value for s in ACTIVE]
         row = self._conn.execute(
-            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({', '.join('?' * len(active))})",
-            active,
+            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({_marks(active)})", active
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -435,8 +436,13 @@ class Store:
         row = self._conn.execute(
             "SELECT * FROM jobs WHERE folder = ? AND name = ? AND state IN (?, ?, ?)"
             " ORDER BY id DESC LIMIT 1",
-            (folder, name, JobState.QUEUED.value, JobState.UPLOADING.value,
-             JobState.UPLOADED.value),
+            (
+                folder,
+                name,
+                JobState.QUEUED.value,
+                JobState.UPLOADING.value,
+                JobState.UPLOADED.value,
+            ),
         ).fetchone()
         return self._job(row) if row else None
 
@@ -537,6 +543,11 @@ def _add_event(
         "INSERT INTO events (job_id, at, state, message) VALUES (?, ?, ?, ?)",
         (job_id, now, state.value, message),
     )
+
+
+def _marks(values: Sequence[object]) -> str:
+    """The ``?, ?, ?`` placeholders for an ``IN (…)`` list of ``values``."""
+    return ", ".join("?" * len(values))
 
 
 def _loads(text: str | None) -> Any:

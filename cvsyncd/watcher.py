@@ -10,6 +10,7 @@ own ``done_dir``/``failed_dir`` and files that are not media are never taken.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import os
 import stat
@@ -31,8 +32,17 @@ DEFAULT_EXTENSIONS = frozenset(
 # names that copy tools, sync tools and operating systems leave while writing or for
 # themselves (hidden names, which start with a dot, are always ignored)
 IGNORED_GLOBS = (
-    "*.part", "*.partial", "*.tmp", "*.temp", "*.crdownload", "*.download", "*.!sync",
-    "~$*", "~syncthing~*", "*.swp", "*~",
+    "*.part",
+    "*.partial",
+    "*.tmp",
+    "*.temp",
+    "*.crdownload",
+    "*.download",
+    "*.!sync",
+    "~$*",
+    "~syncthing~*",
+    "*.swp",
+    "*~",
 )
 IGNORED_NAMES = frozenset({"Thumbs.db", "desktop.ini", "Icon\r"})
 IGNORED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found"})
@@ -96,8 +106,12 @@ class Candidate:
 class _Forwarder(FileSystemEventHandler):
     """Runs in the observer's thread: hands every relevant path to the event loop."""
 
-    def __init__(self, folder: Folder, loop: asyncio.AbstractEventLoop,
-                 note: Callable[[Folder, Path, str], None]):
+    def __init__(
+        self,
+        folder: Folder,
+        loop: asyncio.AbstractEventLoop,
+        note: Callable[[Folder, Path, str], None],
+    ):
         self.folder = folder
         self.loop = loop
         self.note = note
@@ -121,8 +135,15 @@ class _Forwarder(FileSystemEventHandler):
 class Watcher:
     """Finds settled files in the inboxes and hands them to ``intake`` one at a time."""
 
-    def __init__(self, folders: tuple[Folder, ...], settle_seconds: float, intake: Intake,
-                 is_known: IsKnown, *, rescan_seconds: float = RESCAN_SECONDS):
+    def __init__(
+        self,
+        folders: tuple[Folder, ...],
+        settle_seconds: float,
+        intake: Intake,
+        is_known: IsKnown,
+        *,
+        rescan_seconds: float = RESCAN_SECONDS,
+    ):
         self.folders = folders
         self.settle_seconds = settle_seconds
         self.intake = intake
@@ -159,10 +180,8 @@ class Watcher:
                 if now >= next_rescan:
                     await self._scan_all()
                     next_rescan = now + self.rescan_seconds
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.tick)
-                except TimeoutError:
-                    pass
         finally:
             taker.cancel()
             await asyncio.gather(taker, return_exceptions=True)
@@ -180,25 +199,31 @@ class Watcher:
                 continue
             if not folder.inbox.is_dir():
                 if not known or observer is not None:
-                    self.log.error("inbox is missing; waiting for it to appear",
-                                   folder=folder.name, inbox=str(folder.inbox))
+                    self.log.error(
+                        "inbox is missing; waiting for it to appear",
+                        folder=folder.name,
+                        inbox=str(folder.inbox),
+                    )
                 self._observers[folder.key] = None
                 continue
             if observer is not None:
-                self.log.warning("the observer of an inbox stopped; restarting it",
-                                 folder=folder.name, inbox=str(folder.inbox))
+                self.log.warning(
+                    "the observer of an inbox stopped; restarting it",
+                    folder=folder.name,
+                    inbox=str(folder.inbox),
+                )
             elif known:
                 self.log.info("inbox is back", folder=folder.name, inbox=str(folder.inbox))
             if known:  # whatever arrived while nobody was watching
                 self._pending_scans.append((folder, folder.inbox))
             fresh = Observer()
-            fresh.schedule(_Forwarder(folder, self._loop, self._note), str(folder.inbox),
-                           recursive=True)
+            fresh.schedule(
+                _Forwarder(folder, self._loop, self._note), str(folder.inbox), recursive=True
+            )
             fresh.daemon = True
             fresh.start()
             self._observers[folder.key] = fresh
-            self.log.info("watching", folder=folder.name, inbox=str(folder.inbox),
-                          mode="events")
+            self.log.info("watching", folder=folder.name, inbox=str(folder.inbox), mode="events")
 
     def _stop_observers(self) -> None:
         live = [o for o in self._observers.values() if o is not None]
@@ -259,13 +284,19 @@ class Watcher:
                 continue
             if st is None or not stat.S_ISREG(st.st_mode):
                 if st is not None and stat.S_ISLNK(st.st_mode):
-                    self.log.warning("symlink in inbox not followed; skipped",
-                                     folder=candidate.folder.name, path=str(path))
+                    self.log.warning(
+                        "symlink in inbox not followed; skipped",
+                        folder=candidate.folder.name,
+                        path=str(path),
+                    )
                 del self._candidates[path]
                 continue
             if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
                 candidate.size, candidate.mtime_ns, candidate.since = (
-                    st.st_size, st.st_mtime_ns, now)
+                    st.st_size,
+                    st.st_mtime_ns,
+                    now,
+                )
                 continue
             if now - candidate.since >= self.settle_seconds:
                 del self._candidates[path]

@@ -55,9 +55,16 @@ def creates(emu: Emulator) -> list[dict[str, Any]]:
 class Setup:
     """A working directory with inbox, outbox, key file and config for one daemon."""
 
-    def __init__(self, root: Path, base_url: str, *, after: str = "move",
-                 preset: str = "fillers = true\nlong_silences = true", extra_daemon: str = "",
-                 extra_folder: str = ""):
+    def __init__(
+        self,
+        root: Path,
+        base_url: str,
+        *,
+        after: str = "move",
+        preset: str = "fillers = true\nlong_silences = true",
+        extra_daemon: str = "",
+        extra_folder: str = "",
+    ):
         self.root = root
         self.inbox = root / "inbox"
         self.outbox = root / "outbox"
@@ -68,7 +75,8 @@ class Setup:
         self.key_file.write_text(EMULATOR_KEY + "\n")
         os.chmod(self.key_file, 0o600)
         self.config = root / "cvsyncd.toml"
-        self.config.write_text(textwrap.dedent(f"""\
+        self.config.write_text(
+            textwrap.dedent(f"""\
             [cleanvoice]
             base_url = "{base_url}"
             api_key_file = "api_key"
@@ -90,7 +98,8 @@ class Setup:
             preset = "podcast"
             after = "{after}"
             {extra_folder}
-            """))
+            """)
+        )
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEANVOICE", "CVSYNCD"))}
@@ -98,8 +107,14 @@ class Setup:
         return env
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cvsyncd", *args], capture_output=True,
-                              text=True, timeout=timeout, env=self.env(), cwd=self.root)
+        return subprocess.run(
+            [sys.executable, "-m", "cvsyncd", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            cwd=self.root,
+        )
 
     def jobs(self) -> list[dict[str, Any]]:
         proc = self.cli("jobs", "-c", str(self.config), "--json")
@@ -117,8 +132,12 @@ class DaemonProcess:
         self.setup = setup
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cvsyncd", "run", "-c", str(setup.config), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=setup.env(),
-            cwd=setup.root)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=setup.env(),
+            cwd=setup.root,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -145,15 +164,19 @@ class DaemonProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what or predicate}; daemon log:\n"
-                             + "".join(self.lines[-60:]))
+        raise AssertionError(
+            f"timed out waiting for {what or predicate}; daemon log:\n" + "".join(self.lines[-60:])
+        )
 
     def wait_for_event(self, event: str, timeout: float = 30, **fields: Any) -> dict[str, Any]:
         found: list[dict[str, Any]] = []
 
         def seen() -> bool:
-            found[:] = [e for e in self.events() if e.get("event") == event
-                        and all(e.get(k) == v for k, v in fields.items())]
+            found[:] = [
+                e
+                for e in self.events()
+                if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+            ]
             return bool(found)
 
         self.wait_for(seen, timeout, f"log event {event!r} {fields}")

@@ -18,14 +18,21 @@ from cvsyncd.errors import PermanentApiError
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"error": {"code": "E9001", "message": "Too many requests"}}, ("Too many requests", "E9001")),
+        (
+            {"error": {"code": "E9001", "message": "Too many requests"}},
+            ("Too many requests", "E9001"),
+        ),
         ({"detail": "Invalid API key"}, ("Invalid API key", None)),
-        ({"detail": {"error": {"code": "INSUFFICIENT_CREDITS", "message": "No credits"}}},
-         ("No credits", "INSUFFICIENT_CREDITS")),
+        (
+            {"detail": {"error": {"code": "INSUFFICIENT_CREDITS", "message": "No credits"}}},
+            ("No credits", "INSUFFICIENT_CREDITS"),
+        ),
         ({"detail": {"message": "bad config", "code": "X"}}, ("bad config", "X")),
         ({"message": "Internal error"}, ("Internal error", None)),
-        ({"detail": [{"loc": ["body", "input"], "msg": "field required"}]},
-         ("field required", None)),
+        (
+            {"detail": [{"loc": ["body", "input"], "msg": "field required"}]},
+            ("field required", None),
+        ),
         ({}, ("HTTP 500", None)),
         ("<html>Bad gateway</html>", ("<html>Bad gateway</html>", None)),
         (None, ("HTTP 500", None)),
@@ -37,8 +44,9 @@ def test_every_documented_error_shape(body: object, expected: tuple[str, str | N
 
 def test_running_statuses_carry_progress() -> None:
     for status in RUNNING_STATUSES:
-        parsed = parse_edit_status({"status": status, "result": {"done": 30, "total": 100,
-                                                                 "state": status}})
+        parsed = parse_edit_status(
+            {"status": status, "result": {"done": 30, "total": 100, "state": status}}
+        )
         assert not parsed.succeeded and not parsed.failed
         assert parsed.percent == 30.0
 
@@ -55,16 +63,23 @@ def test_success_without_a_result_is_not_done_yet(result: object) -> None:
 
 
 def test_success_with_result() -> None:
-    result = {"video": False, "filename": "abc", "download_url": "https://x/y.mp3",
-              "statistics": {}}
+    result = {
+        "video": False,
+        "filename": "abc",
+        "download_url": "https://x/y.mp3",
+        "statistics": {},
+    }
     parsed = parse_edit_status({"status": "SUCCESS", "result": result})
     assert parsed.succeeded and parsed.result == result
 
 
 @pytest.mark.parametrize(
     ("result", "message"),
-    [({"message": "Could not decode audio"}, "Could not decode audio"), (None, None),
-     ("broken file", "broken file")],
+    [
+        ({"message": "Could not decode audio"}, "Could not decode audio"),
+        (None, None),
+        ("broken file", "broken file"),
+    ],
 )
 def test_failure_messages(result: object, message: str | None) -> None:
     parsed = parse_edit_status({"status": "FAILURE", "result": result})

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 def outputs_of(setup: Setup) -> list[str]:
-    return sorted(p.relative_to(setup.outbox).as_posix() for p in setup.outbox.rglob("*")
-                  if p.is_file())
+    return sorted(
+        p.relative_to(setup.outbox).as_posix() for p in setup.outbox.rglob("*") if p.is_file()
+    )
 
 
 def test_a_dropped_wav_comes_out_cleaned(tmp_path: Path, emulator: Emulator) -> None:
@@ -78,8 +79,10 @@ def test_nothing_is_processed_again_after_a_restart(tmp_path: Path, emulator: Em
     make_wav(setup.inbox / "sub" / "b.wav", freq=500)
     daemon = setup.daemon()
     try:
-        daemon.wait_for(lambda: len([e for e in daemon.events() if e.get("event") == "done"]) == 2,
-                        what="two jobs done")
+        daemon.wait_for(
+            lambda: len([e for e in daemon.events() if e.get("event") == "done"]) == 2,
+            what="two jobs done",
+        )
     finally:
         assert daemon.stop() == 0
     requests_before = len(emulator.requests())
@@ -149,9 +152,11 @@ def test_sigint_stops_the_daemon_cleanly(tmp_path: Path, emulator: Emulator) -> 
 
 def test_a_broken_config_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     setup = Setup(tmp_path, "http://127.0.0.1:9/v2")
-    setup.config.write_text(setup.config.read_text()
-                            .replace("fillers = true", "filers = true")
-                            .replace('after = "move"', 'after = "archive"'))
+    setup.config.write_text(
+        setup.config.read_text()
+        .replace("fillers = true", "filers = true")
+        .replace('after = "move"', 'after = "archive"')
+    )
     for command in ("run", "check", "status"):
         proc = setup.cli(command, "-c", str(setup.config))
         assert proc.returncode == 2, (command, proc.stderr)
@@ -161,8 +166,9 @@ def test_a_broken_config_is_refused_with_a_clear_message(tmp_path: Path) -> None
         assert str(setup.config) in proc.stderr
 
 
-def test_check_passes_on_a_good_setup_and_names_what_is_wrong(tmp_path: Path,
-                                                              emulator: Emulator) -> None:
+def test_check_passes_on_a_good_setup_and_names_what_is_wrong(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     setup = Setup(tmp_path, emulator.base_url)
     proc = setup.cli("check", "-c", str(setup.config))
     assert proc.returncode == 0, proc.stdout + proc.stderr

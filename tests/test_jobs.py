@@ -9,7 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cvsyncd.errors import StoreError
-from cvsyncd.jobs import ACTIVE, TERMINAL, TRANSITIONS, InputFile, JobState, TransitionError, check_transition
+from cvsyncd.jobs import (
+    ACTIVE,
+    TERMINAL,
+    TRANSITIONS,
+    InputFile,
+    JobState,
+    TransitionError,
+    check_transition,
+)
 from cvsyncd.store import Store
 
 S = JobState
@@ -67,7 +75,9 @@ def test_check_transition_agrees_with_the_table(current: JobState, new: JobState
             check_transition(current, new)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.tuples(st.sampled_from(list(S)), st.sampled_from(list(S))), max_size=25))
 def test_store_follows_the_machine(tmp_path: Path, moves: list[tuple[JobState, JobState]]) -> None:
     """Random attempted moves: the store accepts exactly the allowed ones from the real state."""

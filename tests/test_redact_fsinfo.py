@@ -7,8 +7,10 @@ from pathlib import Path
 from cvsyncd.fsinfo import filesystem_type, is_network_filesystem, parse_mountinfo
 from cvsyncd.redact import REDACTED, redact_url, register_secret, scrub, strip_query
 
-SIGNED = ("https://bucket.example/uploads/abc/ep1.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-          "&X-Amz-Signature=deadbeefcafe&X-Amz-Expires=3600")
+SIGNED = (
+    "https://bucket.example/uploads/abc/ep1.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Signature=deadbeefcafe&X-Amz-Expires=3600"
+)
 
 
 def test_redact_url_drops_the_query() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cvsyncd import store as store_module
-from cvsyncd.errors import StoreCorrupt, StoreError, StoreLocked, StoreTooNew
+from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
 from cvsyncd.jobs import InputFile, JobState, TransitionError
 from cvsyncd.store import DB_NAME, SCHEMA_VERSION, Store, daemon_pid
 
@@ -56,8 +56,9 @@ def test_durability_pragmas_are_set(store: Store) -> None:
 
 
 def test_create_job_and_read_it_back(store: Store) -> None:
-    job = store.create_job("/in", "show/ep1.wav", [make_input()], OPTIONS,
-                           facts={"preset": "podcast"})
+    job = store.create_job(
+        "/in", "show/ep1.wav", [make_input()], OPTIONS, facts={"preset": "podcast"}
+    )
     assert job is not None
     assert job.state is S.QUEUED
     assert job.options == OPTIONS
@@ -91,8 +92,15 @@ def test_transition_checks_current_state_in_sql(store: Store) -> None:
 def test_update_sets_fields_and_json(store: Store) -> None:
     job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
     assert job is not None
-    job = store.update(job.id, S.QUEUED, None, attempts=3, error="boom",
-                       progress={"uploaded": 10, "size": 20}, next_attempt_at=123.0)
+    job = store.update(
+        job.id,
+        S.QUEUED,
+        None,
+        attempts=3,
+        error="boom",
+        progress={"uploaded": 10, "size": 20},
+        next_attempt_at=123.0,
+    )
     assert (job.attempts, job.error, job.next_attempt_at) == (3, "boom", 123.0)
     assert job.progress == {"uploaded": 10, "size": 20}
     with pytest.raises(ValueError, match="not updatable"):
@@ -179,8 +187,9 @@ def test_second_daemon_on_same_state_dir_is_refused(state_dir: Path) -> None:
             "try:\n    Store.open(Path(sys.argv[1]), daemon=True)\n"
             "except StoreLocked as e:\n    print(e); sys.exit(3)\n"
         )
-        proc = subprocess.run([sys.executable, "-c", code, str(state_dir)],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(state_dir)], capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 3
         assert f"pid {os.getpid()}" in proc.stdout
         # commands that only read may still open it
@@ -198,8 +207,9 @@ def test_lock_is_released_by_the_kernel_when_the_daemon_dies(state_dir: Path) ->
         "Store.open(Path(sys.argv[1]), daemon=True); print('locked', flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(state_dir)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(state_dir)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == -9 and "locked" in proc.stdout
     Store.open(state_dir, daemon=True).close()
 
@@ -237,7 +247,7 @@ def test_damaged_pages_fail_the_quick_check(state_dir: Path) -> None:
     data = bytearray(db.read_bytes())
     page = 4096
     for offset in range(2 * page + 100, len(data) - page, page * 3):
-        data[offset:offset + 200] = b"\xff" * 200  # scribble over b-tree pages, keep the header
+        data[offset : offset + 200] = b"\xff" * 200  # scribble over b-tree pages, keep the header
     db.write_bytes(bytes(data))
     with pytest.raises(StoreCorrupt):
         Store.open(state_dir)

@@ -24,8 +24,15 @@ SETTLE = 0.6
 def make_folder(tmp_path: Path) -> Folder:
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
-    return Folder(inbox=inbox, outbox=tmp_path / "outbox", preset=None, options={},
-                  after="move", done_dir=inbox / "done", failed_dir=inbox / "failed")
+    return Folder(
+        inbox=inbox,
+        outbox=tmp_path / "outbox",
+        preset=None,
+        options={},
+        after="move",
+        done_dir=inbox / "done",
+        failed_dir=inbox / "failed",
+    )
 
 
 class Recorder:
@@ -45,8 +52,13 @@ class Recorder:
         return rel in self.known
 
 
-async def watch(folder: Folder, recorder: Recorder, action: Callable[[], object],
-                until: Callable[[], bool], timeout: float = 15.0) -> None:
+async def watch(
+    folder: Folder,
+    recorder: Recorder,
+    action: Callable[[], object],
+    until: Callable[[], bool],
+    timeout: float = 15.0,
+) -> None:
     """Run a watcher, perform ``action`` (sync or async) and wait for ``until``."""
     stop = asyncio.Event()
     watcher = Watcher((folder,), SETTLE, recorder.intake, recorder.is_known)
@@ -63,11 +75,27 @@ async def watch(folder: Folder, recorder: Recorder, action: Callable[[], object]
     await asyncio.wait_for(task, 10)
 
 
-@pytest.mark.parametrize("name", [
-    ".ep1.wav.Xy12Ab", "ep1.wav.part", "ep1.partial", "ep1.tmp", "ep1.wav.crdownload", "~$ep1.wav",
-    "._ep1.wav", ".DS_Store", "Thumbs.db", "desktop.ini", "@eaDir", "#recycle",
-    "~syncthing~ep1.wav.tmp", ".syncthing.ep1.wav.tmp", ".nfs0000000012345", ".cvsyncd-ab12.part",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".ep1.wav.Xy12Ab",
+        "ep1.wav.part",
+        "ep1.partial",
+        "ep1.tmp",
+        "ep1.wav.crdownload",
+        "~$ep1.wav",
+        "._ep1.wav",
+        ".DS_Store",
+        "Thumbs.db",
+        "desktop.ini",
+        "@eaDir",
+        "#recycle",
+        "~syncthing~ep1.wav.tmp",
+        ".syncthing.ep1.wav.tmp",
+        ".nfs0000000012345",
+        ".cvsyncd-ab12.part",
+    ],
+)
 def test_temp_hidden_and_system_names_are_ignored(name: str) -> None:
     assert ignored_name(name)
 
@@ -76,7 +104,7 @@ def test_candidates(tmp_path: Path) -> None:
     folder = make_folder(tmp_path)
     inbox = folder.inbox
     assert is_candidate(folder, inbox / "show" / "ep1.wav")
-    assert is_candidate(folder, inbox / "Ep 1 – Ünïcode.MP3")
+    assert is_candidate(folder, inbox / "Ep 1 – Ünïcode.MP3")  # noqa: RUF001
     assert not is_candidate(folder, inbox / "notes.txt")
     assert not is_candidate(folder, inbox / "done" / "ep1.wav")
     assert not is_candidate(folder, inbox / "failed" / "ep1.wav")
@@ -127,9 +155,14 @@ def test_a_directory_moved_in_is_taken_file_by_file(tmp_path: Path) -> None:
         (staging / f"ep{i}.flac").write_bytes(b"f" * (1000 + i))
     (staging / "cover.jpg").write_bytes(b"jpg")
     recorder = Recorder()
-    asyncio.run(watch(folder, recorder,
-                      lambda: shutil.move(str(staging), str(folder.inbox / "season2")),
-                      lambda: len(recorder.taken) >= 3))
+    asyncio.run(
+        watch(
+            folder,
+            recorder,
+            lambda: shutil.move(str(staging), str(folder.inbox / "season2")),
+            lambda: len(recorder.taken) >= 3,
+        )
+    )
     assert sorted(p.name for p, _, _ in recorder.taken) == ["ep0.flac", "ep1.flac", "ep2.flac"]
 
 
@@ -149,9 +182,14 @@ def test_rsync_style_temp_then_rename_is_taken_once_under_its_final_name(tmp_pat
 def test_a_file_that_changed_during_intake_settles_again(tmp_path: Path) -> None:
     folder = make_folder(tmp_path)
     recorder = Recorder(verdicts={"ep7.wav": ["changed", "queued"]})
-    asyncio.run(watch(folder, recorder,
-                      lambda: (folder.inbox / "ep7.wav").write_bytes(b"a" * 10),
-                      lambda: len(recorder.taken) >= 2))
+    asyncio.run(
+        watch(
+            folder,
+            recorder,
+            lambda: (folder.inbox / "ep7.wav").write_bytes(b"a" * 10),
+            lambda: len(recorder.taken) >= 2,
+        )
+    )
     assert [p.name for p, _, _ in recorder.taken] == ["ep7.wav", "ep7.wav"]
 
 
