@@ -201,3 +201,34 @@ def test_status_and_jobs_report(tmp_path: Path, emulator: Emulator) -> None:
     assert set(jobs[0]) >= {"id", "state", "inputs", "edit_id", "error"}
     report = json.loads(setup.cli("status", "-c", str(setup.config), "--json").stdout)
     assert report["daemon_pid"] is None
+
+
+def test_uploads_and_active_edits_stay_within_the_limits(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        extra_daemon="max_concurrent_uploads = 1\nmax_active_edits = 2",
+    )
+    for i in range(6):
+        make_wav(setup.inbox / f"ep{i}.wav", seconds=0.5, freq=200 + 50 * i)
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for(
+            lambda: sum(e.get("event") == "done" for e in daemon.events()) == 6,
+            timeout=60,
+            what="six jobs done",
+        )
+    finally:
+        assert daemon.stop() == 0
+    uploads = edits = most_uploads = most_edits = 0
+    for event in (e.get("event") for e in daemon.events()):
+        # an upload holds its slot until the edit is created (uploaded-but-waiting counts)
+        uploads += {"uploading": 1, "submitted": -1}.get(str(event), 0)
+        edits += {"submitted": 1, "edit finished": -1}.get(str(event), 0)
+        most_uploads, most_edits = max(most_uploads, uploads), max(most_edits, edits)
+    assert most_uploads == 1
+    assert most_edits == 2
+    assert len(creates(emulator)) == 6
