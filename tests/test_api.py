@@ -10,7 +10,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -161,7 +161,7 @@ def test_truncated_download_is_detected(tmp_path: Path, emulator: Emulator) -> N
         )
         return await client.download(str(status.result["download_url"]), io.BytesIO())  # type: ignore[index]
 
-    with pytest.raises(TransientApiError, match="cut short|broke off"):
+    with pytest.raises(TransientApiError, match=r"cut short|broke off"):
         run(emulator, go)
 
 
@@ -180,7 +180,7 @@ def test_file_that_shrinks_during_upload_is_caught(tmp_path: Path, emulator: Emu
 class _HeaderSink(BaseHTTPRequestHandler):
     """A plain HTTP server that records the headers of every request it gets."""
 
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
