@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, TextIO
 from cvsyncd import __version__
 from cvsyncd.config import Config, load_config, read_api_key
 from cvsyncd.errors import ConfigError, CvsyncdError
-from cvsyncd.jobs import ACTIVE, Job, JobState
+from cvsyncd.jobs import ACTIVE, Job, JobState, iso_time
 from cvsyncd.redact import register_secret
 from cvsyncd.store import Store, daemon_pid
 
@@ -77,6 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = command("jobs", "list jobs", cmd_jobs)
     jobs.add_argument("--state", choices=[s.value for s in JobState], help="only this state")
     jobs.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = command(
+        "retry",
+        "queue failed, needs_attention or duplicate jobs again "
+        "(submits them anew, asking nothing further)",
+        cmd_retry,
+    )
+    retry.add_argument("jobs", nargs="*", type=int, metavar="JOB", help="job ids")
+    retry.add_argument("--failed", action="store_true", help="all failed jobs")
+    retry.add_argument(
+        "--needs-attention",
+        action="store_true",
+        help="all needs_attention jobs (may bill twice if Cleanvoice did create their first edit)",
+    )
+    forget = command("forget", "forget finished jobs, so the same input is taken again", cmd_forget)
+    forget.add_argument("jobs", nargs="+", type=int, metavar="JOB", help="job ids")
+    show = command("show", "everything known about a job", cmd_show)
+    show.add_argument("job", type=int, metavar="JOB", help="a job id")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     emulator = command(
         "emulator",
         "serve a local Cleanvoice API emulator (for trying cvsyncd and for tests)",
@@ -178,6 +195,53 @@ def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.manage import retry_jobs
+
+    states = [JobState.FAILED] * args.failed + [JobState.NEEDS_ATTENTION] * args.needs_attention
+    if not args.jobs and not states:
+        print("cvsyncd retry: name job ids, or --failed / --needs-attention", file=sys.stderr)
+        return EXIT_USAGE
+    config = _load(args)
+    with _open_store(config) as store:
+        outcomes = retry_jobs(config, _require(store, config), args.jobs, states)
+    return _report(outcomes, out, "nothing to retry")
+
+
+def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.manage import forget_jobs
+
+    config = _load(args)
+    with _open_store(config) as store:
+        outcomes = forget_jobs(config, _require(store, config), args.jobs)
+    return _report(outcomes, out, "nothing to forget")
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.manage import describe_job
+
+    config = _load(args)
+    with _open_store(config) as store:
+        described = describe_job(config, _require(store, config), args.job)
+    if described is None:
+        print(f"cvsyncd: there is no job {args.job}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        json.dump(described, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    for key, value in described.items():
+        if key == "history":
+            print("history:", file=out)
+            for event in value:
+                print(f"  {event['at']}  {event['state']:<15} {event['message'] or ''}", file=out)
+        elif isinstance(value, dict | list):
+            print(f"{key}: {json.dumps(value, ensure_ascii=False)}", file=out)
+        else:
+            print(f"{key}: {value}", file=out)
+    return EXIT_OK
+
+
 def cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.emulator import run_from_args
 
@@ -209,6 +273,20 @@ def _open_store(config: Config) -> _StoreContext:
     return _StoreContext(config)
 
 
+def _require(store: Store | None, config: Config) -> Store:
+    if store is None:
+        raise CvsyncdError(f"there are no jobs yet: no state database in {config.daemon.state_dir}")
+    return store
+
+
+def _report(outcomes: list[Any], out: TextIO, empty: str) -> int:
+    if not outcomes:
+        print(empty, file=out)
+    for outcome in outcomes:
+        print(outcome.message, file=out if outcome.ok else sys.stderr)
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
+
+
 def job_summary(job: Job) -> dict[str, Any]:
     """The facts of one job as ``jobs --json`` shows them (no secrets: none are stored)."""
     return {
@@ -223,9 +301,10 @@ def job_summary(job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "outputs": [o["path"] for o in job.outputs if o.get("written")],
         "disposed_to": job.disposed_to,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
-        "finished_at": _iso(job.finished_at),
+        "duplicate_of": job.facts.get("duplicate_of"),
+        "created_at": iso_time(job.created_at),
+        "updated_at": iso_time(job.updated_at),
+        "finished_at": iso_time(job.finished_at),
     }
 
 
@@ -244,7 +323,7 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
     report["paused"] = store.get_meta("paused")
     report["counts"] = {s.value: n for s, n in sorted(store.count_by_state().items())}
     report["active"] = [job_summary(j) for j in store.jobs(ACTIVE)]
-    problems = store.jobs([JobState.FAILED, JobState.NEEDS_ATTENTION], limit=10)
+    problems = store.jobs([JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.DUPLICATE], limit=10)
     report["problems"] = [job_summary(j) for j in problems]
     return report
 
@@ -284,10 +363,6 @@ def _progress(job: dict[str, Any]) -> str:
     if job.get("error"):
         return f"  (retrying: {job['error']})"
     return ""
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _count(n: int, noun: str) -> str:

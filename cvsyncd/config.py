@@ -73,6 +73,7 @@ class DaemonSettings:
     max_active_edits: int = 4
     log_level: str = "info"
     resubmit_ambiguous: bool = False
+    stop_grace_seconds: float = 60.0  # on SIGTERM, how long running steps may still take
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ DAEMON_KEYS: Mapping[str, Setting] = {
     "max_active_edits": integer(4, at_least=1),
     "log_level": choice("info", "debug", "info", "warning", "error", fold_case=True),
     "resubmit_ambiguous": boolean(False),
+    "stop_grace_seconds": number(60.0, above=0),
 }
 
 FOLDER_KEYS: Mapping[str, Setting] = {

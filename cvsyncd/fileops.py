@@ -18,6 +18,8 @@ import shutil
 from pathlib import Path
 from typing import IO
 
+from cvsyncd.failpoints import failpoint
+
 TEMP_PREFIX = ".cvsyncd-"
 TEMP_SUFFIX = ".part"
 COPY_BLOCK = 1024 * 1024
@@ -63,9 +65,11 @@ class AtomicFile:
         """
         try:
             self.file.flush()
+            failpoint("output.before_fsync")
             os.fsync(self.file.fileno())
             self.file.close()
             os.chmod(self.temp, self.mode)
+            failpoint("output.before_rename")
             if overwrite:
                 os.replace(self.temp, self.dest)
             else:
@@ -73,6 +77,7 @@ class AtomicFile:
         except BaseException:
             self.discard()
             raise
+        failpoint("output.after_rename")
         fsync_dir(self.dest.parent)
         return self.dest
 

@@ -10,11 +10,14 @@ the one pure function that enforces it, and the store enforces it again in SQL
                                         │
                                         └─(no answer / crash)→ needs_attention
     any active state ─(permanent error)→ failed
+    queued ─(same recording and preset as a done job)→ duplicate
+    failed, needs_attention, duplicate ─(cvsyncd retry)→ queued
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +35,14 @@ class JobState(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     NEEDS_ATTENTION = "needs_attention"
+    DUPLICATE = "duplicate"
 
 
 S = JobState
 
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
-    S.QUEUED: frozenset({S.UPLOADING, S.FAILED}),
+    # duplicate: the same recording with the same preset was already processed by another job
+    S.QUEUED: frozenset({S.UPLOADING, S.FAILED, S.DUPLICATE}),
     # back to queued: the upload was interrupted or the file changed under us
     S.UPLOADING: frozenset({S.UPLOADED, S.QUEUED, S.FAILED}),
     S.UPLOADED: frozenset({S.SUBMITTING, S.QUEUED, S.FAILED}),
@@ -52,9 +57,12 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     # retry: a deliberate decision of the user, from the start
     S.FAILED: frozenset({S.QUEUED}),
     S.NEEDS_ATTENTION: frozenset({S.QUEUED, S.FAILED}),
+    S.DUPLICATE: frozenset({S.QUEUED}),
 }
 
-TERMINAL = frozenset({S.DONE, S.FAILED, S.NEEDS_ATTENTION})
+TERMINAL = frozenset({S.DONE, S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
+# final states a user may send back to the queue with `cvsyncd retry`
+RETRYABLE = frozenset({S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
 ACTIVE = frozenset(TRANSITIONS) - TERMINAL
 # states in which Cleanvoice holds (or may hold) an edit for the job
 REMOTE = frozenset({S.SUBMITTING, S.PROCESSING, S.FETCHING, S.WRITING})
@@ -108,3 +116,8 @@ class Job:
     @property
     def is_multitrack(self) -> bool:
         return len(self.inputs) > 1
+
+
+def iso_time(ts: float | None) -> str | None:
+    """A job timestamp as ISO 8601 UTC text (``None`` stays ``None``)."""
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

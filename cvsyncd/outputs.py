@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from cvsyncd import __version__
 from cvsyncd.config import Folder
-from cvsyncd.jobs import Job
+from cvsyncd.jobs import Job, iso_time
 from cvsyncd.redact import REDACTED, redact_url
 
 MEDIA_EXTENSIONS = frozenset(
@@ -119,8 +119,8 @@ def render_job_json(
             ],
             "preset": folder.preset,
             "edit_id": job.edit_id,
-            "submitted_at": _iso(job.submitted_at),
-            "finished_at": _iso(time.time()),
+            "submitted_at": iso_time(job.submitted_at),
+            "finished_at": iso_time(time.time()),
             "outputs": [os.path.basename(o["path"]) for o in outputs],
             "note": f"URLs are shown without their signature ({REDACTED}); they expire anyway",
         },
@@ -129,12 +129,6 @@ def render_job_json(
         "result": redact_result(result),
     }
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def output_paths(job: Job) -> list[Path]:

@@ -7,9 +7,9 @@ submitted, ``max_active_edits`` edits at Cleanvoice, the same number of download
 uploads. When a step fails, ``outcomes.py`` decides what the failure means for the job.
 
 Stopping is in two stages, like uvicorn's: the first request stops new steps and lets
-running ones finish for ``drain_seconds`` (a create-edit in flight is never cut off in
-this stage: cutting it would leave the job ambiguous); the second request, or the end of
-the grace period, cancels what is left. Every step persists its state before and after
+running ones finish for ``stop_grace_seconds`` (a create-edit in flight is never cut off:
+cutting it would leave the job ambiguous); the second request, or the end of the grace
+period, cancels what is left. Every step persists its state before and after
 its side effect, so a cancelled step is simply redone (or, for a create-edit, reported)
 at the next start.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from cvsyncd.api import CleanvoiceClient
+from cvsyncd.api import API_TIMEOUT, CleanvoiceClient
 from cvsyncd.config import Config, Folder
 from cvsyncd.errors import CvsyncdError
 from cvsyncd.jobs import Job, JobState
@@ -33,7 +33,6 @@ from cvsyncd.steps import Steps
 from cvsyncd.store import Store
 
 S = JobState
-DRAIN_SECONDS = 75.0  # below systemd's default stop timeout of 90 s
 IDLE_TICK = 1.0
 
 StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
@@ -42,18 +41,11 @@ StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
 class Pipeline:
     """Drives every job from queued to done (or failed / needs_attention)."""
 
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        client: CleanvoiceClient,
-        *,
-        drain_seconds: float = DRAIN_SECONDS,
-    ):
+    def __init__(self, config: Config, store: Store, client: CleanvoiceClient):
         self.config = config
         self.store = store
         self.client = client
-        self.drain_seconds = drain_seconds
+        self.drain_seconds = config.daemon.stop_grace_seconds
         self.log = structlog.get_logger("cvsyncd.pipeline")
         self.pause = Pause(store)
         self.outcomes = Outcomes(config, store, client, self.pause)
@@ -128,7 +120,7 @@ class Pipeline:
             if folder is None:
                 self.outcomes.hold_orphan(job)
                 continue
-            kind = STEP_KINDS.get(job.state)
+            kind = step_kind(job)
             if kind is None:
                 continue
             if kind == "upload":
@@ -171,7 +163,12 @@ class Pipeline:
             self._wake.set()
 
     async def _drain(self, force: asyncio.Event) -> None:
-        """Let running steps finish within the grace period; cancel the rest."""
+        """Let running steps finish within the grace period; then cancel them.
+
+        A create-edit still in flight when the grace ends is not cancelled (that would make
+        its outcome unknown); its own request timeout bounds the wait. A second stop
+        request (``force``) cancels everything at once.
+        """
         if not self._running:
             return
         self.log.info(
@@ -179,20 +176,22 @@ class Pipeline:
             running=len(self._running),
             grace_seconds=self.drain_seconds,
         )
-        tasks = [task for _, task in self._running.values()]
-        waiter = asyncio.ensure_future(asyncio.wait(tasks))
-        forced = asyncio.ensure_future(force.wait())
-        await asyncio.wait(
-            [waiter, forced], timeout=self.drain_seconds, return_when=asyncio.FIRST_COMPLETED
-        )
-        forced.cancel()
-        left = [task for task in tasks if not task.done()]
-        for task in left:
-            task.cancel()
-        if left:
-            self.log.warning("stopping: cancelled unfinished steps", cancelled=len(left))
-            await asyncio.gather(*left, return_exceptions=True)
-        waiter.cancel()
+        await _wait_tasks(self._tasks(), force, self.drain_seconds)
+        late = self._tasks(exclude_kind="submit")
+        if late:
+            self.log.warning(
+                "stopping: interrupting unfinished steps; they resume at the next start",
+                interrupted=len(late),
+            )
+            await _cancel(late)
+        submits = self._tasks()
+        if submits:
+            self.log.info("stopping: waiting for the answer to a create-edit request")
+            await _wait_tasks(submits, force, API_TIMEOUT.read or 60.0)
+        await _cancel(self._tasks())
+
+    def _tasks(self, exclude_kind: str | None = None) -> list[asyncio.Task[None]]:
+        return [t for kind, t in self._running.values() if kind != exclude_kind and not t.done()]
 
     # -- intake (called by the watcher) ---------------------------------------------
 
@@ -214,6 +213,13 @@ class Pipeline:
         }
 
 
+def step_kind(job: Job) -> str | None:
+    """Which step a due job needs next (a method name of ``Steps``)."""
+    if job.state is S.QUEUED and "duplicate_of" in job.facts:
+        return "duplicate"
+    return STEP_KINDS.get(job.state)
+
+
 STEP_KINDS: Mapping[JobState, str] = {
     S.QUEUED: "upload",
     S.UPLOADED: "submit",
@@ -222,6 +228,29 @@ STEP_KINDS: Mapping[JobState, str] = {
     S.WRITING: "write",
     S.DISPOSING: "dispose",
 }
+
+
+async def _wait_tasks(
+    tasks: list[asyncio.Task[None]], force: asyncio.Event, timeout: float
+) -> None:
+    """Wait until all ``tasks`` are done, ``force`` is set, or ``timeout`` passes."""
+    if not tasks:
+        return
+    everything = asyncio.ensure_future(asyncio.wait(tasks))  # cancelling this spares the tasks
+    forced = asyncio.ensure_future(force.wait())
+    try:
+        await asyncio.wait(
+            [everything, forced], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        forced.cancel()
+        everything.cancel()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _wait_any(events: list[asyncio.Event], timeout: float) -> None:

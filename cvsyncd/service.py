@@ -19,7 +19,7 @@ from cvsyncd import __version__
 from cvsyncd.api import CleanvoiceClient
 from cvsyncd.config import Config
 from cvsyncd.fileops import sweep_temp_files
-from cvsyncd.pipeline import DRAIN_SECONDS, Pipeline
+from cvsyncd.pipeline import Pipeline
 from cvsyncd.store import Store
 from cvsyncd.watcher import Watcher
 
@@ -27,10 +27,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Daemon:
-    def __init__(self, config: Config, api_key: str, *, drain_seconds: float = DRAIN_SECONDS):
+    def __init__(self, config: Config, api_key: str):
         self.config = config
         self.api_key = api_key
-        self.drain_seconds = drain_seconds
         self.log = structlog.get_logger("cvsyncd.service")
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
@@ -41,7 +40,7 @@ class Daemon:
         try:
             self._sweep()
             async with CleanvoiceClient(self.config.cleanvoice.base_url, self.api_key) as client:
-                pipeline = Pipeline(self.config, store, client, drain_seconds=self.drain_seconds)
+                pipeline = Pipeline(self.config, store, client)
                 pipeline.recover()
                 watcher = Watcher(
                     self.config.folders,

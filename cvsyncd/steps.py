@@ -31,6 +31,7 @@ import structlog
 from cvsyncd.api import CleanvoiceClient, file_url_of
 from cvsyncd.config import Config, Folder
 from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
+from cvsyncd.failpoints import failpoint
 from cvsyncd.fileops import AtomicFile, free_name, move_file, remove_file, sha256_file
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.outcomes import Outcomes, current_input_path
@@ -106,31 +107,85 @@ class Steps:
         if not same_file(os.lstat(path), InputFile(rel, st.st_size, st.st_mtime_ns, "")):
             return "changed"
         recorded = InputFile(rel, st.st_size, st.st_mtime_ns, fingerprint)
-        job = self.store.create_job(
-            folder.key, rel, [recorded], edit_options(folder, path), facts={"preset": folder.preset}
-        )
+        options = edit_options(folder, path)
+        facts: dict[str, Any] = {"preset": folder.preset}
+        original = self.store.find_same_content(fingerprint, options)
+        if original is not None:  # decided once it is done: see ``duplicate``
+            facts["duplicate_of"] = original.id
+        job = self.store.create_job(folder.key, rel, [recorded], options, facts=facts)
         if job is None:
             # same content under the same name (touched, or copied again): already handled
             existing = self.store.find_by_identity(folder.key, rel, fingerprint)
             if existing is not None:
                 self.store.set_input(existing.id, 0, size=st.st_size, mtime_ns=st.st_mtime_ns)
             return "known"
+        failpoint("intake.created")
         self.log.info("queued", job=job.id, folder=folder.name, path=rel, size=st.st_size)
         return "queued"
+
+    # -- the same recording again ------------------------------------------------------
+
+    async def duplicate(self, job: Job, folder: Folder) -> None:
+        """Settle a job whose content and preset another job already has.
+
+        Once that job is done, this one ends as ``duplicate`` — reported, not submitted
+        (it would bill the same recording twice), its input left where it is. If the other
+        job failed or was forgotten, this one is processed normally.
+        """
+        original = self.store.get(int(job.facts["duplicate_of"]))
+        if original is None or original.state in (S.FAILED, S.DUPLICATE):
+            facts = {k: v for k, v in job.facts.items() if k != "duplicate_of"}
+            self.store.update(
+                job.id,
+                S.QUEUED,
+                "the earlier job with this recording did not finish; processing this one",
+                facts=facts,
+                error=None,
+            )
+            return
+        if original.state is not S.DONE:
+            self.store.update(
+                job.id,
+                S.QUEUED,
+                None,
+                next_attempt_at=time.time() + 10.0,
+                error=f"waiting for job {original.id} ({original.name}), which "
+                "has the same recording and preset",
+            )
+            return
+        results = ", ".join(o["path"] for o in original.outputs if o.get("written"))
+        message = (
+            f"same recording and preset as job {original.id} ({original.name}), which is "
+            f"done; not submitted again, so it is not paid twice. Its results: {results}. "
+            f"To process this file anyway: cvsyncd retry -c {self.config.path} {job.id}"
+        )
+        self.store.transition(
+            job.id, S.QUEUED, S.DUPLICATE, message, error=message, finished_at=time.time()
+        )
+        self.log.warning(
+            "duplicate: not submitted again",
+            job=job.id,
+            path=job.name,
+            same_as=original.id,
+            same_as_path=original.name,
+        )
 
     # -- upload ---------------------------------------------------------------------
 
     async def upload(self, job: Job, folder: Folder) -> None:
         job = await self._refresh_if_changed(job, folder)
         job = self.store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
+        failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
         for position, recorded in enumerate(job.inputs):
             path = current_input_path(folder, job, position)
             signed = await self.client.request_upload_url(upload_name(path))
+            failpoint("upload.signed")
             log.info("uploading", size=recorded.size)
             digest = await self.client.upload_file(
                 signed, path, recorded.size, on_progress=self._progress_writer(job)
             )
+            failpoint("upload.sent")
             if digest != recorded.fingerprint or not same_file(os.lstat(path), recorded):
                 raise JobError(
                     f"{path.name} changed while it was being uploaded; "
@@ -148,6 +203,7 @@ class Steps:
             progress=None,
             next_attempt_at=0,
         )
+        failpoint("upload.done")
         log.info("uploaded")
 
     def _progress_writer(self, job: Job) -> Any:
@@ -220,11 +276,13 @@ class Steps:
             return
         # write-ahead intent: from here until the edit id is stored, the outcome is unknown
         job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
+        failpoint("submit.intent")
         edit_id = await self.client.create_edit(
             [f for f in files if f],
             job.options,
             upload_type="multitrack" if job.is_multitrack else None,
         )
+        failpoint("submit.posted")
         now = time.time()
         self.store.transition(
             job.id,
@@ -238,6 +296,7 @@ class Steps:
             next_attempt_at=now + self.config.daemon.poll_initial_seconds,
             facts={**job.facts, "polls": 0},
         )
+        failpoint("submit.done")
         self.outcomes.pause.submitted()
         self.log.info("submitted", job=job.id, path=job.name, edit_id=edit_id)
 
@@ -249,6 +308,7 @@ class Steps:
         if status.succeeded:
             assert status.result is not None
             self._live_results[job.id] = status.result
+            failpoint("poll.success")
             self.store.transition(
                 job.id,
                 S.PROCESSING,
@@ -260,6 +320,7 @@ class Steps:
                 progress={"status": status.status},
                 next_attempt_at=0,
             )
+            failpoint("poll.done")
             self.log.info("edit finished", job=job.id, path=job.name, edit_id=job.edit_id)
             return
         if status.failed:
@@ -295,6 +356,7 @@ class Steps:
         plan = [dict(o) for o in job.outputs] or plan_outputs(folder, job, result)
         if not job.outputs:
             job = self.store.update(job.id, S.FETCHING, None, outputs=plan)
+            failpoint("fetch.planned")
         for entry in plan:
             source = entry.get("source")
             if not source:
@@ -309,10 +371,12 @@ class Steps:
                 await asyncio.to_thread(out.discard)
                 raise
             await self._commit(job, plan, entry, out)
+            failpoint("fetch.committed")
             self.log.info("downloaded", job=job.id, path=job.name, output=entry["path"], size=size)
         self.store.transition(
             job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0, error=None, next_attempt_at=0
         )
+        failpoint("fetch.done")
 
     async def write(self, job: Job, folder: Folder) -> None:
         plan = [dict(o) for o in job.outputs]
@@ -336,6 +400,7 @@ class Steps:
             error=None,
             next_attempt_at=0,
         )
+        failpoint("write.done")
         self.log.info(
             "outputs written", job=job.id, path=job.name, outputs=[e["path"] for e in plan]
         )
@@ -343,9 +408,17 @@ class Steps:
     async def _commit(
         self, job: Job, plan: list[dict[str, Any]], entry: dict[str, Any], out: AtomicFile
     ) -> None:
-        """Put an output in place. A file we did not write there is never replaced."""
+        """Put an output in place. A file we did not write there is never replaced.
+
+        The name is claimed in the job before the rename, so that after a crash at any point
+        a file under that name is known to be ours and is simply replaced by the redo.
+        """
+        first = not entry.get("written")
+        if first:
+            entry["written"] = True
+            self.store.update(job.id, job.state, None, outputs=plan)
         try:
-            await asyncio.to_thread(out.commit, overwrite=bool(entry.get("written")))
+            await asyncio.to_thread(out.commit, overwrite=not first)
         except FileExistsError:
             # someone put a file under our planned name: plan new names, drop our partial set
             for other in plan:
@@ -357,8 +430,6 @@ class Steps:
                 "writing them again under free names",
                 retryable=True,
             ) from None
-        entry["written"] = True
-        self.store.update(job.id, job.state, None, outputs=plan)
 
     # -- dispose --------------------------------------------------------------------
 
@@ -368,6 +439,7 @@ class Steps:
         if job.edit_id:
             try:
                 await self.client.delete_edit(job.edit_id)
+                failpoint("dispose.deleted")
             except TransientApiError:
                 if job.attempts + 1 < REMOTE_DELETE_TRIES:
                     raise
@@ -394,6 +466,7 @@ class Steps:
             next_attempt_at=0,
             progress=None,
         )
+        failpoint("dispose.done")
         self.log.info(
             "done", job=job.id, path=job.name, after=folder.after, moved_to=job.disposed_to
         )
@@ -417,11 +490,13 @@ class Steps:
         if job.disposed_to is None:  # plan the name first, so a redo finds the file
             target = await asyncio.to_thread(free_name, folder.done_dir / recorded.rel_path)
             job = self.store.update(job.id, S.DISPOSING, None, disposed_to=str(target))
+            failpoint("dispose.planned")
         target = Path(str(job.disposed_to))
         if st is None:
             return job  # moved already (a redo after a crash), or removed by the user
         try:
             await asyncio.to_thread(move_file, source, target)
+            failpoint("dispose.moved")
         except FileExistsError:
             self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
             raise JobError(

@@ -21,6 +21,7 @@ from typing import Any
 
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreLocked, StoreTooNew
+from cvsyncd.failpoints import failpoint
 from cvsyncd.jobs import ACTIVE, InputFile, Job, JobState, check_transition
 
 DB_NAME = "cvsyncd.sqlite3"
@@ -245,6 +246,7 @@ class Store:
             with self._write():
                 for statement in MIGRATIONS[target - 1]:
                     self._conn.execute(statement)
+                    failpoint("migrate.statement")
                 self._conn.execute(f"PRAGMA user_version = {target}")
 
     @contextlib.contextmanager
@@ -368,6 +370,38 @@ class Store:
                 (*fields.values(), job_id, position),
             )
 
+    def requeue(self, job_id: int, message: str) -> Job:
+        """Send a finished job back to the queue, from scratch (``cvsyncd retry``).
+
+        Only failed, needs_attention and duplicate jobs can be requeued; everything learnt
+        about the previous attempt (edit id, uploads, result, outputs) is cleared, and the
+        previous edit id kept among the facts.
+        """
+        job = self.get(job_id)
+        if job is None:
+            raise StoreError(f"there is no job {job_id}")
+        check_transition(job.state, JobState.QUEUED)
+        facts = {k: v for k, v in job.facts.items() if k not in ("duplicate_of", "polls")}
+        if job.edit_id:
+            facts["previous_edits"] = [*facts.get("previous_edits", []), job.edit_id]
+        facts["retries"] = int(facts.get("retries", 0)) + 1
+        now = time.time()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = ?, attempts = 0, next_attempt_at = 0, edit_id = NULL,"
+                " progress = NULL, result = NULL, outputs = '[]', disposed_to = NULL,"
+                " error = NULL, facts = ?, submitted_at = NULL, finished_at = NULL,"
+                " updated_at = ? WHERE id = ? AND state = ?",
+                (JobState.QUEUED.value, json.dumps(facts), now, job_id, job.state.value),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"job {job_id} changed meanwhile; not requeued")
+            conn.execute("UPDATE inputs SET file_url = NULL WHERE job_id = ?", (job_id,))
+            _add_event(conn, job_id, JobState.QUEUED, message, now)
+        requeued = self.get(job_id)
+        assert requeued is not None
+        return requeued
+
     def delete_job(self, job_id: int) -> bool:
         """Forget a job entirely (its inputs and history too). Return whether it existed."""
         with self._write() as conn:
@@ -449,11 +483,20 @@ class Store:
     def find_same_content(
         self, fingerprint: str, options: Mapping[str, Any], exclude: int | None = None
     ) -> Job | None:
-        """Return the oldest other job with the same content and effective options."""
+        """Return the oldest other job with the same content and effective options.
+
+        Failed jobs and duplicates do not count: they hold no results to point to.
+        """
         row = self._conn.execute(
             "SELECT * FROM jobs WHERE fingerprint = ? AND options_key = ? AND id IS NOT ?"
-            " ORDER BY id LIMIT 1",
-            (fingerprint, options_key(options), exclude),
+            " AND state NOT IN (?, ?) ORDER BY id LIMIT 1",
+            (
+                fingerprint,
+                options_key(options),
+                exclude,
+                JobState.FAILED.value,
+                JobState.DUPLICATE.value,
+            ),
         ).fetchone()
         return self._job(row) if row else None
 

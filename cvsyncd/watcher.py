@@ -151,7 +151,7 @@ class Watcher:
         self.rescan_seconds = rescan_seconds
         self.log = structlog.get_logger("cvsyncd.watcher")
         self._candidates: dict[Path, Candidate] = {}
-        self._settled: dict[Path, tuple[int, int]] = {}  # what intake already answered
+        self._skipped: dict[Path, tuple[int, int]] = {}  # intake said "not yet" (e.g. empty)
         self._observers: dict[str, BaseObserver | None] = {}  # None: inbox missing
         self._ready: asyncio.Queue[tuple[Folder, Path]] = asyncio.Queue()
         self._pending_scans: list[tuple[Folder, Path]] = []
@@ -242,7 +242,7 @@ class Watcher:
             self._pending_scans.append((folder, path))
         elif what == "gone":
             self._candidates.pop(path, None)
-            self._settled.pop(path, None)
+            self._skipped.pop(path, None)
         elif is_candidate(folder, path):
             self._candidates.setdefault(path, Candidate(folder))
 
@@ -261,11 +261,10 @@ class Watcher:
         found = await asyncio.to_thread(lambda: list(scan_inbox(folder, directory)))
         for path, st in found:
             signature = (st.st_size, st.st_mtime_ns)
-            if path in self._candidates or self._settled.get(path) == signature:
+            if path in self._candidates or self._skipped.get(path) == signature:
                 continue
             rel = path.relative_to(folder.inbox).as_posix()
             if self.is_known(folder, rel, st.st_size, st.st_mtime_ns):
-                self._settled[path] = signature
                 continue
             self._candidates[path] = Candidate(folder)
 
@@ -300,7 +299,6 @@ class Watcher:
                 continue
             if now - candidate.since >= self.settle_seconds:
                 del self._candidates[path]
-                self._settled[path] = (st.st_size, st.st_mtime_ns)
                 self._ready.put_nowait((candidate.folder, path))
 
     async def _take_ready(self) -> None:
@@ -313,8 +311,11 @@ class Watcher:
                 self.log.exception("could not take a file", folder=folder.name, path=str(path))
                 verdict = "error"
             if verdict == "changed":
-                self._settled.pop(path, None)
                 self._candidates.setdefault(path, Candidate(folder))
+            elif verdict == "skipped":
+                with contextlib.suppress(OSError):
+                    st = os.lstat(path)
+                    self._skipped[path] = (st.st_size, st.st_mtime_ns)
 
 
 def _lstat_all(paths: list[Path]) -> list[os.stat_result | None]:
