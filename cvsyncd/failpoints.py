@@ -41,6 +41,7 @@ NAMES = (
     "dispose.deleted",
     "dispose.done",
     "migrate.statement",
+    "migrate.committed",
 )
 
 

@@ -36,6 +36,14 @@ class Daemon:
 
     async def run(self) -> None:
         """Run until stopped by a signal (or ``self.stop``)."""
+        self._install_signal_handlers()  # first: a stop during startup is a clean stop too
+        try:
+            await self._run()
+        finally:
+            self._remove_signal_handlers()
+        self.log.info("stopped")
+
+    async def _run(self) -> None:
         store = Store.open(self.config.daemon.state_dir, daemon=True)
         try:
             self._sweep()
@@ -48,7 +56,6 @@ class Daemon:
                     pipeline.intake,
                     pipeline.is_known,
                 )
-                self._install_signal_handlers()
                 self.log.info(
                     "started",
                     version=__version__,
@@ -56,15 +63,9 @@ class Daemon:
                     state_dir=str(self.config.daemon.state_dir),
                     folders=len(self.config.folders),
                 )
-                try:
-                    await asyncio.gather(
-                        watcher.run(self.stop), pipeline.run(self.stop, self.force)
-                    )
-                finally:
-                    self._remove_signal_handlers()
+                await asyncio.gather(watcher.run(self.stop), pipeline.run(self.stop, self.force))
         finally:
             store.close()
-        self.log.info("stopped")
 
     def _sweep(self) -> None:
         """Remove temp files a crash left in our output places (only our own names)."""

@@ -248,6 +248,7 @@ class Store:
                     self._conn.execute(statement)
                     failpoint("migrate.statement")
                 self._conn.execute(f"PRAGMA user_version = {target}")
+            failpoint("migrate.committed")
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

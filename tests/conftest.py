@@ -121,21 +121,21 @@ class Setup:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    def daemon(self, *args: str) -> DaemonProcess:
-        return DaemonProcess(self, list(args))
+    def daemon(self, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        return DaemonProcess(self, list(args), env or {})
 
 
 class DaemonProcess:
     """``cvsyncd run`` as a real subprocess, its log collected line by line."""
 
-    def __init__(self, setup: Setup, args: list[str]):
+    def __init__(self, setup: Setup, args: list[str], env: dict[str, str]):
         self.setup = setup
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cvsyncd", "run", "-c", str(setup.config), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=setup.env(),
+            env={**setup.env(), **env},
             cwd=setup.root,
         )
         self.lines: list[str] = []
