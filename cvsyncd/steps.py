@@ -177,11 +177,11 @@ class Steps:
         job = self.store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
+        log.info("uploading", size=sum(i.size for i in job.inputs))
         for position, recorded in enumerate(job.inputs):
             path = current_input_path(folder, job, position)
             signed = await self.client.request_upload_url(upload_name(path))
             failpoint("upload.signed")
-            log.info("uploading", size=recorded.size)
             digest = await self.client.upload_file(
                 signed, path, recorded.size, on_progress=self._progress_writer(job)
             )
