@@ -74,6 +74,8 @@ class DaemonSettings:
     log_level: str = "info"
     resubmit_ambiguous: bool = False
     stop_grace_seconds: float = 60.0  # on SIGTERM, how long running steps may still take
+    retry_initial_seconds: float = 5.0  # first wait after a transient failure; doubles
+    retry_max_seconds: float = 900.0  # the longest wait between two attempts
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ DAEMON_KEYS: Mapping[str, Setting] = {
     "log_level": choice("info", "debug", "info", "warning", "error", fold_case=True),
     "resubmit_ambiguous": boolean(False),
     "stop_grace_seconds": number(60.0, above=0),
+    "retry_initial_seconds": number(5.0, above=0),
+    "retry_max_seconds": number(900.0, above=0),
 }
 
 FOLDER_KEYS: Mapping[str, Setting] = {
@@ -233,6 +237,7 @@ def make_cleanvoice(data: Mapping[str, Any], reader: Reader) -> CleanvoiceSettin
 DAEMON_ORDER = (
     ("poll_max_seconds", "≥", "poll_initial_seconds"),
     ("poll_min_seconds", "≤", "poll_max_seconds"),
+    ("retry_max_seconds", "≥", "retry_initial_seconds"),
 )
 FLIPPED = {"≥": "≤", "≤": "≥"}
 

@@ -174,10 +174,17 @@ class Outcomes:
     ) -> None:
         """Send the job back to its last safe state, to be retried after a back-off."""
         attempts = job.attempts + 1 if count else job.attempts
+        daemon = self.config.daemon
         when = (
             at
             if at is not None
-            else time.time() + backoff_delay(max(attempts, 1), retry_after=retry_after)
+            else time.time()
+            + backoff_delay(
+                max(attempts, 1),
+                base=daemon.retry_initial_seconds,
+                cap=daemon.retry_max_seconds,
+                retry_after=retry_after,
+            )
         )
         state = SAFE_STATE.get(job.state, job.state)
         fields = {"attempts": attempts, "next_attempt_at": when, "error": message}
