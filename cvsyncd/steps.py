@@ -277,6 +277,7 @@ class Steps:
         # write-ahead intent: from here until the edit id is stored, the outcome is unknown
         job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
         failpoint("submit.intent")
+        self.log.info("submitting", job=job.id, path=job.name)
         edit_id = await self.client.create_edit(
             [f for f in files if f],
             job.options,

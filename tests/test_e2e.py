@@ -225,9 +225,9 @@ def test_uploads_and_active_edits_stay_within_the_limits(
         assert daemon.stop() == 0
     uploads = edits = most_uploads = most_edits = 0
     for event in (e.get("event") for e in daemon.events()):
-        # an upload holds its slot until the edit is created (uploaded-but-waiting counts)
-        uploads += {"uploading": 1, "submitted": -1}.get(str(event), 0)
-        edits += {"submitted": 1, "edit finished": -1}.get(str(event), 0)
+        # an upload holds its slot until its edit is being created (waiting counts too)
+        uploads += {"uploading": 1, "submitting": -1}.get(str(event), 0)
+        edits += {"submitting": 1, "edit finished": -1}.get(str(event), 0)
         most_uploads, most_edits = max(most_uploads, uploads), max(most_edits, edits)
     assert most_uploads == 1
     assert most_edits == 2
