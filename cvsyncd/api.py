@@ -33,6 +33,7 @@ from cvsyncd.errors import (
     PermanentApiError,
     TransientApiError,
 )
+from cvsyncd.ratelimit import RateLimiter
 from cvsyncd.redact import redact_url, scrub, strip_query
 
 BLOCK_SIZE = 1024 * 1024
@@ -40,6 +41,7 @@ USER_AGENT = f"cvsyncd/{__version__}"
 API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
 TRANSFER_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024**3
+DEFAULT_LIMITS = {"submit": 30, "status": 300}  # requests a minute (API-CONTRACT.md)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 RUNNING_STATUSES = frozenset(
@@ -162,12 +164,14 @@ class CleanvoiceClient:
         base_url: str,
         api_key: str,
         *,
+        limits: Mapping[str, int] | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         self.max_download_bytes = max_download_bytes
+        self.limiter = RateLimiter(limits or DEFAULT_LIMITS)
         self._api = httpx.AsyncClient(
             headers={"X-API-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=API_TIMEOUT,
@@ -193,6 +197,19 @@ class CleanvoiceClient:
         await self._api.aclose()
         await self._files.aclose()
 
+    def set_api_key(self, api_key: str) -> None:
+        """Use a new key from now on (the key file changed)."""
+        self._key = api_key
+        self._api.headers["X-API-Key"] = api_key
+
+    async def reserve(self, budget: str) -> None:
+        """Take one request from ``budget`` now, for a call made with ``reserved=True``.
+
+        A create-edit reserves its place before its intent is written, so that waiting for
+        the budget never happens while the job's outcome is recorded as unknown.
+        """
+        await self.limiter.acquire(budget)
+
     @property
     def account_url(self) -> str:
         """``/v1/account``: the only v1 call, next to the v2 base URL."""
@@ -203,7 +220,9 @@ class CleanvoiceClient:
 
     async def request_upload_url(self, filename: str) -> str:
         """Return a signed URL to PUT ``filename``'s bytes to."""
-        body = await self._call("POST", f"{self.base_url}/upload", params={"filename": filename})
+        body = await self._call(
+            "POST", f"{self.base_url}/upload", budget="submit", params={"filename": filename}
+        )
         url = body.get("signedUrl") if isinstance(body, Mapping) else None
         if not isinstance(url, str) or not url:
             raise TransientApiError("the upload answer had no signedUrl")
@@ -215,17 +234,24 @@ class CleanvoiceClient:
         config: Mapping[str, Any],
         *,
         upload_type: str | None = None,
+        reserved: bool = False,
     ) -> str:
         """Create an edit and return its id.
 
         Raise AmbiguousApiError when the request may have reached the API but no answer
-        came back: the edit may exist (and be billed) or not.
+        came back: the edit may exist (and be billed) or not. With ``reserved`` the
+        request's place in the budget was taken beforehand (``reserve("submit")``).
         """
         payload: dict[str, Any] = {"files": list(files), "config": dict(config)}
         if upload_type:
             payload["upload_type"] = upload_type
         body = await self._call(
-            "POST", f"{self.base_url}/edits", json={"input": payload}, idempotent=False
+            "POST",
+            f"{self.base_url}/edits",
+            budget="submit",
+            reserved=reserved,
+            json={"input": payload},
+            idempotent=False,
         )
         edit_id = body.get("id") if isinstance(body, Mapping) else None
         if not isinstance(edit_id, str) or not edit_id:
@@ -233,22 +259,34 @@ class CleanvoiceClient:
         return edit_id
 
     async def get_edit(self, edit_id: str) -> EditStatus:
-        body = await self._call("GET", f"{self.base_url}/edits/{edit_id}")
+        body = await self._call("GET", f"{self.base_url}/edits/{edit_id}", budget="status")
         if not isinstance(body, Mapping) or not isinstance(body.get("status"), str):
             raise TransientApiError("the edit status answer had no status")
         return parse_edit_status(body)
 
     async def delete_edit(self, edit_id: str) -> None:
-        await self._call("DELETE", f"{self.base_url}/edits/{edit_id}")
+        await self._call("DELETE", f"{self.base_url}/edits/{edit_id}", budget="status")
 
     async def account(self) -> Mapping[str, Any]:
-        body = await self._call("GET", self.account_url)
+        body = await self._call("GET", self.account_url, budget="status")
         if not isinstance(body, Mapping):
             raise TransientApiError("the account answer was not a JSON object")
         return body
 
-    async def _call(self, method: str, url: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
-        """Send one API request and return its JSON body, or raise a classified ApiError."""
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        budget: str,
+        reserved: bool = False,
+        idempotent: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Send one API request within ``budget`` and return its JSON body, or raise a
+        classified ApiError."""
+        if not reserved:
+            await self.limiter.acquire(budget)
         what = f"{method} {urlsplit(url).path}"
         try:
             response = await self._api.request(method, url, **kwargs)
@@ -260,6 +298,8 @@ class CleanvoiceClient:
         except httpx.TransportError as exc:
             text = f"{what}: no answer from Cleanvoice ({self._describe(exc)})"
             raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None
+        if response.status_code == 429:
+            self.limiter.refused(budget, parse_retry_after(response.headers.get("Retry-After")))
         return self._check(response, what, idempotent)
 
     def _check(self, response: httpx.Response, what: str, idempotent: bool) -> Any:
@@ -330,43 +370,68 @@ class CleanvoiceClient:
             raise kind(f"{what} failed: HTTP {response.status_code}", status=response.status_code)
         return hasher.hexdigest()
 
-    async def download(self, url: str, sink: IO[bytes]) -> int:
-        """Stream ``url`` into ``sink`` (an open binary file); return the number of bytes.
+    async def download(self, url: str, sink: IO[bytes], *, offset: int = 0) -> int:
+        """Stream ``url`` into ``sink`` (an open binary file); return the file's size.
 
-        Refuse non-https URLs (but loopback), bodies over ``max_download_bytes`` and bodies
-        shorter than their Content-Length.
+        With ``offset`` > 0 the sink already holds that many bytes of an interrupted
+        download: the rest is asked for with ``Range``, or, if the server sends the whole
+        file instead, the sink is emptied and filled from the start. Refuse non-https URLs
+        (but loopback), files over ``max_download_bytes`` and bodies cut short; a failure
+        leaves in the sink what arrived, so that the caller may resume from ``sink.tell()``.
         """
         check_transfer_url(url)
         what = f"download of {redact_url(url)}"
-        written = 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        position = offset
+        pending = bytearray()  # written in large blocks, and kept on a break for a resume
         try:
-            async with self._files.stream("GET", url) as response:
-                if response.status_code >= 300:
-                    kind = (
-                        TransientApiError
-                        if response.status_code in (403, 408, 429) or response.status_code >= 500
-                        else PermanentApiError
-                    )
-                    raise kind(
-                        f"{what} failed: HTTP {response.status_code}", status=response.status_code
-                    )
-                expected = response.headers.get("Content-Length")
-                if expected and int(expected) > self.max_download_bytes:
-                    raise PermanentApiError(f"{what}: {expected} bytes is over the size cap")
-                async for chunk in response.aiter_bytes(BLOCK_SIZE):
-                    written += len(chunk)
-                    if written > self.max_download_bytes:
+            async with self._files.stream("GET", url, headers=headers) as response:
+                position, total = await self._start_download(response, sink, offset, what)
+                async for chunk in response.aiter_bytes():
+                    position += len(chunk)
+                    if position > self.max_download_bytes:
                         raise PermanentApiError(
                             f"{what}: more than {self.max_download_bytes} bytes"
                         )
-                    await asyncio.to_thread(sink.write, chunk)
+                    pending += chunk
+                    if len(pending) >= BLOCK_SIZE:
+                        await asyncio.to_thread(sink.write, bytes(pending))
+                        pending.clear()
         except httpx.TransportError as exc:
+            await asyncio.to_thread(sink.write, bytes(pending))
             raise TransientApiError(
-                f"{what} broke off after {written} bytes: {self._describe(exc)}"
+                f"{what} broke off after {position} bytes: {self._describe(exc)}"
             ) from None
-        if expected and written != int(expected):
-            raise TransientApiError(f"{what} was cut short: {written} of {expected} bytes")
-        return written
+        await asyncio.to_thread(sink.write, bytes(pending))
+        if total is not None and position != total:
+            raise TransientApiError(f"{what} was cut short: {position} of {total} bytes")
+        return position
+
+    async def _start_download(
+        self, response: httpx.Response, sink: IO[bytes], offset: int, what: str
+    ) -> tuple[int, int | None]:
+        """Check a download's answer; return (where the body starts, the full size)."""
+        status = response.status_code
+        if offset and status == 206:
+            start, total = parse_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                await asyncio.to_thread(_empty, sink)
+                raise TransientApiError(f"{what}: the server resumed at byte {start}, not {offset}")
+            return offset, total
+        if status >= 300:
+            transient = status in (403, 408, 416, 429) or status >= 500
+            if offset:  # whatever went wrong, the next attempt starts from scratch
+                await asyncio.to_thread(_empty, sink)
+            raise (TransientApiError if transient else PermanentApiError)(
+                f"{what} failed: HTTP {status}", status=status
+            )
+        if offset:  # the server ignored Range and sends everything
+            await asyncio.to_thread(_empty, sink)
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        if total is not None and total > self.max_download_bytes:
+            raise PermanentApiError(f"{what}: {total} bytes is over the size cap")
+        return 0, total
 
     def _describe(self, exc: BaseException) -> str:
         return self._scrub(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
@@ -391,6 +456,23 @@ def parse_edit_status(body: Mapping[str, Any]) -> EditStatus:
         return EditStatus(status, message=str(message) if message else None)
     progress = result if isinstance(result, Mapping) and result else None
     return EditStatus(status, progress=progress)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int | None]:
+    """Return (first byte, full size or None) of a ``Content-Range: bytes a-b/size``."""
+    try:
+        unit, _, rest = (value or "").partition(" ")
+        span, _, size = rest.partition("/")
+        if unit != "bytes":
+            raise ValueError(value)
+        return int(span.split("-")[0]), (int(size) if size.isdigit() else None)
+    except ValueError:
+        return -1, None
+
+
+def _empty(sink: IO[bytes]) -> None:
+    sink.seek(0)
+    sink.truncate()
 
 
 def file_url_of(signed_url: str) -> str:

@@ -114,3 +114,22 @@ def check_key(key: str) -> None:
         raise Invalid("is empty")
     if not all(33 <= ord(char) <= 126 for char in key):
         raise Invalid("holds spaces, line breaks or other characters an API key cannot have")
+
+
+def key_signature(config: KeySource, env: Mapping[str, str] | None = None) -> tuple[object, ...]:
+    """A cheap fingerprint of where the key comes from: it changes when a key file does.
+
+    The daemon compares it while paused for a refused key, to try a new key at once.
+    """
+    env = os.environ if env is None else env
+    places = [config.cleanvoice.api_key_file]
+    if env.get("CREDENTIALS_DIRECTORY"):
+        places.insert(0, Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME)
+    signature: list[object] = []
+    for place in places:
+        try:
+            st = os.stat(place) if place is not None else None
+        except OSError:
+            st = None
+        signature.append((st.st_ino, st.st_size, st.st_mtime_ns) if st else None)
+    return tuple(signature)

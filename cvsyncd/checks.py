@@ -134,3 +134,12 @@ def _existing_parent(path: Path) -> Path:
         if parent.exists():
             return parent
     return Path("/")
+
+
+async def fetch_account(config: Config) -> dict[str, object]:
+    """The account as ``GET /v1/account`` describes it (``cvsyncd account``)."""
+    key = read_api_key(config)
+    register_secret(key)
+    async with CleanvoiceClient(config.cleanvoice.base_url, key) as client:
+        account = await client.account()
+    return dict(account)

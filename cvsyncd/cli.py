@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = command("show", "everything known about a job", cmd_show)
     show.add_argument("job", type=int, metavar="JOB", help="a job id")
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    account = command("account", "show the Cleanvoice account's credit balance", cmd_account)
+    account.add_argument("--json", action="store_true", help="machine-readable output")
     emulator = command(
         "emulator",
         "serve a local Cleanvoice API emulator (for trying cvsyncd and for tests)",
@@ -239,6 +241,31 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
             print(f"{key}: {json.dumps(value, ensure_ascii=False)}", file=out)
         else:
             print(f"{key}: {value}", file=out)
+    return EXIT_OK
+
+
+def cmd_account(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.checks import fetch_account
+
+    config = _load(args)
+    account = asyncio.run(fetch_account(config))
+    if args.json:
+        json.dump(account, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    credit = account.get("credit")
+    if isinstance(credit, dict):
+        print(
+            f"credit:       {credit.get('total')} (subscription {credit.get('subscription')},"
+            f" pay as you go {credit.get('payg')})",
+            file=out,
+        )
+    for key in ("credits_remaining", "account_type"):
+        if key in account:
+            print(f"{key.replace('_', ' ') + ':':<13} {account[key]}", file=out)
+    user = account.get("user")
+    if isinstance(user, dict) and user.get("email"):
+        print(f"user:         {user['email']}", file=out)
     return EXIT_OK
 
 

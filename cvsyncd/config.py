@@ -60,6 +60,10 @@ DEFAULT_BASE_URL = "https://api.cleanvoice.ai/v2"
 class CleanvoiceSettings:
     base_url: str = DEFAULT_BASE_URL  # never ends with "/"
     api_key_file: Path | None = None
+    submit_requests_per_minute: int = 30  # uploads and create-edits (the API's limit)
+    status_requests_per_minute: int = 300  # status polls, deletes, account checks
+    expected_processing_ratio: float = 0.125  # processing seconds per second of audio
+    retention_seconds: float = 7 * 24 * 3600.0  # how long Cleanvoice keeps an edit's files
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,10 @@ CLEANVOICE_KEYS: Mapping[str, Setting] = {
         check_base_url, f"an https:// URL such as {DEFAULT_BASE_URL}", DEFAULT_BASE_URL
     ),
     "api_key_file": path(None, "the path of a file holding the API key, mode 0600"),
+    "submit_requests_per_minute": integer(30, at_least=1),
+    "status_requests_per_minute": integer(300, at_least=1),
+    "expected_processing_ratio": number(0.125, above=0),
+    "retention_seconds": number(7 * 24 * 3600.0, above=0),
 }
 
 DAEMON_KEYS: Mapping[str, Setting] = {

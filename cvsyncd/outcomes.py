@@ -21,11 +21,13 @@ from pathlib import Path
 import structlog
 
 from cvsyncd.api import CleanvoiceClient, backoff_delay
+from cvsyncd.apikey import key_signature, read_api_key
 from cvsyncd.config import Config, Folder
 from cvsyncd.errors import (
     AccountApiError,
     AmbiguousApiError,
     ApiError,
+    ConfigError,
     CvsyncdError,
     JobError,
     PermanentApiError,
@@ -34,6 +36,7 @@ from cvsyncd.errors import (
 )
 from cvsyncd.fileops import free_name, move_file, write_bytes_atomic
 from cvsyncd.jobs import TERMINAL, TRANSITIONS, Job, JobState
+from cvsyncd.redact import register_secret
 from cvsyncd.store import Store
 
 S = JobState
@@ -49,15 +52,18 @@ class Pause:
     """Account-level trouble: no new uploads or submissions until the account works.
 
     The reason is kept in the store so that ``cvsyncd status`` can show it; after a
-    restart the account is checked again at once.
+    restart the account is checked again at once. While paused, the account is checked
+    with a growing back-off, and at once when the key file changes (a new key is read).
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, config: Config | None = None):
         self.store = store
+        self.config = config
         self.reason: str | None = store.get_meta(PAUSE_META_KEY)
         self.check_at = 0.0
         self.strikes = 0
         self.log = structlog.get_logger("cvsyncd.pause")
+        self._key_signature = key_signature(config) if config else ()
 
     @property
     def active(self) -> bool:
@@ -65,7 +71,12 @@ class Pause:
 
     def engage(self, reason: str) -> None:
         self.strikes += 1
-        self.check_at = time.time() + backoff_delay(self.strikes, base=60.0, cap=1800.0)
+        # account checks back off more slowly than retries: 1 minute, doubling to 30 (with
+        # the default retry_initial_seconds = 5 and retry_max_seconds = 900)
+        daemon = self.config.daemon if self.config else None
+        base = 12 * daemon.retry_initial_seconds if daemon else 60.0
+        cap = 2 * daemon.retry_max_seconds if daemon else 1800.0
+        self.check_at = time.time() + backoff_delay(self.strikes, base=base, cap=cap)
         if reason != self.reason:
             self.log.error(
                 "paused all new uploads and submissions",
@@ -81,6 +92,26 @@ class Pause:
             self.store.set_meta(PAUSE_META_KEY, None)
         self.reason = None
 
+    def _reload_key_if_changed(self, client: CleanvoiceClient) -> None:
+        if self.config is None:
+            return
+        signature = key_signature(self.config)
+        if signature == self._key_signature:
+            return
+        self._key_signature = signature
+        try:
+            key = read_api_key(self.config)
+        except ConfigError as exc:
+            self.log.error(
+                "the API key changed but cannot be used",
+                error="; ".join(str(p) for p in exc.problems),
+            )
+            return
+        register_secret(key)
+        client.set_api_key(key)
+        self.check_at = 0.0  # try the new key now
+        self.log.info("the API key changed; checking the account with the new key")
+
     def submitted(self) -> None:
         """A create-edit went through: the account is fine."""
         self.strikes = 0
@@ -88,12 +119,15 @@ class Pause:
 
     async def maybe_recheck(self, client: CleanvoiceClient) -> None:
         """When paused and the back-off has passed, ask the account whether to resume."""
-        if not self.active or time.time() < self.check_at:
+        if not self.active:
+            return
+        self._reload_key_if_changed(client)
+        if time.time() < self.check_at:
             return
         try:
             account = await client.account()
         except AccountApiError as exc:
-            self.engage(exc.message)
+            self.engage(account_trouble(exc))
             return
         except ApiError as exc:
             self.check_at = time.time() + 60.0
@@ -125,7 +159,7 @@ class Outcomes:
         if isinstance(exc, AmbiguousApiError) and job.state is S.SUBMITTING:
             self.ambiguous_submit(job, exc.message)
         elif isinstance(exc, AccountApiError):
-            self.pause.engage(exc.message)
+            self.pause.engage(account_trouble(exc))
             self.retry_later(job, exc.message, at=self.pause.check_at, count=False)
         elif isinstance(exc, TransientApiError | AmbiguousApiError):
             self.retry_later(job, exc.message, retry_after=exc.retry_after)
@@ -279,6 +313,25 @@ class Outcomes:
             error=message,
             next_attempt_at=time.time() + ORPHAN_RECHECK_SECONDS,
         )
+
+
+def account_trouble(exc: AccountApiError) -> str:
+    """Say in plain words why Cleanvoice refused, and what brings the daemon back."""
+    text = f"{exc.message} {exc.code or ''}".lower()
+    if exc.status == 401:
+        return (
+            "Cleanvoice refused the API key (HTTP 401). Put a valid key where cvsyncd "
+            "reads it (see `cvsyncd check`); work resumes by itself once the key works"
+        )
+    if "credit" in text:
+        return (
+            "the Cleanvoice account has no credits left. Add credits in the Cleanvoice "
+            "dashboard; work resumes by itself once the account has credit again"
+        )
+    return (
+        f"Cleanvoice refused a request for this account: {exc.message}. Work resumes "
+        "by itself once the account is in order"
+    )
 
 
 def current_input_path(folder: Folder, job: Job, position: int = 0) -> Path:

@@ -47,7 +47,7 @@ class Pipeline:
         self.client = client
         self.drain_seconds = config.daemon.stop_grace_seconds
         self.log = structlog.get_logger("cvsyncd.pipeline")
-        self.pause = Pause(store)
+        self.pause = Pause(store, config)
         self.outcomes = Outcomes(config, store, client, self.pause)
         self.steps = Steps(config, store, client, self.outcomes)
         self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}

@@ -47,7 +47,12 @@ class Daemon:
         store = Store.open(self.config.daemon.state_dir, daemon=True)
         try:
             self._sweep()
-            async with CleanvoiceClient(self.config.cleanvoice.base_url, self.api_key) as client:
+            cleanvoice = self.config.cleanvoice
+            limits = {
+                "submit": cleanvoice.submit_requests_per_minute,
+                "status": cleanvoice.status_requests_per_minute,
+            }
+            async with CleanvoiceClient(cleanvoice.base_url, self.api_key, limits=limits) as client:
                 pipeline = Pipeline(self.config, store, client)
                 pipeline.recover()
                 watcher = Watcher(

@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from cvsyncd import media, schedule
 from cvsyncd.api import CleanvoiceClient, file_url_of
 from cvsyncd.config import Config, Folder
 from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
@@ -52,15 +53,6 @@ def upload_name(path: Path) -> str:
     return f"{stem[:80]}{suffix}"
 
 
-def poll_interval(config: Config, polls: int, *, result_pending: bool = False) -> float:
-    """Seconds until the next status poll: growing from the first interval to the maximum."""
-    daemon = config.daemon
-    if result_pending:  # SUCCESS without a result: it is about to arrive
-        return daemon.poll_min_seconds
-    wanted = daemon.poll_initial_seconds * 1.5**polls
-    return max(daemon.poll_min_seconds, min(daemon.poll_max_seconds, wanted))
-
-
 def edit_options(folder: Folder, path: Path) -> dict[str, Any]:
     """The edit config for one input: the folder's preset, with ``video`` set for videos."""
     options = dict(folder.options)
@@ -82,6 +74,8 @@ class Steps:
         self.log = structlog.get_logger("cvsyncd.pipeline")
         # full results (with their signed URLs) between the poll and the fetch; never stored
         self._live_results: dict[int, Mapping[str, Any]] = {}
+        # an interrupted download's temp file, kept to resume it with Range at the next try
+        self._partial: dict[int, tuple[str, AtomicFile]] = {}
 
     # -- intake ---------------------------------------------------------------------
 
@@ -174,6 +168,7 @@ class Steps:
 
     async def upload(self, job: Job, folder: Folder) -> None:
         job = await self._refresh_if_changed(job, folder)
+        job = await self._probe(job, folder)
         job = self.store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
@@ -219,6 +214,21 @@ class Steps:
                 )
 
         return write
+
+    async def _probe(self, job: Job, folder: Folder) -> Job:
+        """Check that every input is media, and note its duration, before paying for it."""
+        durations = []
+        for position, recorded in enumerate(job.inputs):
+            path = current_input_path(folder, job, position)
+            found = await asyncio.to_thread(media.probe, path)
+            if found.problem:
+                raise JobError(f"{recorded.rel_path}: {found.problem}")
+            durations.append(found.duration)
+        known = [d for d in durations if d]
+        duration = max(known) if known else None
+        if duration == job.facts.get("duration"):
+            return job
+        return self.store.update(job.id, job.state, None, facts={**job.facts, "duration": duration})
 
     async def _refresh_if_changed(self, job: Job, folder: Folder) -> Job:
         """Before uploading, make sure the job describes the file as it is now.
@@ -274,6 +284,7 @@ class Steps:
         if not all(files):
             self.store.transition(job.id, S.UPLOADED, S.QUEUED, "upload record incomplete")
             return
+        await self.client.reserve("submit")  # wait for the budget before the intent
         # write-ahead intent: from here until the edit id is stored, the outcome is unknown
         job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
         failpoint("submit.intent")
@@ -282,6 +293,7 @@ class Steps:
             [f for f in files if f],
             job.options,
             upload_type="multitrack" if job.is_multitrack else None,
+            reserved=True,
         )
         failpoint("submit.posted")
         now = time.time()
@@ -294,7 +306,7 @@ class Steps:
             submitted_at=now,
             attempts=0,
             error=None,
-            next_attempt_at=now + self.config.daemon.poll_initial_seconds,
+            next_attempt_at=now + schedule.first_poll_delay(self.config, job.facts.get("duration")),
             facts={**job.facts, "polls": 0},
         )
         failpoint("submit.done")
@@ -327,18 +339,37 @@ class Steps:
         if status.failed:
             reason = status.message or "it gave no reason"
             raise PermanentApiError(f"Cleanvoice could not process this recording: {reason}")
+        now = time.time()
+        if schedule.has_expired(self.config, job.submitted_at, now):
+            raise PermanentApiError(_expired_message(job))
         polls = int(job.facts.get("polls", 0)) + 1
-        pending = status.status == "SUCCESS"
-        delay = poll_interval(self.config, polls, result_pending=pending)
+        duration = job.facts.get("duration")
+        delay = schedule.next_poll_delay(
+            self.config, polls, duration, result_pending=status.status == "SUCCESS"
+        )
+        progress: dict[str, Any] = {"status": status.status, "percent": status.percent}
+        facts = {**job.facts, "polls": polls}
+        if schedule.is_overdue(self.config, duration, now - (job.submitted_at or now)):
+            progress["overdue"] = True
+            if not job.facts.get("overdue"):
+                facts["overdue"] = True
+                self.log.warning(
+                    "edit is taking far longer than expected; still waiting",
+                    job=job.id,
+                    path=job.name,
+                    edit_id=job.edit_id,
+                    status=status.status,
+                    running_minutes=round((now - (job.submitted_at or now)) / 60),
+                )
         self.store.update(
             job.id,
             S.PROCESSING,
             None,
-            progress={"status": status.status, "percent": status.percent},
-            facts={**job.facts, "polls": polls},
+            progress=progress,
+            facts=facts,
             attempts=0,
             error=None,
-            next_attempt_at=time.time() + delay,
+            next_attempt_at=now + delay,
         )
 
     # -- fetch and write --------------------------------------------------------------
@@ -348,6 +379,10 @@ class Steps:
         if result is None:  # after a restart or a failed download: the URLs must be fresh
             assert job.edit_id
             status = await self.client.get_edit(job.edit_id)
+            if not status.succeeded and schedule.has_expired(
+                self.config, job.submitted_at, time.time()
+            ):
+                raise PermanentApiError(_expired_message(job))
             if not status.succeeded or status.result is None:
                 raise TransientApiError(
                     f"the result of edit {job.edit_id} is not available "
@@ -365,9 +400,12 @@ class Steps:
             url = result.get(source)
             if not isinstance(url, str) or not url:
                 raise PermanentApiError(f"the result has no {source} to download")
-            out = await asyncio.to_thread(AtomicFile, Path(entry["path"]))
+            out, offset = await self._download_target(job, entry["path"])
             try:
-                size = await self.client.download(url, out.file)
+                size = await self.client.download(url, out.file, offset=offset)
+            except TransientApiError:
+                self._partial[job.id] = (entry["path"], out)  # resumed at the next attempt
+                raise
             except BaseException:
                 await asyncio.to_thread(out.discard)
                 raise
@@ -378,6 +416,15 @@ class Steps:
             job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0, error=None, next_attempt_at=0
         )
         failpoint("fetch.done")
+
+    async def _download_target(self, job: Job, path: str) -> tuple[AtomicFile, int]:
+        """The temp file to download ``path`` into, and how much of it is already there."""
+        held = self._partial.pop(job.id, None)
+        if held is not None:
+            if held[0] == path:
+                return held[1], await asyncio.to_thread(held[1].file.tell)
+            await asyncio.to_thread(held[1].discard)
+        return await asyncio.to_thread(AtomicFile, Path(path)), 0
 
     async def write(self, job: Job, folder: Folder) -> None:
         plan = [dict(o) for o in job.outputs]
@@ -519,3 +566,11 @@ def _lstat_or_none(path: Path) -> os.stat_result | None:
         return os.lstat(path)
     except FileNotFoundError:
         return None
+
+
+def _expired_message(job: Job) -> str:
+    return (
+        f"the edit {job.edit_id} expired at Cleanvoice before its results could be fetched "
+        "(Cleanvoice keeps files for 7 days); the recording must be submitted again: "
+        f"cvsyncd retry {job.id}"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cvsyncd.emulator import Emulator
+from cvsyncd.emulator import Emulator, FaultSettings
 from tests.conftest import EMULATOR_KEY, Setup, creates, make_wav
 
 pytestmark = pytest.mark.e2e
@@ -116,9 +116,35 @@ def test_a_bad_file_fails_alone(tmp_path: Path, emulator: Emulator) -> None:
     assert "could not process broken.wav" in explanation and "cvsyncd retry" in explanation
     states = {j["name"]: j for j in setup.jobs()}
     assert states["broken.wav"]["state"] == "failed"
-    assert "Cleanvoice could not process this recording" in states["broken.wav"]["error"]
+    assert "not an audio or video file" in states["broken.wav"]["error"]
     assert states["good.wav"]["state"] == "done"
     assert outputs_of(setup) == ["good.cleanvoice.json", "good.wav"]
+    # found out locally: the bad file was never uploaded, let alone paid for
+    puts = [r for r in emulator.requests() if r["endpoint"] == "put"]
+    assert len(puts) == 1 and len(creates(emulator)) == 1
+
+
+def test_an_edit_that_fails_at_cleanvoice_fails_the_job(tmp_path: Path, emulator: Emulator) -> None:
+    setup = Setup(tmp_path, emulator.base_url, after="move")
+    make_wav(setup.inbox / "ep.wav")
+    emulator.set_faults(
+        FaultSettings(rate=1.0, kinds=frozenset({"failure"}), endpoints=frozenset({"create"}))
+    )
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("failed", path="ep.wav")
+    finally:
+        assert daemon.stop() == 0
+    [job] = setup.jobs()
+    assert job["state"] == "failed"
+    assert job["error"] == (
+        "Cleanvoice could not process this recording: Emulated processing failure"
+    )
+    assert (setup.inbox / "failed" / "ep.wav").exists()
+    assert (
+        "Emulated processing failure" in (setup.inbox / "failed" / "ep.wav.error.txt").read_text()
+    )
+    assert outputs_of(setup) == []
 
 
 def test_state_database_is_real_sqlite_in_wal_mode(tmp_path: Path, emulator: Emulator) -> None:
