@@ -143,7 +143,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     api_key = read_api_key(config)
     register_secret(api_key)
     logs.configure(args.log_level or config.daemon.log_level)
-    asyncio.run(Daemon(config, api_key).run())
+    asyncio.run(Daemon(config, api_key, args.log_level).run())
     return EXIT_OK
 
 
@@ -341,6 +341,7 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
         "state_dir": str(config.daemon.state_dir),
         "daemon_pid": daemon_pid(config.daemon.state_dir),
         "paused": None,
+        "folders_paused": {},
         "counts": {},
         "active": [],
         "problems": [],
@@ -348,6 +349,8 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
     if store is None:
         return report
     report["paused"] = store.get_meta("paused")
+    unavailable = store.get_meta("folders_unavailable") if report["daemon_pid"] else None
+    report["folders_paused"] = json.loads(unavailable) if unavailable else {}
     report["counts"] = {s.value: n for s, n in sorted(store.count_by_state().items())}
     report["active"] = [job_summary(j) for j in store.jobs(ACTIVE)]
     problems = store.jobs([JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.DUPLICATE], limit=10)
@@ -362,6 +365,8 @@ def _print_status(report: dict[str, Any], out: TextIO) -> None:
     print(f"state:   {report['state_dir']}", file=out)
     if report["paused"]:
         print(f"PAUSED:  {report['paused']}", file=out)
+    for name, reason in report["folders_paused"].items():
+        print(f"folder {name} paused: {reason}", file=out)
     counts = report["counts"]
     print(
         "jobs:    "

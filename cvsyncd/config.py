@@ -38,14 +38,17 @@ from .schema import (
     boolean,
     choice,
     describe,
+    file_mode,
     get_table,
     home_dir,
     integer,
     key_path,
     number,
+    optional_text,
     path,
     read_table,
     show_value,
+    strings,
     suggest,
     text,
     unknown_key,
@@ -54,6 +57,21 @@ from .schema import (
 After = Literal["keep", "move", "delete"]
 
 DEFAULT_BASE_URL = "https://api.cleanvoice.ai/v2"
+# the formats of the API docs: mp3, wav, m4a/aac, flac, ogg/opus, mp4, mov, mkv, webm
+DEFAULT_EXTENSIONS = (
+    "mp3",
+    "wav",
+    "m4a",
+    "aac",
+    "flac",
+    "ogg",
+    "opus",
+    "mp4",
+    "mov",
+    "mkv",
+    "webm",
+)
+TRANSCRIPT_FORMATS = ("txt", "srt", "vtt", "json", "md", "html", "docx")
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,22 @@ class Folder:
     done_dir: Path
     failed_dir: Path
     name: str = ""  # a label for logs and the CLI; "" means the inbox folder's name
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS  # lower case, no dot
+    ignore: tuple[str, ...] = ()  # glob patterns, matched against names and relative paths
+    watch: str = "auto"  # auto | events | poll
+    rescan_seconds: float = 300.0
+    multitrack: bool = False  # each immediate subfolder is one multi-track recording
+    multitrack_settle_seconds: float = 60.0
+    transcript_formats: tuple[str, ...] = ("txt", "srt", "vtt", "json")
+    speakers: tuple[str, ...] = ()  # names for SPEAKER_00, SPEAKER_01, …
+    on_conflict: str = "suffix"  # suffix | overwrite | skip
+    file_mode: int = 0o644
+    group: str | None = None
+    on_done: tuple[str, ...] = ()  # argv of a command run after a job is done
+    on_failed: tuple[str, ...] = ()
+    notify_url: str | None = None
+    notify_secret_file: Path | None = None
+    hook_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
@@ -166,6 +200,20 @@ def check_preset_ref(value: Any, reader: Reader) -> str | dict[str, Any]:
     return value
 
 
+def check_notify_url(value: Any, reader: Reader) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{describe(value)} is not a URL")
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return value
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return value
+    raise Invalid(
+        f"{show_value(value)} is not an https:// URL (http:// is accepted only for "
+        "127.0.0.1, localhost or ::1)"
+    )
+
+
 # -- the schema of each section -------------------------------------------------------------
 
 CLEANVOICE_KEYS: Mapping[str, Setting] = {
@@ -204,6 +252,35 @@ FOLDER_KEYS: Mapping[str, Setting] = {
     "done_dir": path(None),
     "failed_dir": path(None),
     "name": text(None),
+    # what is taken from the inbox
+    "extensions": strings(
+        DEFAULT_EXTENSIONS,
+        valid='file extensions such as "mp3", "wav"',
+        normalize=lambda e: e.lower().lstrip("."),
+    ),
+    "ignore": strings(valid='glob patterns of names to ignore, e.g. ["*.bak", "raw/*"]'),
+    "watch": choice("auto", "auto", "events", "poll"),
+    "rescan_seconds": number(300.0, above=0),
+    "multitrack": boolean(False),
+    "multitrack_settle_seconds": number(60.0, above=0),
+    # what is written to the outbox
+    "transcript_formats": strings(
+        ("txt", "srt", "vtt", "json"),
+        allowed=TRANSCRIPT_FORMATS,
+        valid=", ".join(TRANSCRIPT_FORMATS),
+    ),
+    "speakers": strings(valid='names for SPEAKER_00, SPEAKER_01 …, e.g. ["Ana", "Ben"]'),
+    "on_conflict": choice("suffix", "suffix", "overwrite", "skip"),
+    "file_mode": file_mode(0o644),
+    "group": optional_text("a group name or number that may read the outputs"),
+    # telling others
+    "on_done": strings(valid='a command and its arguments, e.g. ["/usr/local/bin/publish"]'),
+    "on_failed": strings(valid='a command and its arguments, e.g. ["notify-send", "cvsyncd"]'),
+    "notify_url": Setting(
+        check_notify_url, "an https:// URL (http:// only for this machine)", None
+    ),
+    "notify_secret_file": path(None, "a file holding the webhook signing secret, mode 0600"),
+    "hook_timeout_seconds": number(60.0, above=0),
 }
 
 TOP_KEYS = ("cleanvoice", "daemon", "presets", "folders")

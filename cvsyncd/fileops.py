@@ -114,6 +114,18 @@ def write_bytes_atomic(dest: Path, data: bytes, mode: int = 0o644, overwrite: bo
     return out.commit(overwrite)
 
 
+NAME_MAX = 255  # bytes, on every filesystem cvsyncd is likely to meet
+
+
+def fit_name(name: str, suffix: str) -> str:
+    """``name + suffix``, with ``name`` shortened (at a character boundary) to fit NAME_MAX."""
+    room = NAME_MAX - len(suffix.encode())
+    encoded = name.encode()
+    if len(encoded) > room:
+        name = encoded[:room].decode("utf-8", "ignore")
+    return name + suffix
+
+
 def free_name(path: Path) -> Path:
     """Return ``path``, or ``name (2).ext``, ``name (3).ext`` … — the first that is free."""
     if not os.path.lexists(path):
@@ -161,6 +173,34 @@ def move_file(src: Path, dest: Path) -> Path:
             raise
     fsync_dir(dest.parent)
     os.unlink(src)
+    fsync_dir(src.parent)
+    return dest
+
+
+def move_tree(src: Path, dest: Path) -> Path:
+    """Move the folder ``src`` (a multi-track session) to ``dest``; never overwrite.
+
+    Within one filesystem this is one rename; across filesystems every file is copied with
+    the atomic protocol, and the source removed only once all copies are durable.
+    """
+    if os.path.lexists(dest):
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dest))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(src, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    else:
+        fsync_dir(dest.parent)
+        fsync_dir(src.parent)
+        return dest
+    for dirpath, _dirnames, filenames in os.walk(src):
+        target_dir = dest / Path(dirpath).relative_to(src)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            _copy_durably(Path(dirpath) / name, target_dir / name)
+    shutil.rmtree(src)
     fsync_dir(src.parent)
     return dest
 

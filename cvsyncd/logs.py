@@ -69,3 +69,10 @@ def configure(
     root.setLevel(numeric)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+def set_level(level: str) -> None:
+    """Change the level of a configured logger (on a config reload)."""
+    numeric = LEVELS.get(level, logging.INFO)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(numeric))
+    logging.getLogger().setLevel(numeric)

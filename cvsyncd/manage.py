@@ -15,6 +15,7 @@ from typing import Any
 from cvsyncd.config import Config, Folder
 from cvsyncd.errors import StoreError
 from cvsyncd.jobs import RETRYABLE, TERMINAL, Job, JobState, iso_time
+from cvsyncd.outcomes import error_note
 from cvsyncd.redact import scrub
 from cvsyncd.store import Store
 
@@ -157,7 +158,7 @@ def _remove_error_note(config: Config, job: Job) -> None:
         return
     where = Path(job.facts.get("input_at") or folder.failed_dir / job.name)
     with contextlib.suppress(OSError):
-        where.with_name(where.name + ".error.txt").unlink()
+        error_note(where).unlink()
 
 
 def _scrubbed(value: Any) -> Any:

@@ -34,7 +34,7 @@ from cvsyncd.errors import (
     StoreError,
     TransientApiError,
 )
-from cvsyncd.fileops import free_name, move_file, write_bytes_atomic
+from cvsyncd.fileops import fit_name, free_name, move_file, move_tree, write_bytes_atomic
 from cvsyncd.jobs import TERMINAL, TRANSITIONS, Job, JobState
 from cvsyncd.redact import register_secret
 from cvsyncd.store import Store
@@ -334,12 +334,19 @@ def account_trouble(exc: AccountApiError) -> str:
     )
 
 
-def current_input_path(folder: Folder, job: Job, position: int = 0) -> Path:
-    """Where input ``position`` of a job is now: moved aside after a failure, or the inbox."""
+def input_root(folder: Folder, job: Job) -> Path:
+    """Where a job's recording is now: the file, or the folder of a multi-track session —
+    in the inbox, or in ``failed_dir`` after a failure."""
     moved = job.facts.get("input_at")
-    if moved and len(job.inputs) == 1:
-        return Path(moved)
-    return folder.inbox / job.inputs[position].rel_path
+    return Path(moved) if moved else folder.inbox / job.name
+
+
+def current_input_path(folder: Folder, job: Job, position: int = 0) -> Path:
+    """Where input ``position`` of a job is now."""
+    root = input_root(folder, job)
+    if job.facts.get("session"):
+        return root / Path(job.inputs[position].rel_path).name
+    return root
 
 
 def set_aside_failed_input(folder: Folder, job: Job, message: str) -> Path | None:
@@ -348,21 +355,27 @@ def set_aside_failed_input(folder: Folder, job: Job, message: str) -> Path | Non
     With ``after = "keep"`` the input stays where it is; only the explanation is written.
     Return where the input went, or None if it did not move.
     """
-    source = current_input_path(folder, job)
-    rel = Path(job.inputs[0].rel_path)
-    if source.parent == folder.failed_dir / rel.parent:
-        target: Path | None = source  # already there (a retry failed again)
+    source = input_root(folder, job)
+    if job.facts.get("input_at"):
+        target: Path | None = source  # already set aside (a retry failed again)
     elif folder.after == "keep" or not source.exists():
         target = None
     else:
-        target = free_name(folder.failed_dir / rel)
-        move_file(source, target)
-    note = target if target is not None else folder.failed_dir / rel
+        target = free_name(folder.failed_dir / job.name)
+        if source.is_dir():
+            move_tree(source, target)
+        else:
+            move_file(source, target)
+    note = target if target is not None else folder.failed_dir / job.name
     text = (
         f"cvsyncd could not process {job.name} (job {job.id}).\n\n"
         f"Why: {message}\n\n"
         f"When the cause is fixed, run: cvsyncd retry -c CONFIG {job.id}\n"
     )
-    with contextlib.suppress(FileExistsError):
-        write_bytes_atomic(note.with_name(note.name + ".error.txt"), text.encode("utf-8"))
+    write_bytes_atomic(error_note(note), text.encode("utf-8"))
     return target
+
+
+def error_note(path: Path) -> Path:
+    """``<name>.error.txt`` beside ``path``, shortened if the name would be too long."""
+    return path.with_name(fit_name(path.name, ".error.txt"))

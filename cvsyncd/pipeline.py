@@ -41,8 +41,15 @@ StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
 class Pipeline:
     """Drives every job from queued to done (or failed / needs_attention)."""
 
-    def __init__(self, config: Config, store: Store, client: CleanvoiceClient):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: CleanvoiceClient,
+        unavailable: Callable[[str], str | None] = lambda key: None,
+    ):
         self.config = config
+        self.unavailable = unavailable  # why a folder's inbox cannot be used now
         self.store = store
         self.client = client
         self.drain_seconds = config.daemon.stop_grace_seconds
@@ -60,6 +67,12 @@ class Pipeline:
             if folder.key == job.folder:
                 return folder
         return None
+
+    def reconfigure(self, config: Config) -> None:
+        """Use a reloaded config from the next step on (running steps keep the old one)."""
+        self.config = config
+        self.drain_seconds = config.daemon.stop_grace_seconds
+        self.steps.config = self.outcomes.config = self.pause.config = config
 
     def wake(self) -> None:
         """Look for due work now rather than at the next tick."""
@@ -123,6 +136,8 @@ class Pipeline:
             kind = step_kind(job)
             if kind is None:
                 continue
+            if kind in INBOX_STEPS and self.unavailable(folder.key):
+                continue  # the folder is paused: its inbox is not there
             if kind == "upload":
                 if self.pause.active or uploads >= limits.max_concurrent_uploads:
                     continue
@@ -219,6 +234,9 @@ def step_kind(job: Job) -> str | None:
         return "duplicate"
     return STEP_KINDS.get(job.state)
 
+
+# steps that read or move the input, and so wait while its inbox is unavailable
+INBOX_STEPS = frozenset({"upload", "submit", "dispose"})
 
 STEP_KINDS: Mapping[JobState, str] = {
     S.QUEUED: "upload",

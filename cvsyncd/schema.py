@@ -121,6 +121,54 @@ def text(default: Any = REQUIRED) -> Setting:
     return Setting(check, "a non-empty string", default)
 
 
+def strings(
+    default: tuple[str, ...] = (),
+    *,
+    valid: str = "a list of strings",
+    allowed: tuple[str, ...] = (),
+    normalize: Any = None,
+) -> Setting:
+    """A list of non-empty strings (optionally from ``allowed``), kept as a tuple."""
+
+    def check(value: Any, reader: Reader) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise Invalid(f"{describe(value)} is not a list of non-empty strings")
+        items = tuple(normalize(v) if normalize else v for v in value)
+        for item in items:
+            if allowed and item not in allowed:
+                raise Invalid(
+                    f"{show_value(item)} is not one of the choices{suggest(item, allowed)}"
+                )
+        return items
+
+    return Setting(check, valid, default)
+
+
+def file_mode(default: int) -> Setting:
+    """Permission bits, written as 0o640 (a TOML integer) or "0640" (a string)."""
+
+    def check(value: Any, reader: Reader) -> int:
+        if isinstance(value, str) and value.isdigit():
+            try:
+                value = int(value, 8)
+            except ValueError:
+                raise Invalid(f"{show_value(value)} is not an octal number") from None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+            raise Invalid(f"{describe(value)} is not a file mode")
+        return value
+
+    return Setting(check, 'permission bits, e.g. 0o640 or "0640"', default)
+
+
+def optional_text(valid: str) -> Setting:
+    def check(value: Any, reader: Reader) -> str:
+        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+            raise Invalid(f"{describe(value)} is not a name")
+        return str(value)
+
+    return Setting(check, valid, None)
+
+
 def path(default: Any = REQUIRED, valid: str = "a folder path") -> Setting:
     return Setting(check_path, f"{valid}; ~ and paths relative to the config file work", default)
 

@@ -18,24 +18,33 @@ it can be redone without a second bill (or, for a create-edit, is reported).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import hashlib
 import os
 import re
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import structlog
 
-from cvsyncd import media, schedule
+from cvsyncd import inbox, media, overrides, schedule
 from cvsyncd.api import CleanvoiceClient, file_url_of
 from cvsyncd.config import Config, Folder
-from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
+from cvsyncd.errors import ConfigError, JobError, PermanentApiError, TransientApiError
 from cvsyncd.failpoints import failpoint
-from cvsyncd.fileops import AtomicFile, free_name, move_file, remove_file, sha256_file
+from cvsyncd.fileops import (
+    AtomicFile,
+    free_name,
+    move_file,
+    move_tree,
+    remove_file,
+    sha256_file,
+)
 from cvsyncd.jobs import InputFile, Job, JobState
-from cvsyncd.outcomes import Outcomes, current_input_path
+from cvsyncd.outcomes import Outcomes, current_input_path, input_root
 from cvsyncd.outputs import plan_outputs, redact_result, render_job_json
 from cvsyncd.store import Store
 
@@ -53,12 +62,22 @@ def upload_name(path: Path) -> str:
     return f"{stem[:80]}{suffix}"
 
 
-def edit_options(folder: Folder, path: Path) -> dict[str, Any]:
-    """The edit config for one input: the folder's preset, with ``video`` set for videos."""
-    options = dict(folder.options)
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
-        options.setdefault("video", True)
-    return options
+def combined_fingerprint(inputs: Sequence[InputFile]) -> str:
+    """The content fingerprint of a multi-track session: its tracks' names and contents."""
+    lines = sorted(f"{Path(i.rel_path).name}:{i.fingerprint}" for i in inputs)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def missing_input(folder: Folder, path: Path) -> JobError:
+    """An input is gone. If its whole inbox seems gone (an unmounted share), wait for it;
+    otherwise the file was deleted, and the job fails saying so."""
+    if inbox.unavailable(folder, None) or inbox.looks_emptied(folder):
+        return JobError(
+            f"{path} cannot be found and its inbox looks unavailable or empty; "
+            "waiting for the inbox to come back",
+            retryable=True,
+        )
+    return JobError(f"the input {path} disappeared (deleted or moved away) before it was uploaded")
 
 
 def same_file(st: os.stat_result, recorded: InputFile) -> bool:
@@ -80,7 +99,14 @@ class Steps:
     # -- intake ---------------------------------------------------------------------
 
     async def take_file(self, folder: Folder, path: Path) -> str:
-        """Make a job of a settled file. Return "queued", "known", "changed", or "skipped"."""
+        """Make a job of a settled recording (a file, or a multi-track session folder).
+
+        Return "queued", "known" (a job has it already), "changed" (it changed while being
+        read: let it settle again), "skipped" (not now: empty, gone) or "held" (its
+        ``.cvsyncd.toml`` is broken: it waits for the fix).
+        """
+        if path.is_dir():
+            return await self._take_session(folder, path)
         rel = path.relative_to(folder.inbox).as_posix()
         try:
             st = os.lstat(path)
@@ -93,28 +119,99 @@ class Steps:
             return "skipped"
         if self.store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns):
             return "known"
-        pending = self.store.find_pending_for_name(folder.key, rel)
-        if pending is not None:
+        if self.store.find_pending_for_name(folder.key, rel) is not None:
             # a job for this file has not been submitted yet: it will notice the change itself
             return "known"
+        options = self._options_for(folder, PurePosixPath(rel).parent, rel)
+        if options is None:
+            return "held"
         fingerprint = await asyncio.to_thread(sha256_file, path)
         if not same_file(os.lstat(path), InputFile(rel, st.st_size, st.st_mtime_ns, "")):
             return "changed"
         recorded = InputFile(rel, st.st_size, st.st_mtime_ns, fingerprint)
-        options = edit_options(folder, path)
-        facts: dict[str, Any] = {"preset": folder.preset}
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            options.setdefault("video", True)
+        return self._create(folder, rel, [recorded], options, fingerprint, {})
+
+    async def _take_session(self, folder: Folder, session: Path) -> str:
+        """Make one job of a multi-track session: all its tracks, one edit."""
+        name = session.relative_to(folder.inbox).as_posix()
+        tracks = await asyncio.to_thread(inbox.session_tracks, folder, session)
+        if not tracks:
+            return "skipped"
+        rels = [f"{name}/{p.name}" for p, _ in tracks]
+        known = self.store.find_by_input(
+            folder.key, rels[0], tracks[0][1].st_size, tracks[0][1].st_mtime_ns
+        )
+        if known is not None and [(i.rel_path, i.size, i.mtime_ns) for i in known.inputs] == [
+            (r, st.st_size, st.st_mtime_ns) for r, (_, st) in zip(rels, tracks, strict=True)
+        ]:
+            return "known"
+        if self.store.find_pending_for_name(folder.key, name) is not None:
+            return "known"
+        options = self._options_for(folder, PurePosixPath(name), name)
+        if options is None:
+            return "held"
+        recorded = []
+        for rel, (path, st) in zip(rels, tracks, strict=True):
+            fingerprint = await asyncio.to_thread(sha256_file, path)
+            if not same_file(os.lstat(path), InputFile(rel, st.st_size, st.st_mtime_ns, "")):
+                return "changed"
+            recorded.append(InputFile(rel, st.st_size, st.st_mtime_ns, fingerprint))
+        combined = hashlib.sha256(
+            "\n".join(f"{Path(i.rel_path).name}:{i.fingerprint}" for i in recorded).encode()
+        ).hexdigest()
+        return self._create(folder, name, recorded, options, combined, {"session": True})
+
+    def _options_for(
+        self, folder: Folder, rel_dir: PurePosixPath, what: str
+    ) -> dict[str, Any] | None:
+        """The effective edit config (with ``.cvsyncd.toml`` overrides), or None if broken."""
+        try:
+            return overrides.effective_options(self.config, folder, rel_dir)
+        except ConfigError as exc:
+            self.log.error(
+                "a .cvsyncd.toml is broken; recordings below it wait until it is fixed",
+                folder=folder.name,
+                path=what,
+                problems=[str(p) for p in exc.problems],
+            )
+            return None
+
+    def _create(
+        self,
+        folder: Folder,
+        name: str,
+        recorded: list[InputFile],
+        options: dict[str, Any],
+        fingerprint: str,
+        facts: dict[str, Any],
+    ) -> str:
+        facts = {"preset": folder.preset, **facts}
         original = self.store.find_same_content(fingerprint, options)
         if original is not None:  # decided once it is done: see ``duplicate``
             facts["duplicate_of"] = original.id
-        job = self.store.create_job(folder.key, rel, [recorded], options, facts=facts)
+        job = self.store.create_job(
+            folder.key, name, recorded, options, fingerprint=fingerprint, facts=facts
+        )
         if job is None:
             # same content under the same name (touched, or copied again): already handled
-            existing = self.store.find_by_identity(folder.key, rel, fingerprint)
+            existing = self.store.find_by_identity(folder.key, name, fingerprint)
             if existing is not None:
-                self.store.set_input(existing.id, 0, size=st.st_size, mtime_ns=st.st_mtime_ns)
+                for position, item in enumerate(recorded):
+                    self.store.set_input(
+                        existing.id, position, size=item.size, mtime_ns=item.mtime_ns
+                    )
             return "known"
         failpoint("intake.created")
-        self.log.info("queued", job=job.id, folder=folder.name, path=rel, size=st.st_size)
+        self.log.info(
+            "queued",
+            job=job.id,
+            folder=folder.name,
+            path=name,
+            size=sum(i.size for i in recorded),
+            tracks=len(recorded),
+        )
         return "queued"
 
     # -- the same recording again ------------------------------------------------------
@@ -236,12 +333,13 @@ class Steps:
         A file that changed since it was taken gets a new fingerprint (the job restarts
         with the new content); one that is still changing waits for the settle window.
         """
+        changed = False
         for position, recorded in enumerate(job.inputs):
             path = current_input_path(folder, job, position)
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
-                raise JobError(f"the input {path} disappeared before it was uploaded") from None
+                raise missing_input(folder, path) from None
             if same_file(st, recorded):
                 continue
             fingerprint = await asyncio.to_thread(sha256_file, path)
@@ -252,19 +350,25 @@ class Steps:
             self.store.set_input(
                 job.id, position, size=st.st_size, mtime_ns=st.st_mtime_ns, fingerprint=fingerprint
             )
-            if len(job.inputs) == 1:
-                self.store.update(
-                    job.id,
-                    job.state,
-                    "the file changed before upload; taking its new content",
-                    fingerprint=fingerprint,
-                )
-            self.log.info(
-                "input changed before upload; taking the new content", job=job.id, path=job.name
-            )
+            changed = True
+        if not changed:
+            return job
         fresh = self.store.get(job.id)
         assert fresh is not None
-        return fresh
+        fingerprint = (
+            combined_fingerprint(fresh.inputs)
+            if fresh.facts.get("session")
+            else fresh.inputs[0].fingerprint
+        )
+        self.log.info(
+            "input changed before upload; taking the new content", job=job.id, path=job.name
+        )
+        return self.store.update(
+            job.id,
+            job.state,
+            "the input changed before upload; taking its new content",
+            fingerprint=fingerprint,
+        )
 
     # -- submit ---------------------------------------------------------------------
 
@@ -521,29 +625,41 @@ class Steps:
 
     async def _dispose_inputs(self, job: Job, folder: Folder) -> Job:
         """Move or delete the input — only if it is still the content we processed."""
-        recorded = job.inputs[0]
-        source = current_input_path(folder, job)
-        st = await asyncio.to_thread(_lstat_or_none, source)
-        if st is not None and not same_file(st, recorded):
+        root = input_root(folder, job)
+        paths = [current_input_path(folder, job, i) for i in range(len(job.inputs))]
+        stats = [await asyncio.to_thread(_lstat_or_none, p) for p in paths]
+        if any(
+            st is not None and not same_file(st, rec)
+            for st, rec in zip(stats, job.inputs, strict=True)
+        ):
             self.log.warning(
                 "the input changed after it was processed; leaving it in place",
                 job=job.id,
                 path=job.name,
             )
             return job
+        present = await asyncio.to_thread(os.path.lexists, root)
         if folder.after == "delete":
-            if st is not None:
-                await asyncio.to_thread(remove_file, source)
+            for path, st in zip(paths, stats, strict=True):
+                if st is not None:
+                    await asyncio.to_thread(remove_file, path)
+            if job.facts.get("session") and present:
+                await asyncio.to_thread(_remove_session_folder, root)
             return job
         if job.disposed_to is None:  # plan the name first, so a redo finds the file
-            target = await asyncio.to_thread(free_name, folder.done_dir / recorded.rel_path)
+            target = await asyncio.to_thread(free_name, folder.done_dir / job.name)
             job = self.store.update(job.id, S.DISPOSING, None, disposed_to=str(target))
             failpoint("dispose.planned")
         target = Path(str(job.disposed_to))
-        if st is None:
+        if not present:
+            if not await asyncio.to_thread(os.path.lexists, target) and (
+                inbox.unavailable(folder, None) or inbox.looks_emptied(folder)
+            ):
+                raise missing_input(folder, root)
             return job  # moved already (a redo after a crash), or removed by the user
+        mover = move_tree if job.facts.get("session") else move_file
         try:
-            await asyncio.to_thread(move_file, source, target)
+            await asyncio.to_thread(mover, root, target)
             failpoint("dispose.moved")
         except FileExistsError:
             self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
@@ -559,6 +675,14 @@ class Steps:
                 ) from None
             raise
         return job
+
+
+def _remove_session_folder(root: Path) -> None:
+    """After deleting a session's tracks: its ready marker, then the folder if empty."""
+    with contextlib.suppress(FileNotFoundError):
+        (root / inbox.READY_MARKER).unlink()
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def _lstat_or_none(path: Path) -> os.stat_result | None:

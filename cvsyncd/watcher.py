@@ -1,106 +1,63 @@
-"""Watching the inboxes: which files count, and when a file is complete enough to take.
+"""Watching the inboxes, and deciding when a file (or a multi-track session) is complete.
 
-A watchdog observer per inbox (recursive) reports changes; a startup scan and a periodic
-rescan catch whatever arrived while cvsyncd was not looking, or what events missed. A
-file is taken only after its size and mtime have stayed the same for ``settle_seconds``
-(the pipeline re-checks them after fingerprinting). Temp, hidden and system names, our
-own ``done_dir``/``failed_dir`` and files that are not media are never taken.
+Each inbox gets a watchdog observer: inotify on a local filesystem, polling on a network
+or FUSE filesystem where inotify cannot see what other machines write (``watch = "auto"``,
+overridable per folder). A startup scan and a periodic rescan (``rescan_seconds``) catch
+what arrived while nobody looked or what events missed; a dead observer is restarted.
+
+A file is handed to the pipeline only after its size and mtime stayed the same for
+``settle_seconds`` (the pipeline re-checks them after fingerprinting); a multi-track
+session when its ``.ready`` marker is there and its tracks settled, or when nothing in it
+changed for ``multitrack_settle_seconds``. An inbox that vanishes, or whose share is
+unmounted, pauses its folder: nothing in it is taken, failed or forgotten until it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
 
+from cvsyncd import fsinfo, inbox
 from cvsyncd.config import Folder
 
-DEFAULT_EXTENSIONS = frozenset(
-    {".mp3", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".mp4", ".mov", ".mkv", ".webm"}
-)
-# names that copy tools, sync tools and operating systems leave while writing or for
-# themselves (hidden names, which start with a dot, are always ignored)
-IGNORED_GLOBS = (
-    "*.part",
-    "*.partial",
-    "*.tmp",
-    "*.temp",
-    "*.crdownload",
-    "*.download",
-    "*.!sync",
-    "~$*",
-    "~syncthing~*",
-    "*.swp",
-    "*~",
-)
-IGNORED_NAMES = frozenset({"Thumbs.db", "desktop.ini", "Icon\r"})
-IGNORED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found"})
-RESCAN_SECONDS = 300.0
-OBSERVER_CHECK_SECONDS = 10.0
+CHECK_SECONDS = 2.0  # how often observers and inbox availability are checked
+POLL_OBSERVER_SECONDS = 5.0
 
 Intake = Callable[[Folder, Path], Awaitable[str]]
 IsKnown = Callable[[Folder, str, int, int], bool]
 
 
-def ignored_name(name: str) -> bool:
-    """Whether a single path component is never a recording (or a folder of them)."""
-    if name.startswith(".") or name in IGNORED_NAMES or name in IGNORED_DIRS:
-        return True
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED_GLOBS)
-
-
-def is_candidate(folder: Folder, path: Path) -> bool:
-    """Whether ``path`` (inside ``folder.inbox``) may be a recording to take."""
-    try:
-        rel = path.relative_to(folder.inbox)
-    except ValueError:
-        return False
-    if not rel.parts or any(ignored_name(part) for part in rel.parts):
-        return False
-    for reserved in (folder.done_dir, folder.failed_dir, folder.outbox):
-        if path == reserved or reserved in path.parents:
-            return False
-    return path.suffix.lower() in DEFAULT_EXTENSIONS
-
-
-def scan_inbox(folder: Folder, start: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
-    """Yield the candidate files below ``start`` (default: the inbox) with their stat.
-
-    Symlinks are not followed; ignored and reserved directories are not entered.
-    """
-    reserved = {folder.done_dir, folder.failed_dir, folder.outbox}
-    for dirpath, dirnames, filenames in os.walk(start or folder.inbox, followlinks=False):
-        base = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if not ignored_name(d) and base / d not in reserved]
-        for name in filenames:
-            path = base / name
-            if not is_candidate(folder, path):
-                continue
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                yield path, st
-
-
 @dataclass
 class Candidate:
     folder: Folder
-    size: int = -1
-    mtime_ns: int = -1
+    signature: object = None
     since: float = 0.0
+    session: bool = False
+
+
+@dataclass
+class FolderWatch:
+    """What the watcher knows of one inbox."""
+
+    folder: Folder
+    observer: BaseObserver | None = None
+    mode: str = "events"
+    fstype: str | None = None  # the filesystem the inbox was found on
+    problem: str | None = None  # why the inbox is unavailable now
+    next_rescan: float = 0.0
+    told: set[Path] = field(default_factory=set)  # paths already explained in the log
 
 
 class _Forwarder(FileSystemEventHandler):
@@ -133,26 +90,18 @@ class _Forwarder(FileSystemEventHandler):
 
 
 class Watcher:
-    """Finds settled files in the inboxes and hands them to ``intake`` one at a time."""
+    """Finds settled recordings in the inboxes and hands them to ``intake`` one at a time."""
 
     def __init__(
-        self,
-        folders: tuple[Folder, ...],
-        settle_seconds: float,
-        intake: Intake,
-        is_known: IsKnown,
-        *,
-        rescan_seconds: float = RESCAN_SECONDS,
+        self, folders: tuple[Folder, ...], settle_seconds: float, intake: Intake, is_known: IsKnown
     ):
-        self.folders = folders
         self.settle_seconds = settle_seconds
         self.intake = intake
         self.is_known = is_known
-        self.rescan_seconds = rescan_seconds
         self.log = structlog.get_logger("cvsyncd.watcher")
+        self._watches: dict[str, FolderWatch] = {f.key: FolderWatch(f) for f in folders}
         self._candidates: dict[Path, Candidate] = {}
-        self._skipped: dict[Path, tuple[int, int]] = {}  # intake said "not yet" (e.g. empty)
-        self._observers: dict[str, BaseObserver | None] = {}  # None: inbox missing
+        self._skipped: dict[Path, object] = {}  # intake said "not yet" (e.g. empty)
         self._ready: asyncio.Queue[tuple[Folder, Path]] = asyncio.Queue()
         self._pending_scans: list[tuple[Folder, Path]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,78 +110,129 @@ class Watcher:
     def tick(self) -> float:
         return max(0.05, min(1.0, self.settle_seconds / 4))
 
+    def unavailable(self, folder_key: str) -> str | None:
+        """Why a folder's inbox cannot be used now (None if it can)."""
+        watch = self._watches.get(folder_key)
+        return watch.problem if watch else None
+
+    def reconfigure(self, folders: tuple[Folder, ...], settle_seconds: float) -> None:
+        """Apply a reloaded config: start watching new folders, stop watching removed ones."""
+        self.settle_seconds = settle_seconds
+        wanted = {f.key: f for f in folders}
+        for key in list(self._watches):
+            if key not in wanted:
+                self._stop(self._watches.pop(key))
+                self.log.info("no longer watching", inbox=key)
+        for key, folder in wanted.items():
+            watch = self._watches.get(key)
+            if watch is None:
+                self._watches[key] = FolderWatch(folder)
+            elif watch.folder != folder:
+                self._stop(watch)  # settings changed: a fresh observer and scan
+                self._watches[key] = FolderWatch(folder)
+        self._candidates = {p: c for p, c in self._candidates.items() if c.folder.key in wanted}
+
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until ``stop`` is set."""
         self._loop = asyncio.get_running_loop()
         taker = asyncio.create_task(self._take_ready(), name="intake")
         try:
-            self._ensure_observers()
-            await self._scan_all()
-            next_rescan = time.monotonic() + self.rescan_seconds
-            next_check = time.monotonic() + OBSERVER_CHECK_SECONDS
+            next_check = 0.0
             while not stop.is_set():
-                await self._scan_pending_dirs()
-                await self._check_candidates()
                 now = time.monotonic()
                 if now >= next_check:
-                    self._ensure_observers()
-                    next_check = now + OBSERVER_CHECK_SECONDS
-                if now >= next_rescan:
-                    await self._scan_all()
-                    next_rescan = now + self.rescan_seconds
+                    await self._check_inboxes()
+                    next_check = now + CHECK_SECONDS
+                await self._scan_pending_dirs()
+                await self._check_candidates()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.tick)
         finally:
             taker.cancel()
             await asyncio.gather(taker, return_exceptions=True)
-            self._stop_observers()
+            for watch in self._watches.values():
+                self._stop(watch)
 
-    # -- observers ------------------------------------------------------------------
+    # -- inboxes and their observers ------------------------------------------------
 
-    def _ensure_observers(self) -> None:
-        """Start an observer for every inbox that lacks a live one (and exists)."""
-        assert self._loop is not None
-        for folder in self.folders:
-            known = folder.key in self._observers
-            observer = self._observers.get(folder.key)
-            if observer is not None and observer.is_alive():
-                continue
-            if not folder.inbox.is_dir():
-                if not known or observer is not None:
+    async def _check_inboxes(self) -> None:
+        """Check each inbox is there, (re)start observers, run due rescans."""
+        for watch in list(self._watches.values()):
+            folder = watch.folder
+            problem = await asyncio.to_thread(inbox.unavailable, folder, watch.fstype)
+            if problem:
+                if watch.problem != problem:
                     self.log.error(
-                        "inbox is missing; waiting for it to appear",
+                        "folder paused: its inbox is not available; nothing in it is "
+                        "taken or failed until it is back",
                         folder=folder.name,
-                        inbox=str(folder.inbox),
+                        reason=problem,
                     )
-                self._observers[folder.key] = None
+                watch.problem = problem
+                self._stop(watch)
                 continue
-            if observer is not None:
+            if watch.problem is not None:
+                self.log.info(
+                    "inbox is back; resuming the folder",
+                    folder=folder.name,
+                    inbox=str(folder.inbox),
+                )
+                watch.problem = None
+                watch.next_rescan = 0.0  # whatever arrived meanwhile
+            if watch.observer is not None and not watch.observer.is_alive():
                 self.log.warning(
                     "the observer of an inbox stopped; restarting it",
                     folder=folder.name,
                     inbox=str(folder.inbox),
                 )
-            elif known:
-                self.log.info("inbox is back", folder=folder.name, inbox=str(folder.inbox))
-            if known:  # whatever arrived while nobody was watching
-                self._pending_scans.append((folder, folder.inbox))
-            fresh = Observer()
-            fresh.schedule(
-                _Forwarder(folder, self._loop, self._note), str(folder.inbox), recursive=True
-            )
-            fresh.daemon = True
-            fresh.start()
-            self._observers[folder.key] = fresh
-            self.log.info("watching", folder=folder.name, inbox=str(folder.inbox), mode="events")
+                self._stop(watch)
+                watch.next_rescan = 0.0
+            if watch.observer is None:
+                await asyncio.to_thread(self._start, watch)
+            if time.monotonic() >= watch.next_rescan:
+                watch.next_rescan = time.monotonic() + folder.rescan_seconds
+                await self._scan(folder, folder.inbox)
 
-    def _stop_observers(self) -> None:
-        live = [o for o in self._observers.values() if o is not None]
-        for observer in live:
+    def _start(self, watch: FolderWatch) -> None:
+        assert self._loop is not None
+        folder = watch.folder
+        fstype = fsinfo.filesystem_type(folder.inbox)
+        if watch.fstype is None:
+            watch.fstype = fstype
+        network = fsinfo.is_network_filesystem(fstype)
+        watch.mode = folder.watch if folder.watch != "auto" else ("poll" if network else "events")
+        observer: BaseObserver = (
+            PollingObserver(timeout=min(POLL_OBSERVER_SECONDS, max(1.0, self.settle_seconds)))
+            if watch.mode == "poll"
+            else Observer()
+        )
+        observer.schedule(
+            _Forwarder(folder, self._loop, self._note), str(folder.inbox), recursive=True
+        )
+        observer.daemon = True
+        observer.start()
+        watch.observer = observer
+        self.log.info(
+            "watching",
+            folder=folder.name,
+            inbox=str(folder.inbox),
+            mode=watch.mode,
+            filesystem=fstype,
+            chosen="by config"
+            if folder.watch != "auto"
+            else (
+                "polling: inotify cannot see a network share"
+                if network
+                else "inotify: local filesystem"
+            ),
+        )
+
+    def _stop(self, watch: FolderWatch) -> None:
+        observer, watch.observer = watch.observer, None
+        if observer is not None:
             observer.stop()
-        for observer in live:
             if observer.is_alive():
                 observer.join(timeout=5)
-        self._observers.clear()
 
     # -- noticing files -------------------------------------------------------------
 
@@ -240,89 +240,132 @@ class Watcher:
         """Called in the loop for each event: ``what`` is "file", "directory" or "gone"."""
         if what == "directory":
             self._pending_scans.append((folder, path))
-        elif what == "gone":
+            return
+        if what == "gone":
             self._candidates.pop(path, None)
             self._skipped.pop(path, None)
-        elif is_candidate(folder, path):
+        if path.name == inbox.OVERRIDE_NAME:  # held recordings below may be taken now
+            self._pending_scans.append((folder, path.parent))
+            return
+        session = inbox.session_of(folder, path)
+        if session is not None:
+            self._candidates.setdefault(session, Candidate(folder, session=True))
+        elif what == "file" and inbox.is_candidate(folder, path):
             self._candidates.setdefault(path, Candidate(folder))
+        elif what == "file":
+            self._explain(folder, path)
 
-    async def _scan_all(self) -> None:
-        for folder in self.folders:
-            if folder.inbox.is_dir():
-                await self._scan(folder, folder.inbox)
+    def _explain(self, folder: Folder, path: Path) -> None:
+        """Say once why a visible file is not taken (a .pdf of show notes, say)."""
+        watch = self._watches.get(folder.key)
+        reason = inbox.why_not_taken(folder, path)
+        if watch is None or reason is None or path in watch.told or not path.is_file():
+            return
+        watch.told.add(path)
+        self.log.info("not taken", folder=folder.name, path=str(path), reason=reason)
 
     async def _scan_pending_dirs(self) -> None:
         while self._pending_scans:
             folder, directory = self._pending_scans.pop()
-            await self._scan(folder, directory)
+            if folder.key in self._watches and directory.is_dir():
+                await self._scan(folder, directory)
 
     async def _scan(self, folder: Folder, directory: Path) -> None:
-        """Note every unknown candidate file below ``directory``."""
-        found = await asyncio.to_thread(lambda: list(scan_inbox(folder, directory)))
+        """Note every candidate below ``directory`` that is not known yet."""
+        found = await asyncio.to_thread(lambda: list(inbox.walk(folder, directory)))
         for path, st in found:
+            if path in self._candidates:
+                continue
+            if stat.S_ISDIR(st.st_mode):  # a multi-track session
+                self._candidates[path] = Candidate(folder, session=True)
+                continue
             signature = (st.st_size, st.st_mtime_ns)
-            if path in self._candidates or self._skipped.get(path) == signature:
+            if self._skipped.get(path) == signature:
                 continue
             rel = path.relative_to(folder.inbox).as_posix()
-            if self.is_known(folder, rel, st.st_size, st.st_mtime_ns):
-                continue
-            self._candidates[path] = Candidate(folder)
+            if not self.is_known(folder, rel, st.st_size, st.st_mtime_ns):
+                self._candidates[path] = Candidate(folder)
 
     # -- settling -------------------------------------------------------------------
 
     async def _check_candidates(self) -> None:
-        """Stat every candidate; queue those unchanged for the whole settle window."""
+        """Look at every candidate; queue those that stayed the same long enough."""
         if not self._candidates:
             return
         paths = list(self._candidates)
-        stats = await asyncio.to_thread(_lstat_all, paths)
+        signatures = await asyncio.to_thread(self._signatures, paths)
         now = time.monotonic()
-        for path, st in zip(paths, stats, strict=True):
+        for path, signature in zip(paths, signatures, strict=True):
             candidate = self._candidates.get(path)
             if candidate is None:
                 continue
-            if st is None or not stat.S_ISREG(st.st_mode):
-                if st is not None and stat.S_ISLNK(st.st_mode):
+            watch = self._watches.get(candidate.folder.key)
+            if watch is None or watch.problem:
+                continue  # paused: keep it for when the inbox is back
+            if signature is None or isinstance(signature, str):
+                del self._candidates[path]
+                if signature == "symlink" and path not in watch.told:
+                    watch.told.add(path)
                     self.log.warning(
-                        "symlink in inbox not followed; skipped",
+                        "symlink in the inbox: not followed, not taken",
                         folder=candidate.folder.name,
                         path=str(path),
                     )
-                del self._candidates[path]
                 continue
-            if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
-                candidate.size, candidate.mtime_ns, candidate.since = (
-                    st.st_size,
-                    st.st_mtime_ns,
-                    now,
-                )
+            if signature != candidate.signature:
+                candidate.signature, candidate.since = signature, now
                 continue
-            if now - candidate.since >= self.settle_seconds:
+            if now - candidate.since >= self._settle_window(candidate, path):
                 del self._candidates[path]
                 self._ready.put_nowait((candidate.folder, path))
 
+    def _settle_window(self, candidate: Candidate, path: Path) -> float:
+        if not candidate.session:
+            return self.settle_seconds
+        if (path / inbox.READY_MARKER).exists():
+            return self.settle_seconds
+        return candidate.folder.multitrack_settle_seconds
+
+    def _signatures(self, paths: list[Path]) -> list[object]:
+        """What each candidate looks like now: None if gone, "symlink"/"other" if not taken."""
+        out: list[object] = []
+        for path in paths:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                out.append(None)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                out.append("symlink")
+            elif stat.S_ISDIR(st.st_mode):
+                candidate = self._candidates.get(path)
+                folder = candidate.folder if candidate else None
+                tracks = inbox.session_signature(folder, path) if folder else ()
+                out.append(tracks if tracks else "other")
+            elif stat.S_ISREG(st.st_mode):
+                out.append((st.st_size, st.st_mtime_ns))
+            else:
+                out.append("other")
+        return out
+
     async def _take_ready(self) -> None:
-        """Hand settled files to the pipeline, one at a time (fingerprinting reads them)."""
+        """Hand settled recordings to the pipeline, one at a time (fingerprinting reads them)."""
         while True:
             folder, path = await self._ready.get()
+            watch = self._watches.get(folder.key)
+            if watch is None:
+                continue
+            if watch.problem:
+                self._candidates.setdefault(path, Candidate(folder, session=path.is_dir()))
+                continue
             try:
                 verdict = await self.intake(folder, path)
             except Exception:
                 self.log.exception("could not take a file", folder=folder.name, path=str(path))
                 verdict = "error"
             if verdict == "changed":
-                self._candidates.setdefault(path, Candidate(folder))
+                self._candidates.setdefault(path, Candidate(folder, session=path.is_dir()))
             elif verdict == "skipped":
                 with contextlib.suppress(OSError):
                     st = os.lstat(path)
                     self._skipped[path] = (st.st_size, st.st_mtime_ns)
-
-
-def _lstat_all(paths: list[Path]) -> list[os.stat_result | None]:
-    out: list[os.stat_result | None] = []
-    for path in paths:
-        try:
-            out.append(os.lstat(path))
-        except OSError:
-            out.append(None)
-    return out

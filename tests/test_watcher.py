@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from cvsyncd.config import Folder
-from cvsyncd.watcher import Watcher, ignored_name, is_candidate
+from cvsyncd.inbox import ignored_name, is_candidate
+from cvsyncd.watcher import Watcher
 
 SETTLE = 0.6
 
