@@ -15,6 +15,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import zipfile
 from pathlib import Path
 from typing import IO
 
@@ -45,13 +46,15 @@ def fsync_dir(path: Path) -> None:
 class AtomicFile:
     """A file that appears at ``dest`` only when ``commit`` succeeds.
 
-    ``file`` is open for binary writing. ``commit`` fsyncs, closes, renames and fsyncs the
-    folder; ``discard`` removes the temp file. Either may be called from a worker thread.
+    ``file`` is open for binary writing. ``commit`` fsyncs, closes, sets the mode (and the
+    group, when given), renames and fsyncs the folder; ``discard`` removes the temp file.
+    Either may be called from a worker thread.
     """
 
-    def __init__(self, dest: Path, mode: int = 0o644):
+    def __init__(self, dest: Path, mode: int = 0o644, group: int | None = None):
         self.dest = dest
         self.mode = mode
+        self.group = group
         dest.parent.mkdir(parents=True, exist_ok=True)
         self.temp = dest.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}"
         fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -68,6 +71,8 @@ class AtomicFile:
             failpoint("output.before_fsync")
             os.fsync(self.file.fileno())
             self.file.close()
+            if self.group is not None:
+                os.chown(self.temp, -1, self.group)
             os.chmod(self.temp, self.mode)
             failpoint("output.before_rename")
             if overwrite:
@@ -247,6 +252,36 @@ def sweep_temp_files(root: Path) -> list[Path]:
                     os.unlink(path)
                     removed.append(path)
     return removed
+
+
+def extract_zip(
+    archive: Path, directory: Path, *, mode: int = 0o644, group: int | None = None, max_bytes: int
+) -> list[Path]:
+    """Write each file of a ZIP archive into ``directory``, atomically, under its base name.
+
+    Member paths are never trusted: only the base name is used, refused if empty or
+    hidden, and the total size is capped (a ZIP bomb stops with ValueError).
+    """
+    written: list[Path] = []
+    total = 0
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            name = os.path.basename(member.filename.replace("\\", "/"))
+            if member.is_dir() or not name or name.startswith(".") or "\x00" in name:
+                continue
+            out = AtomicFile(directory / name, mode, group)
+            try:
+                with zf.open(member) as source:
+                    while block := source.read(COPY_BLOCK):
+                        total += len(block)
+                        if total > max_bytes:
+                            raise ValueError(f"the archive holds more than {max_bytes} bytes")
+                        out.file.write(block)
+            except BaseException:
+                out.discard()
+                raise
+            written.append(out.commit())
+    return written
 
 
 def sha256_file(path: Path) -> str:

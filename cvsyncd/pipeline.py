@@ -26,6 +26,7 @@ import structlog
 
 from cvsyncd.api import API_TIMEOUT, CleanvoiceClient
 from cvsyncd.config import Config, Folder
+from cvsyncd.delivery import Delivery
 from cvsyncd.errors import CvsyncdError
 from cvsyncd.jobs import Job, JobState
 from cvsyncd.outcomes import Outcomes, Pause
@@ -56,7 +57,8 @@ class Pipeline:
         self.log = structlog.get_logger("cvsyncd.pipeline")
         self.pause = Pause(store, config)
         self.outcomes = Outcomes(config, store, client, self.pause)
-        self.steps = Steps(config, store, client, self.outcomes)
+        self.delivery = Delivery(config, store, client)
+        self.steps = Steps(config, store, client, self.outcomes, self.delivery)
         self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
 
@@ -73,6 +75,7 @@ class Pipeline:
         self.config = config
         self.drain_seconds = config.daemon.stop_grace_seconds
         self.steps.config = self.outcomes.config = self.pause.config = config
+        self.delivery.config = config
 
     def wake(self) -> None:
         """Look for due work now rather than at the next tick."""
@@ -153,7 +156,8 @@ class Pipeline:
             self._start(kind, job, folder)
 
     def _start(self, kind: str, job: Job, folder: Folder) -> None:
-        step: StepFn = getattr(self.steps, kind)
+        owner = self.delivery if kind in ("fetch", "write") else self.steps
+        step: StepFn = getattr(owner, kind)
         task = asyncio.create_task(
             self._run_step(kind, step, job, folder), name=f"job-{job.id}-{kind}"
         )

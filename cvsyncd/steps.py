@@ -1,4 +1,5 @@
-"""The steps of a job, one side effect each, with the state persisted around it.
+"""The steps of a job up to its result, and its end: one side effect each, with the
+state persisted around it (``delivery.py`` has the fetch and write steps).
 
 ::
 
@@ -24,7 +25,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -33,10 +34,10 @@ import structlog
 from cvsyncd import inbox, media, overrides, schedule
 from cvsyncd.api import CleanvoiceClient, file_url_of
 from cvsyncd.config import Config, Folder
+from cvsyncd.delivery import Delivery, expired_message
 from cvsyncd.errors import ConfigError, JobError, PermanentApiError, TransientApiError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.fileops import (
-    AtomicFile,
     free_name,
     move_file,
     move_tree,
@@ -45,7 +46,7 @@ from cvsyncd.fileops import (
 )
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.outcomes import Outcomes, current_input_path, input_root
-from cvsyncd.outputs import plan_outputs, redact_result, render_job_json
+from cvsyncd.outputs import redact_result
 from cvsyncd.store import Store
 
 S = JobState
@@ -85,16 +86,20 @@ def same_file(st: os.stat_result, recorded: InputFile) -> bool:
 
 
 class Steps:
-    def __init__(self, config: Config, store: Store, client: CleanvoiceClient, outcomes: Outcomes):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: CleanvoiceClient,
+        outcomes: Outcomes,
+        delivery: Delivery,
+    ):
         self.config = config
         self.store = store
         self.client = client
         self.outcomes = outcomes
+        self.delivery = delivery
         self.log = structlog.get_logger("cvsyncd.pipeline")
-        # full results (with their signed URLs) between the poll and the fetch; never stored
-        self._live_results: dict[int, Mapping[str, Any]] = {}
-        # an interrupted download's temp file, kept to resume it with Range at the next try
-        self._partial: dict[int, tuple[str, AtomicFile]] = {}
 
     # -- intake ---------------------------------------------------------------------
 
@@ -424,7 +429,7 @@ class Steps:
         status = await self.client.get_edit(job.edit_id)
         if status.succeeded:
             assert status.result is not None
-            self._live_results[job.id] = status.result
+            self.delivery.remember(job.id, status.result)
             failpoint("poll.success")
             self.store.transition(
                 job.id,
@@ -445,7 +450,7 @@ class Steps:
             raise PermanentApiError(f"Cleanvoice could not process this recording: {reason}")
         now = time.time()
         if schedule.has_expired(self.config, job.submitted_at, now):
-            raise PermanentApiError(_expired_message(job))
+            raise PermanentApiError(expired_message(job))
         polls = int(job.facts.get("polls", 0)) + 1
         duration = job.facts.get("duration")
         delay = schedule.next_poll_delay(
@@ -475,113 +480,6 @@ class Steps:
             error=None,
             next_attempt_at=now + delay,
         )
-
-    # -- fetch and write --------------------------------------------------------------
-
-    async def fetch(self, job: Job, folder: Folder) -> None:
-        result = self._live_results.pop(job.id, None)
-        if result is None:  # after a restart or a failed download: the URLs must be fresh
-            assert job.edit_id
-            status = await self.client.get_edit(job.edit_id)
-            if not status.succeeded and schedule.has_expired(
-                self.config, job.submitted_at, time.time()
-            ):
-                raise PermanentApiError(_expired_message(job))
-            if not status.succeeded or status.result is None:
-                raise TransientApiError(
-                    f"the result of edit {job.edit_id} is not available "
-                    f"right now (status {status.status})"
-                )
-            result = status.result
-        plan = [dict(o) for o in job.outputs] or plan_outputs(folder, job, result)
-        if not job.outputs:
-            job = self.store.update(job.id, S.FETCHING, None, outputs=plan)
-            failpoint("fetch.planned")
-        for entry in plan:
-            source = entry.get("source")
-            if not source:
-                continue
-            url = result.get(source)
-            if not isinstance(url, str) or not url:
-                raise PermanentApiError(f"the result has no {source} to download")
-            out, offset = await self._download_target(job, entry["path"])
-            try:
-                size = await self.client.download(url, out.file, offset=offset)
-            except TransientApiError:
-                self._partial[job.id] = (entry["path"], out)  # resumed at the next attempt
-                raise
-            except BaseException:
-                await asyncio.to_thread(out.discard)
-                raise
-            await self._commit(job, plan, entry, out)
-            failpoint("fetch.committed")
-            self.log.info("downloaded", job=job.id, path=job.name, output=entry["path"], size=size)
-        self.store.transition(
-            job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0, error=None, next_attempt_at=0
-        )
-        failpoint("fetch.done")
-
-    async def _download_target(self, job: Job, path: str) -> tuple[AtomicFile, int]:
-        """The temp file to download ``path`` into, and how much of it is already there."""
-        held = self._partial.pop(job.id, None)
-        if held is not None:
-            if held[0] == path:
-                return held[1], await asyncio.to_thread(held[1].file.tell)
-            await asyncio.to_thread(held[1].discard)
-        return await asyncio.to_thread(AtomicFile, Path(path)), 0
-
-    async def write(self, job: Job, folder: Folder) -> None:
-        plan = [dict(o) for o in job.outputs]
-        assert job.result is not None
-        for entry in plan:
-            if entry["kind"] != "json":
-                continue
-            out = await asyncio.to_thread(AtomicFile, Path(entry["path"]))
-            try:
-                out.file.write(render_job_json(folder, job, job.result, plan))
-            except BaseException:
-                out.discard()
-                raise
-            await self._commit(job, plan, entry, out)
-        self.store.transition(
-            job.id,
-            S.WRITING,
-            S.DISPOSING,
-            "outputs written",
-            attempts=0,
-            error=None,
-            next_attempt_at=0,
-        )
-        failpoint("write.done")
-        self.log.info(
-            "outputs written", job=job.id, path=job.name, outputs=[e["path"] for e in plan]
-        )
-
-    async def _commit(
-        self, job: Job, plan: list[dict[str, Any]], entry: dict[str, Any], out: AtomicFile
-    ) -> None:
-        """Put an output in place. A file we did not write there is never replaced.
-
-        The name is claimed in the job before the rename, so that after a crash at any point
-        a file under that name is known to be ours and is simply replaced by the redo.
-        """
-        first = not entry.get("written")
-        if first:
-            entry["written"] = True
-            self.store.update(job.id, job.state, None, outputs=plan)
-        try:
-            await asyncio.to_thread(out.commit, overwrite=not first)
-        except FileExistsError:
-            # someone put a file under our planned name: plan new names, drop our partial set
-            for other in plan:
-                if other.get("written"):
-                    await asyncio.to_thread(remove_file, Path(other["path"]))
-            self.store.update(job.id, job.state, None, outputs=[])
-            raise JobError(
-                f"{entry['path']} appeared while the outputs were being written; "
-                "writing them again under free names",
-                retryable=True,
-            ) from None
 
     # -- dispose --------------------------------------------------------------------
 
@@ -690,11 +588,3 @@ def _lstat_or_none(path: Path) -> os.stat_result | None:
         return os.lstat(path)
     except FileNotFoundError:
         return None
-
-
-def _expired_message(job: Job) -> str:
-    return (
-        f"the edit {job.edit_id} expired at Cleanvoice before its results could be fetched "
-        "(Cleanvoice keeps files for 7 days); the recording must be submitted again: "
-        f"cvsyncd retry {job.id}"
-    )

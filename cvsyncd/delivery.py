@@ -1,0 +1,291 @@
+"""Getting a finished edit's results into the outbox: the fetch and write steps.
+
+::
+
+    fetch   fetching → writing     download the cleaned media, the mix, the marker files
+    write   writing → disposing    render transcripts, summaries, chapters, marker exports
+                                   and <stem>.cleanvoice.json from the stored result
+
+Every file is written with the atomic protocol of ``fileops`` under the names planned by
+``outputs.plan_outputs``; the plan is stored before the first byte, and each name is
+claimed in the job before its rename, so a redo after a crash replaces our own files and
+never a user's. An interrupted download keeps its temp file and resumes with ``Range``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from cvsyncd import render, schedule
+from cvsyncd.api import CleanvoiceClient
+from cvsyncd.config import Config, Folder
+from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
+from cvsyncd.failpoints import failpoint
+from cvsyncd.fileops import AtomicFile, extract_zip, remove_file
+from cvsyncd.jobs import Job, JobState
+from cvsyncd.outputs import (
+    JSON_SUFFIX,
+    Plan,
+    extension_of,
+    first_url,
+    plan_outputs,
+    render_job_json,
+    written_paths,
+)
+from cvsyncd.store import Store
+
+S = JobState
+
+
+def group_id(folder: Folder) -> int | None:
+    """The numeric group of the folder's ``group`` setting (a name or a number)."""
+    if folder.group is None:
+        return None
+    if folder.group.isdigit():
+        return int(folder.group)
+    try:
+        return grp.getgrnam(folder.group).gr_gid
+    except KeyError:
+        raise JobError(
+            f"there is no group named {folder.group!r} (folder setting "
+            "group); outputs cannot be given to it",
+            retryable=True,
+        ) from None
+
+
+def expired_message(job: Job) -> str:
+    return (
+        f"the edit {job.edit_id} expired at Cleanvoice before its results could be fetched "
+        "(Cleanvoice keeps files for 7 days); the recording must be submitted again: "
+        f"cvsyncd retry {job.id}"
+    )
+
+
+class Delivery:
+    def __init__(self, config: Config, store: Store, client: CleanvoiceClient):
+        self.config = config
+        self.store = store
+        self.client = client
+        self.log = structlog.get_logger("cvsyncd.pipeline")
+        # full results (with their signed URLs) between the poll and the fetch; never stored
+        self._live_results: dict[int, Mapping[str, Any]] = {}
+        # an interrupted download's temp file, kept to resume it with Range at the next try
+        self._partial: dict[int, tuple[str, AtomicFile]] = {}
+
+    def remember(self, job_id: int, result: Mapping[str, Any]) -> None:
+        """Keep a live result (signed URLs and all) for the fetch that follows the poll."""
+        self._live_results[job_id] = result
+
+    # -- fetch ------------------------------------------------------------------------
+
+    async def fetch(self, job: Job, folder: Folder) -> None:
+        result = self._live_results.pop(job.id, None) or await self._fresh_result(job)
+        markers = dict(render.marker_downloads(result))
+        plan: Plan = [dict(o) for o in job.outputs]
+        if not plan:
+            derived = render.derived_suffixes(result, folder.transcript_formats, list(markers))
+            plan = plan_outputs(folder, job, result, derived, list(markers))
+            job = self.store.update(job.id, S.FETCHING, None, outputs=plan)
+            failpoint("fetch.planned")
+        for entry in plan:
+            if not entry.get("source") or entry.get("skip"):
+                continue
+            url = (
+                markers.get(entry["name"])
+                if entry["kind"] == "marker"
+                else first_url(result.get(entry["source"]))
+            )
+            if url is None:
+                if entry["kind"] in ("media", "tracks"):
+                    raise PermanentApiError(f"the result has no {entry['source']} to download")
+                continue
+            out, offset = await self._download_target(job, folder, entry)
+            try:
+                size = await self.client.download(url, out.file, offset=offset)
+            except TransientApiError:
+                self._partial[job.id] = (entry["path"], out)  # resumed at the next attempt
+                raise
+            except BaseException:
+                await asyncio.to_thread(out.discard)
+                raise
+            if entry["kind"] == "tracks":
+                await self._unpack_tracks(job, folder, plan, entry, out, url)
+            else:
+                await self._commit(job, plan, entry, out)
+            failpoint("fetch.committed")
+            self.log.info("downloaded", job=job.id, path=job.name, output=entry["path"], size=size)
+        self.store.transition(
+            job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0, error=None, next_attempt_at=0
+        )
+        failpoint("fetch.done")
+
+    async def _fresh_result(self, job: Job) -> Mapping[str, Any]:
+        """After a restart or a failed download the signed URLs must be fetched anew."""
+        assert job.edit_id
+        status = await self.client.get_edit(job.edit_id)
+        if not status.succeeded and schedule.has_expired(
+            self.config, job.submitted_at, time.time()
+        ):
+            raise PermanentApiError(expired_message(job))
+        if not status.succeeded or status.result is None:
+            raise TransientApiError(
+                f"the result of edit {job.edit_id} is not available right "
+                f"now (status {status.status})"
+            )
+        return status.result
+
+    async def _download_target(
+        self, job: Job, folder: Folder, entry: Mapping[str, Any]
+    ) -> tuple[AtomicFile, int]:
+        """The temp file to download into, and how much of it is already there."""
+        held = self._partial.pop(job.id, None)
+        if held is not None:
+            if held[0] == entry["path"]:
+                return held[1], await asyncio.to_thread(held[1].file.tell)
+            await asyncio.to_thread(held[1].discard)
+        # a session's download goes to a temp file inside the session's output folder
+        dest = (
+            Path(entry["path"]) / ".archive" if entry["kind"] == "tracks" else Path(entry["path"])
+        )
+        gid = group_id(folder)
+        return await asyncio.to_thread(AtomicFile, dest, folder.file_mode, gid), 0
+
+    async def _unpack_tracks(
+        self,
+        job: Job,
+        folder: Folder,
+        plan: Plan,
+        entry: dict[str, Any],
+        archive: AtomicFile,
+        url: str,
+    ) -> None:
+        """A session's download: a ZIP of cleaned tracks, or one file; written into its folder."""
+        directory = Path(entry["path"])
+        await asyncio.to_thread(archive.file.flush)
+        try:
+            if await asyncio.to_thread(_is_zip, archive.temp):
+                files = await asyncio.to_thread(
+                    extract_zip,
+                    archive.temp,
+                    directory,
+                    mode=folder.file_mode,
+                    group=group_id(folder),
+                    max_bytes=self.client.max_download_bytes,
+                )
+            else:
+                ext = extension_of(url) or "audio"
+                single = AtomicFile(
+                    directory / f"{directory.name}.{ext}", folder.file_mode, group_id(folder)
+                )
+                await asyncio.to_thread(_copy_into, archive, single)
+                files = [single.dest]
+        finally:
+            await asyncio.to_thread(archive.discard)
+        entry["written"] = True
+        entry["files"] = [str(f) for f in files]
+        self.store.update(job.id, job.state, None, outputs=plan)
+
+    # -- write ------------------------------------------------------------------------
+
+    async def write(self, job: Job, folder: Folder) -> None:
+        plan: Plan = [dict(o) for o in job.outputs]
+        assert job.result is not None
+        context = await asyncio.to_thread(self._context, job, folder, plan)
+        gid = group_id(folder)
+        for entry in plan:
+            if entry.get("skip") or entry["kind"] not in ("derived", "json"):
+                continue
+            if entry["kind"] == "json":
+                data = render_job_json(folder, job, job.result, plan)
+            else:
+                try:
+                    data = render.render(entry["suffix"], job.result, context)
+                except ValueError as exc:
+                    self.log.warning(
+                        "an output could not be made from the result",
+                        job=job.id,
+                        output=entry["path"],
+                        reason=str(exc),
+                    )
+                    continue
+            out = await asyncio.to_thread(AtomicFile, Path(entry["path"]), folder.file_mode, gid)
+            try:
+                await asyncio.to_thread(out.file.write, data)
+            except BaseException:
+                await asyncio.to_thread(out.discard)
+                raise
+            await self._commit(job, plan, entry, out)
+        self.store.transition(
+            job.id,
+            S.WRITING,
+            S.DISPOSING,
+            "outputs written",
+            attempts=0,
+            error=None,
+            next_attempt_at=0,
+        )
+        failpoint("write.done")
+        self.log.info("outputs written", job=job.id, path=job.name, outputs=written_paths(plan))
+
+    def _context(self, job: Job, folder: Folder, plan: Plan) -> render.RenderContext:
+        json_path = next(Path(e["path"]) for e in plan if e["kind"] == "json")
+        markers = {}
+        for entry in plan:
+            if entry["kind"] == "marker" and entry.get("written") and not entry.get("skip"):
+                try:
+                    markers[entry["name"]] = Path(entry["path"]).read_text(errors="replace")
+                except OSError:
+                    continue
+        tracks = (
+            tuple(Path(i.rel_path).stem for i in job.inputs) if job.facts.get("session") else ()
+        )
+        return render.RenderContext(
+            stem=json_path.name[: -len(JSON_SUFFIX)],
+            title=Path(job.name).name,
+            speakers=folder.speakers,
+            track_names=tracks,
+            markers=markers,
+        )
+
+    async def _commit(self, job: Job, plan: Plan, entry: dict[str, Any], out: AtomicFile) -> None:
+        """Put an output in place. A file we did not write there is never replaced.
+
+        The name is claimed in the job before the rename, so that after a crash at any point
+        a file under that name is known to be ours and is simply replaced by the redo.
+        """
+        replace = bool(entry.get("written") or entry.get("ours"))
+        if not entry.get("written"):
+            entry["written"] = True
+            self.store.update(job.id, job.state, None, outputs=plan)
+        try:
+            await asyncio.to_thread(out.commit, overwrite=replace)
+        except FileExistsError:
+            # someone put a file under our planned name: plan new names, drop our partial set
+            for other in plan:
+                if other.get("written") and other is not entry and other["kind"] != "tracks":
+                    await asyncio.to_thread(remove_file, Path(other["path"]))
+            self.store.update(job.id, job.state, None, outputs=[])
+            raise JobError(
+                f"{entry['path']} appeared while the outputs were being written; "
+                "writing them again under free names",
+                retryable=True,
+            ) from None
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _copy_into(source: AtomicFile, target: AtomicFile) -> None:
+    with open(source.temp, "rb") as f:
+        while block := f.read(1024 * 1024):
+            target.file.write(block)
+    target.commit()
