@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from cvsyncd import inbox
 from cvsyncd.api import CleanvoiceClient, backoff_delay
 from cvsyncd.apikey import key_signature, read_api_key
 from cvsyncd.config import Config, Folder
@@ -183,6 +184,18 @@ class Outcomes:
         text = f"{exc.strerror or exc}{where}"
         if exc.errno in RETRYABLE_ERRNOS:
             self.retry_later(job, f"{text}; will try again once the problem is fixed")
+        elif exc.errno == errno.ENOENT and job.state in INPUT_STATES:
+            if inbox.unavailable(folder, None) or inbox.looks_emptied(folder):
+                self.retry_later(
+                    job,
+                    f"{text}; the inbox looks unavailable or empty: waiting for it to come back",
+                )
+            else:
+                self.fail(
+                    job,
+                    f"the input disappeared (deleted or moved away) before it was uploaded: {text}",
+                    folder,
+                )
         elif job.state in INPUT_STATES:
             self.fail(job, f"cannot read the input: {text}", folder)
         else:

@@ -80,6 +80,7 @@ class Setup:
             [cleanvoice]
             base_url = "{base_url}"
             api_key_file = "api_key"
+            expected_processing_ratio = 0.0001
 
             [daemon]
             state_dir = "state"
