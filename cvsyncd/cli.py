@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = command("show", "everything known about a job", cmd_show)
     show.add_argument("job", type=int, metavar="JOB", help="a job id")
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    render_cmd = command(
+        "render",
+        "write done jobs' transcripts, summaries and marker files "
+        "again from their stored results (after changing formats or speaker "
+        "names); no API call",
+        cmd_render,
+    )
+    render_cmd.add_argument("jobs", nargs="+", type=int, metavar="JOB", help="job ids")
     account = command("account", "show the Cleanvoice account's credit balance", cmd_account)
     account.add_argument("--json", action="store_true", help="machine-readable output")
     emulator = command(
@@ -217,6 +225,15 @@ def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
     with _open_store(config) as store:
         outcomes = forget_jobs(config, _require(store, config), args.jobs)
     return _report(outcomes, out, "nothing to forget")
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.manage import render_jobs
+
+    config = _load(args)
+    with _open_store(config) as store:
+        outcomes = render_jobs(config, _require(store, config), args.jobs)
+    return _report(outcomes, out, "nothing to render")
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,6 +59,26 @@ def group_id(folder: Folder) -> int | None:
             "group); outputs cannot be given to it",
             retryable=True,
         ) from None
+
+
+def render_context(job: Job, folder: Folder, plan: Plan) -> render.RenderContext:
+    """What the renderers need besides the result: names, speakers, downloaded markers."""
+    json_path = next(Path(e["path"]) for e in plan if e["kind"] == "json")
+    markers = {}
+    for entry in plan:
+        if entry["kind"] == "marker" and entry.get("written") and not entry.get("skip"):
+            try:
+                markers[entry["name"]] = Path(entry["path"]).read_text(errors="replace")
+            except OSError:
+                continue
+    tracks = tuple(Path(i.rel_path).stem for i in job.inputs) if job.facts.get("session") else ()
+    return render.RenderContext(
+        stem=json_path.name[: -len(JSON_SUFFIX)],
+        title=Path(job.name).name,
+        speakers=folder.speakers,
+        track_names=tracks,
+        markers=markers,
+    )
 
 
 def expired_message(job: Job) -> str:
@@ -197,24 +218,14 @@ class Delivery:
     async def write(self, job: Job, folder: Folder) -> None:
         plan: Plan = [dict(o) for o in job.outputs]
         assert job.result is not None
-        context = await asyncio.to_thread(self._context, job, folder, plan)
+        context = await asyncio.to_thread(render_context, job, folder, plan)
         gid = group_id(folder)
         for entry in plan:
             if entry.get("skip") or entry["kind"] not in ("derived", "json"):
                 continue
-            if entry["kind"] == "json":
-                data = render_job_json(folder, job, job.result, plan)
-            else:
-                try:
-                    data = render.render(entry["suffix"], job.result, context)
-                except ValueError as exc:
-                    self.log.warning(
-                        "an output could not be made from the result",
-                        job=job.id,
-                        output=entry["path"],
-                        reason=str(exc),
-                    )
-                    continue
+            data = render_entry(entry, job, folder, plan, context)
+            if data is None:
+                continue
             out = await asyncio.to_thread(AtomicFile, Path(entry["path"]), folder.file_mode, gid)
             try:
                 await asyncio.to_thread(out.file.write, data)
@@ -233,26 +244,6 @@ class Delivery:
         )
         failpoint("write.done")
         self.log.info("outputs written", job=job.id, path=job.name, outputs=written_paths(plan))
-
-    def _context(self, job: Job, folder: Folder, plan: Plan) -> render.RenderContext:
-        json_path = next(Path(e["path"]) for e in plan if e["kind"] == "json")
-        markers = {}
-        for entry in plan:
-            if entry["kind"] == "marker" and entry.get("written") and not entry.get("skip"):
-                try:
-                    markers[entry["name"]] = Path(entry["path"]).read_text(errors="replace")
-                except OSError:
-                    continue
-        tracks = (
-            tuple(Path(i.rel_path).stem for i in job.inputs) if job.facts.get("session") else ()
-        )
-        return render.RenderContext(
-            stem=json_path.name[: -len(JSON_SUFFIX)],
-            title=Path(job.name).name,
-            speakers=folder.speakers,
-            track_names=tracks,
-            markers=markers,
-        )
 
     async def _commit(self, job: Job, plan: Plan, entry: dict[str, Any], out: AtomicFile) -> None:
         """Put an output in place. A file we did not write there is never replaced.
@@ -289,3 +280,56 @@ def _copy_into(source: AtomicFile, target: AtomicFile) -> None:
         while block := f.read(1024 * 1024):
             target.file.write(block)
     target.commit()
+
+
+def render_entry(
+    entry: Mapping[str, Any], job: Job, folder: Folder, plan: Plan, context: render.RenderContext
+) -> bytes | None:
+    """The bytes of one derived file or of the JSON record (None: the result lacks it)."""
+    assert job.result is not None
+    if entry["kind"] == "json":
+        return render_job_json(folder, job, job.result, plan)
+    try:
+        return render.render(entry["suffix"], job.result, context)
+    except ValueError as exc:
+        structlog.get_logger("cvsyncd.pipeline").warning(
+            "an output could not be made from the result",
+            job=job.id,
+            output=entry["path"],
+            reason=str(exc),
+        )
+        return None
+
+
+def render_again(job: Job, folder: Folder) -> Plan:
+    """Write a done job's derived files anew from its stored result (``cvsyncd render``),
+    with the folder's current formats and speaker names. No API call is made."""
+    assert job.result is not None
+    plan: Plan = [dict(o) for o in job.outputs]
+    json_entry = next(e for e in plan if e["kind"] == "json")
+    stem_path = json_entry["path"][: -len(JSON_SUFFIX)]
+    markers = [e["name"] for e in plan if e["kind"] == "marker" and e.get("written")]
+    have = {e.get("suffix") for e in plan if e["kind"] == "derived"}
+    for suffix in render.derived_suffixes(job.result, folder.transcript_formats, markers):
+        if suffix not in have:
+            entry = {"kind": "derived", "suffix": suffix, "path": stem_path + suffix}
+            if os.path.lexists(entry["path"]) and folder.on_conflict != "overwrite":
+                entry["skip"] = True  # someone else's file is in the way
+            plan.insert(len(plan) - 1, entry)
+    context = render_context(job, folder, plan)
+    gid = group_id(folder)
+    for entry in plan:
+        if entry.get("skip") or entry["kind"] not in ("derived", "json"):
+            continue
+        data = render_entry(entry, job, folder, plan, context)
+        if data is None:
+            continue
+        out = AtomicFile(Path(entry["path"]), folder.file_mode, gid)
+        try:
+            out.file.write(data)
+        except BaseException:
+            out.discard()
+            raise
+        out.commit(overwrite=True)
+        entry["written"] = True
+    return plan

@@ -192,26 +192,36 @@ def is_track_name(folder: Folder, name: str) -> bool:
     )
 
 
-def unavailable(folder: Folder, expected_fstype: str | None) -> str | None:
+def unavailable(folder: Folder, expected: tuple[int, str] | None = None) -> str | None:
     """Why the inbox cannot be trusted right now (None when it can).
 
     A missing inbox, or one whose filesystem is no longer the one it was on (a share that
     got unmounted leaves an empty local folder behind), is unavailable: its folder pauses,
-    and nothing in it is forgotten or failed for having vanished.
+    and nothing in it is forgotten or failed for having vanished. ``expected`` is the
+    (device, filesystem type) the inbox was first seen on; the mount table is read only
+    when the device changed, so this is one ``stat`` in the usual case.
     """
     try:
-        if not folder.inbox.is_dir():
-            return f"the inbox {folder.inbox} is missing"
+        st = os.stat(folder.inbox)
+    except FileNotFoundError:
+        return f"the inbox {folder.inbox} is missing"
     except OSError as exc:
         return f"the inbox {folder.inbox} cannot be read ({exc.strerror})"
-    if expected_fstype is not None:
+    if not stat.S_ISDIR(st.st_mode):
+        return f"the inbox {folder.inbox} is not a folder"
+    if expected is not None and st.st_dev != expected[0]:
         now = fsinfo.filesystem_type(folder.inbox)
-        if now != expected_fstype:
+        if now != expected[1]:
             return (
-                f"the inbox {folder.inbox} is on {now} now, not {expected_fstype}: "
-                "its share seems to be unmounted"
+                f"the inbox {folder.inbox} is on {now} now, not {expected[1]}: its share "
+                "seems to be unmounted"
             )
     return None
+
+
+def place_of(folder: Folder) -> tuple[int, str]:
+    """The (device, filesystem type) the inbox is on now."""
+    return os.stat(folder.inbox).st_dev, fsinfo.filesystem_type(folder.inbox)
 
 
 def looks_emptied(folder: Folder) -> bool:

@@ -7,6 +7,7 @@ turn, within a second) and return what happened per job; ``cli`` turns that into
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,7 @@ def forget_jobs(config: Config, store: Store, ids: Iterable[int]) -> list[Outcom
             )
             continue
         store.delete_job(job_id)
+        store.set_meta("forget_generation", str(time.time()))  # a running daemon rescans
         hint = ""
         folder = folder_of(config, job)
         if folder is not None:
@@ -103,6 +105,39 @@ def forget_jobs(config: Config, store: Store, ids: Iterable[int]) -> list[Outcom
             elif (folder.inbox / job.name).exists():
                 hint = "; its input is still in the inbox and will be taken again"
         outcomes.append(Outcome(job_id, True, f"job {job_id} ({job.name}) forgotten{hint}"))
+    return outcomes
+
+
+def render_jobs(config: Config, store: Store, ids: Iterable[int]) -> list[Outcome]:
+    """Write done jobs' derived files again from their stored results (no API call)."""
+    from cvsyncd.delivery import render_again
+    from cvsyncd.outputs import written_paths
+
+    outcomes = []
+    for job_id in ids:
+        job = store.get(job_id)
+        folder = folder_of(config, job) if job else None
+        if job is None:
+            outcomes.append(Outcome(job_id, False, f"there is no job {job_id}"))
+        elif job.state is not JobState.DONE or not job.result or not job.outputs:
+            outcomes.append(
+                Outcome(
+                    job_id,
+                    False,
+                    f"job {job_id} is {job.state}; only done jobs have a result to render from",
+                )
+            )
+        elif folder is None:
+            outcomes.append(
+                Outcome(
+                    job_id, False, f"job {job_id}'s folder {job.folder} is no longer in the config"
+                )
+            )
+        else:
+            plan = render_again(job, folder)
+            store.update(job_id, JobState.DONE, "outputs rendered again", outputs=plan)
+            names = ", ".join(Path(p).name for p in written_paths(plan))
+            outcomes.append(Outcome(job_id, True, f"job {job_id} ({job.name}): {names}"))
     return outcomes
 
 

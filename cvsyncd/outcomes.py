@@ -37,6 +37,7 @@ from cvsyncd.errors import (
 )
 from cvsyncd.fileops import fit_name, free_name, move_file, move_tree, write_bytes_atomic
 from cvsyncd.jobs import TERMINAL, TRANSITIONS, Job, JobState
+from cvsyncd.notices import Notices
 from cvsyncd.redact import register_secret
 from cvsyncd.store import Store
 
@@ -145,11 +146,19 @@ class Pause:
 class Outcomes:
     """Applies the consequences of a step's failure to its job."""
 
-    def __init__(self, config: Config, store: Store, client: CleanvoiceClient, pause: Pause):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: CleanvoiceClient,
+        pause: Pause,
+        notices: Notices | None = None,
+    ):
         self.config = config
         self.store = store
         self.client = client
         self.pause = pause
+        self.notices = notices
         self.log = structlog.get_logger("cvsyncd.pipeline")
         self._background: set[asyncio.Task[None]] = set()
 
@@ -273,12 +282,13 @@ class Outcomes:
             f"dashboard, then run `cvsyncd retry -c {cfg} {job.id}` to submit it again, or "
             f"`cvsyncd forget -c {cfg} {job.id}` to drop it"
         )
-        self.store.transition(
+        job = self.store.transition(
             job.id, S.SUBMITTING, S.NEEDS_ATTENTION, message, error=message, finished_at=time.time()
         )
         self.log.error(
             "needs attention: create-edit outcome unknown", job=job.id, path=job.name, error=what
         )
+        self._announce(job)
 
     def fail(self, job: Job, message: str, folder: Folder) -> None:
         """Fail the job for good and put its input where the user will see why."""
@@ -298,10 +308,16 @@ class Outcomes:
             self.log.error(
                 "could not move the failed input aside", job=job.id, path=job.name, error=str(exc)
             )
-            return
+            moved = None
         if moved:
             facts = {**job.facts, "input_at": str(moved)}
-            self.store.update(job.id, S.FAILED, f"input moved to {moved}", facts=facts)
+            job = self.store.update(job.id, S.FAILED, f"input moved to {moved}", facts=facts)
+        self._announce(job)
+
+    def _announce(self, job: Job) -> None:
+        folder = next((f for f in self.config.folders if f.key == job.folder), None)
+        if self.notices is not None and folder is not None:
+            self.notices.job_ended(job, folder)
 
     def _forget_remote(self, edit_id: str) -> None:
         """Ask Cleanvoice to delete a failed edit's files now (best effort, in the background)."""

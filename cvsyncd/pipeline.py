@@ -28,13 +28,14 @@ from cvsyncd.api import API_TIMEOUT, CleanvoiceClient
 from cvsyncd.config import Config, Folder
 from cvsyncd.delivery import Delivery
 from cvsyncd.errors import CvsyncdError
-from cvsyncd.jobs import Job, JobState
+from cvsyncd.jobs import ACTIVE, Job, JobState
+from cvsyncd.notices import Notices
 from cvsyncd.outcomes import Outcomes, Pause
 from cvsyncd.steps import Steps
 from cvsyncd.store import Store
 
 S = JobState
-IDLE_TICK = 1.0
+IDLE_TICK = 5.0  # at rest; intake and finished steps wake the loop at once
 
 StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
 
@@ -56,7 +57,8 @@ class Pipeline:
         self.drain_seconds = config.daemon.stop_grace_seconds
         self.log = structlog.get_logger("cvsyncd.pipeline")
         self.pause = Pause(store, config)
-        self.outcomes = Outcomes(config, store, client, self.pause)
+        self.notices = Notices(store)
+        self.outcomes = Outcomes(config, store, client, self.pause, self.notices)
         self.delivery = Delivery(config, store, client)
         self.steps = Steps(config, store, client, self.outcomes, self.delivery)
         self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
@@ -118,14 +120,17 @@ class Pipeline:
         await self._drain(force)
 
     def _sleep_seconds(self) -> float:
-        next_due = self.store.next_due_at()
+        """Until the next job falls due; jobs due now but waiting for a free slot are woken
+        by the step that frees it, not by polling."""
+        now = time.time()
+        next_due = self.store.next_due_at(after=now)
         if next_due is None:
             return IDLE_TICK
-        return min(IDLE_TICK, max(0.05, next_due - time.time()))
+        return min(IDLE_TICK, max(0.05, next_due - now))
 
     def _start_due_steps(self) -> None:
         now = time.time()
-        counts = self.store.count_by_state()
+        counts = self.store.count_by_state(ACTIVE)  # every second: only the index
         running_kinds = [kind for kind, _ in self._running.values()]
         uploads = running_kinds.count("upload") + counts.get(S.UPLOADED, 0)
         edits = counts.get(S.SUBMITTING, 0) + counts.get(S.PROCESSING, 0)
@@ -188,8 +193,11 @@ class Pipeline:
         its outcome unknown); its own request timeout bounds the wait. A second stop
         request (``force``) cancels everything at once.
         """
-        if not self._running:
-            return
+        if self._running:
+            await self._drain_steps(force)
+        await self.notices.drain(timeout=0.1 if force.is_set() else 10.0)
+
+    async def _drain_steps(self, force: asyncio.Event) -> None:
         self.log.info(
             "stopping: waiting for running steps",
             running=len(self._running),

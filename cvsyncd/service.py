@@ -29,8 +29,9 @@ from cvsyncd.store import Store
 from cvsyncd.watcher import Watcher
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-SUPERVISE_SECONDS = 2.0
+SUPERVISE_SECONDS = 3.0
 FOLDERS_META_KEY = "folders_unavailable"
+FORGET_META_KEY = "forget_generation"
 
 
 class Daemon:
@@ -93,7 +94,11 @@ class Daemon:
         the folders for ``cvsyncd status``."""
         config_stamp = _stamp(self.config.path)
         shown: str | None = None
+        forgotten = store.get_meta(FORGET_META_KEY)
         while not self.stop.is_set():
+            if (generation := store.get_meta(FORGET_META_KEY)) != forgotten:
+                forgotten = generation  # `cvsyncd forget` ran: its inputs may be taken again
+                watcher.rescan_all()
             stamp = _stamp(self.config.path)
             if self.reload_requested.is_set() or stamp != config_stamp:
                 self.reload_requested.clear()

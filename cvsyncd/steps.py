@@ -505,7 +505,7 @@ class Steps:
                     edit_id=job.edit_id,
                     error=str(exc),
                 )
-        self.store.transition(
+        done = self.store.transition(
             job.id,
             S.DISPOSING,
             S.DONE,
@@ -517,6 +517,8 @@ class Steps:
             progress=None,
         )
         failpoint("dispose.done")
+        if self.outcomes.notices is not None:
+            self.outcomes.notices.job_ended(done, folder)
         self.log.info(
             "done", job=job.id, path=job.name, after=folder.after, moved_to=job.disposed_to
         )

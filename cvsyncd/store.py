@@ -437,17 +437,28 @@ class Store:
         ).fetchall()
         return [self._job(r) for r in rows if r["id"] not in skip]
 
-    def next_due_at(self) -> float | None:
-        """Return the earliest next-attempt time among active jobs, or None."""
+    def next_due_at(self, after: float = 0.0) -> float | None:
+        """Return the earliest next-attempt time after ``after`` among active jobs, or None."""
         active = [s.value for s in ACTIVE]
         row = self._conn.execute(
-            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({_marks(active)})", active
+            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({_marks(active)})"
+            " AND next_attempt_at > ?",
+            (*active, after),
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def count_by_state(self) -> dict[JobState, int]:
-        rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-        return {JobState(r[0]): int(r[1]) for r in rows}
+    def count_by_state(self, states: Iterable[JobState] | None = None) -> dict[JobState, int]:
+        """Jobs per state; with ``states``, only those (cheap: read from the index)."""
+        if states is None:
+            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+        else:
+            wanted = [s.value for s in states]
+            rows = self._conn.execute(
+                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({_marks(wanted)})"
+                " GROUP BY state",
+                wanted,
+            )
+        return {JobState(r[0]): int(r[1]) for r in rows.fetchall()}
 
     def find_by_input(self, folder: str, rel_path: str, size: int, mtime_ns: int) -> Job | None:
         """Return the newest job that took exactly this file (same path, size and mtime)."""

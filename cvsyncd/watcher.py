@@ -32,7 +32,7 @@ from watchdog.observers.polling import PollingObserver
 from cvsyncd import fsinfo, inbox
 from cvsyncd.config import Folder
 
-CHECK_SECONDS = 2.0  # how often observers and inbox availability are checked
+CHECK_SECONDS = 3.0  # how often observers and inbox availability are checked
 POLL_OBSERVER_SECONDS = 5.0
 
 Intake = Callable[[Folder, Path], Awaitable[str]]
@@ -54,7 +54,7 @@ class FolderWatch:
     folder: Folder
     observer: BaseObserver | None = None
     mode: str = "events"
-    fstype: str | None = None  # the filesystem the inbox was found on
+    place: tuple[int, str] | None = None  # (device, filesystem type) the inbox was found on
     problem: str | None = None  # why the inbox is unavailable now
     next_rescan: float = 0.0
     told: set[Path] = field(default_factory=set)  # paths already explained in the log
@@ -102,9 +102,13 @@ class Watcher:
         self._watches: dict[str, FolderWatch] = {f.key: FolderWatch(f) for f in folders}
         self._candidates: dict[Path, Candidate] = {}
         self._skipped: dict[Path, object] = {}  # intake said "not yet" (e.g. empty)
+        # files that already have a job, as they looked then: rescans skip them without
+        # asking the store (a rescan of 10,000 done files costs a walk, not 10,000 queries)
+        self._known: dict[Path, object] = {}
         self._ready: asyncio.Queue[tuple[Folder, Path]] = asyncio.Queue()
         self._pending_scans: list[tuple[Folder, Path]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._activity = asyncio.Event()
 
     @property
     def tick(self) -> float:
@@ -114,6 +118,12 @@ class Watcher:
         """Why a folder's inbox cannot be used now (None if it can)."""
         watch = self._watches.get(folder_key)
         return watch.problem if watch else None
+
+    def rescan_all(self) -> None:
+        """Forget what was known and look at every inbox again soon (after ``forget``)."""
+        self._known.clear()
+        for watch in self._watches.values():
+            watch.next_rescan = 0.0
 
     def reconfigure(self, folders: tuple[Folder, ...], settle_seconds: float) -> None:
         """Apply a reloaded config: start watching new folders, stop watching removed ones."""
@@ -145,8 +155,15 @@ class Watcher:
                     next_check = now + CHECK_SECONDS
                 await self._scan_pending_dirs()
                 await self._check_candidates()
+                # at rest (nothing settling), wake only for the inbox checks or an event
+                wait = (
+                    self.tick
+                    if self._candidates or self._pending_scans
+                    else max(0.05, next_check - time.monotonic())
+                )
+                self._activity.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.tick)
+                    await asyncio.wait_for(_either(stop, self._activity), timeout=wait)
         finally:
             taker.cancel()
             await asyncio.gather(taker, return_exceptions=True)
@@ -159,7 +176,7 @@ class Watcher:
         """Check each inbox is there, (re)start observers, run due rescans."""
         for watch in list(self._watches.values()):
             folder = watch.folder
-            problem = await asyncio.to_thread(inbox.unavailable, folder, watch.fstype)
+            problem = await asyncio.to_thread(inbox.unavailable, folder, watch.place)
             if problem:
                 if watch.problem != problem:
                     self.log.error(
@@ -196,9 +213,10 @@ class Watcher:
     def _start(self, watch: FolderWatch) -> None:
         assert self._loop is not None
         folder = watch.folder
-        fstype = fsinfo.filesystem_type(folder.inbox)
-        if watch.fstype is None:
-            watch.fstype = fstype
+        place = inbox.place_of(folder)
+        if watch.place is None or place[1] == watch.place[1]:
+            watch.place = place  # a share mounted again may come back on another device
+        fstype = place[1]
         network = fsinfo.is_network_filesystem(fstype)
         watch.mode = folder.watch if folder.watch != "auto" else ("poll" if network else "events")
         observer: BaseObserver = (
@@ -238,12 +256,14 @@ class Watcher:
 
     def _note(self, folder: Folder, path: Path, what: str) -> None:
         """Called in the loop for each event: ``what`` is "file", "directory" or "gone"."""
+        self._activity.set()
         if what == "directory":
             self._pending_scans.append((folder, path))
             return
         if what == "gone":
             self._candidates.pop(path, None)
             self._skipped.pop(path, None)
+            self._known.pop(path, None)
         if path.name == inbox.OVERRIDE_NAME:  # held recordings below may be taken now
             self._pending_scans.append((folder, path.parent))
             return
@@ -280,10 +300,12 @@ class Watcher:
                 self._candidates[path] = Candidate(folder, session=True)
                 continue
             signature = (st.st_size, st.st_mtime_ns)
-            if self._skipped.get(path) == signature:
+            if self._skipped.get(path) == signature or self._known.get(path) == signature:
                 continue
             rel = path.relative_to(folder.inbox).as_posix()
-            if not self.is_known(folder, rel, st.st_size, st.st_mtime_ns):
+            if self.is_known(folder, rel, st.st_size, st.st_mtime_ns):
+                self._known[path] = signature
+            else:
                 self._candidates[path] = Candidate(folder)
 
     # -- settling -------------------------------------------------------------------
@@ -369,3 +391,12 @@ class Watcher:
                 with contextlib.suppress(OSError):
                     st = os.lstat(path)
                     self._skipped[path] = (st.st_size, st.st_mtime_ns)
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

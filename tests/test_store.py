@@ -115,7 +115,8 @@ def test_due_jobs_and_next_due(store: Store) -> None:
     due = store.due_jobs(time.time())
     assert [j.id for j in due] == [a.id]
     assert store.due_jobs(time.time(), exclude=[a.id]) == []
-    assert store.next_due_at() == 0
+    assert store.next_due_at(after=-1) == 0
+    assert store.next_due_at(after=time.time()) == pytest.approx(time.time() + 100, abs=5)
     store.transition(a.id, S.QUEUED, S.FAILED, "bad")
     assert store.next_due_at() == pytest.approx(time.time() + 100, abs=5)
 

@@ -1,0 +1,210 @@
+"""Watching figures: how soon a finished file is taken, and what watching costs at rest.
+
+1. Latency: a file is written and closed in an inbox; the time until its upload starts
+   (the emulator's POST /upload), for inotify and for polling, with the settle window
+   stated. Expected: settle_seconds plus a scheduler tick plus fingerprinting.
+2. Idle cost: the daemon watching 10,000 recordings it has already processed (after =
+   "keep", as in an archive inbox), for 60 s: CPU (% of one core) and RSS. Target with
+   inotify: at most 0.1 % of a core.
+
+    python bench/watch.py [--files 10000] [--idle-seconds 60] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from cvsyncd.emulator import Emulator  # noqa: E402
+from cvsyncd.fileops import sha256_file  # noqa: E402
+from cvsyncd.jobs import InputFile, JobState  # noqa: E402
+from cvsyncd.store import Store  # noqa: E402
+
+KEY = "bench-key-0123456789"
+SETTLE = 2.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def write_config(root: Path, base_url: str, watch: str) -> Path:
+    config = root / "cvsyncd.toml"
+    config.write_text(f"""
+[cleanvoice]
+base_url = "{base_url}"
+api_key_file = "api_key"
+
+[daemon]
+state_dir = "state"
+settle_seconds = {SETTLE}
+
+[[folders]]
+inbox = "inbox"
+outbox = "outbox"
+preset = {{ fillers = true }}
+after = "keep"
+watch = "{watch}"
+""")
+    key = root / "api_key"
+    key.write_text(KEY)
+    os.chmod(key, 0o600)
+    (root / "inbox").mkdir(exist_ok=True)
+    (root / "outbox").mkdir(exist_ok=True)
+    return config
+
+
+def tiny_wav(path: Path, frames: int = 800, salt: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(salt.to_bytes(4, "little") * (frames // 2))
+
+
+def start_daemon(root: Path, config: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if '"event": "watching"' in line:
+            return proc
+    raise RuntimeError("the daemon did not start")
+
+
+def stop_daemon(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def latency(watch: str, repeat: int) -> list[float]:
+    """Seconds from a file's close to its upload request, ``repeat`` times."""
+    root = Path(tempfile.mkdtemp(prefix="cvsyncd-bench-watch-"))
+    emulator = Emulator(root / "emulator", api_key=KEY, processing_seconds=0.5)
+    emulator.start()
+    try:
+        config = write_config(root, emulator.base_url, watch)
+        proc = start_daemon(root, config)
+        times = []
+        try:
+            for i in range(repeat):
+                seen = len(emulator.requests())
+                path = root / "inbox" / f"take{i}.wav"
+                tiny_wav(path, frames=8000 * 10, salt=i + 1)  # 10 s of audio, closed here
+                closed = time.time()
+                while True:
+                    new = [r for r in emulator.requests()[seen:] if r["endpoint"] == "upload"]
+                    if new:
+                        started = datetime.fromisoformat(new[0]["ts"].replace("Z", "+00:00"))
+                        times.append(started.timestamp() - closed)
+                        break
+                    time.sleep(0.02)
+                time.sleep(1.0)
+        finally:
+            stop_daemon(proc)
+        return times
+    finally:
+        emulator.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def prepare_archive(root: Path, files: int) -> None:
+    """``files`` small recordings in nested folders, each already a done job."""
+    store = Store.open(root / "state")
+    try:
+        for i in range(files):
+            rel = f"show-{i % 20:02d}/season-{i % 7}/ep{i:05d}.wav"
+            path = root / "inbox" / rel
+            tiny_wav(path, salt=i)
+            st = path.stat()
+            job = store.create_job(str(root / "inbox"), rel,
+                                   [InputFile(rel, st.st_size, st.st_mtime_ns, sha256_file(path))],
+                                   {"fillers": True})
+            assert job is not None
+            for state in (JobState.UPLOADING, JobState.UPLOADED, JobState.SUBMITTING,
+                          JobState.PROCESSING, JobState.FETCHING, JobState.WRITING,
+                          JobState.DISPOSING, JobState.DONE):
+                job = store.transition(job.id, job.state, state)
+    finally:
+        store.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def memory(pid: int) -> dict[str, float]:
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+def idle(files: int, seconds: float, watch: str) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp(prefix="cvsyncd-bench-idle-"))
+    emulator = Emulator(root / "emulator", api_key=KEY)
+    emulator.start()
+    try:
+        config = write_config(root, emulator.base_url, watch)
+        prepare_archive(root, files)
+        proc = start_daemon(root, config)
+        try:
+            time.sleep(5 + files / 2000)  # the startup scan is done
+            before = cpu_seconds(proc.pid)
+            time.sleep(seconds)
+            used = cpu_seconds(proc.pid) - before
+            mem = memory(proc.pid)
+        finally:
+            stop_daemon(proc)
+        creates = [r for r in emulator.requests() if r["endpoint"] == "create"]
+        return {"cpu_percent": 100 * used / seconds, "cpu_seconds": used,
+                "rss_mb": mem["VmRSS"], "peak_rss_mb": mem["VmHWM"], "creates": len(creates)}
+    finally:
+        emulator.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+          f"settle_seconds = {SETTLE}")
+    figures: dict[str, object] = {}
+    for watch in ("events", "poll"):
+        times = latency(watch, args.repeat)
+        figures[f"latency_{watch}"] = times
+        print(f"close → upload start, {watch:>6}: median {statistics.median(times):.2f} s "
+              f"(min {min(times):.2f}, max {max(times):.2f}; settle {SETTLE} s)")
+    for watch in ("events", "poll"):
+        result = idle(args.files, args.idle_seconds, watch)
+        figures[f"idle_{watch}"] = result
+        target = " (target <= 0.1 %)" if watch == "events" else ""
+        print(f"idle, {args.files} files, {watch:>6}: CPU {result['cpu_percent']:.3f} % of a core"
+              f"{target}; RSS {result['rss_mb']:.1f} MB (peak {result['peak_rss_mb']:.1f} MB); "
+              f"creates {result['creates']}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
