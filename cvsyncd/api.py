@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
+import structlog
 
 from cvsyncd import __version__
 from cvsyncd.errors import (
@@ -37,6 +39,12 @@ from cvsyncd.ratelimit import RateLimiter
 from cvsyncd.redact import redact_url, scrub, strip_query
 
 BLOCK_SIZE = 1024 * 1024
+# httpcore reads response bodies 64 KiB at a time, each read a trip through anyio and the
+# event loop, while asyncio's transport receives up to 256 KiB at once: reading that much
+# gives downloads about 1.4 times the throughput for 30 % less CPU (bench/transfer.py).
+# It is a class constant of httpcore, not an option of a client.
+if hasattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES"):
+    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = 256 * 1024
 USER_AGENT = f"cvsyncd/{__version__}"
 API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
 TRANSFER_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
@@ -172,6 +180,7 @@ class CleanvoiceClient:
         self._key = api_key
         self.max_download_bytes = max_download_bytes
         self.limiter = RateLimiter(limits or DEFAULT_LIMITS)
+        self.log = structlog.get_logger("cvsyncd.api")
         self._api = httpx.AsyncClient(
             headers={"X-API-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=API_TIMEOUT,
@@ -298,6 +307,12 @@ class CleanvoiceClient:
         except httpx.TransportError as exc:
             text = f"{what}: no answer from Cleanvoice ({self._describe(exc)})"
             raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None
+        self.log.debug(
+            "api call",
+            method=method,
+            url=redact_url(str(response.url)),
+            status=response.status_code,
+        )
         if response.status_code == 429:
             self.limiter.refused(budget, parse_retry_after(response.headers.get("Retry-After")))
         return self._check(response, what, idempotent)
@@ -348,6 +363,7 @@ class CleanvoiceClient:
         TransientApiError with ``code="file-changed"``.
         """
         check_transfer_url(signed_url)
+        self.log.debug("upload", url=redact_url(signed_url), size=size)
         hasher = hashlib.sha256()
         content = _read_blocks(path, size, hasher, on_progress)
         what = f"upload to {redact_url(signed_url)}"
@@ -380,10 +396,12 @@ class CleanvoiceClient:
         leaves in the sink what arrived, so that the caller may resume from ``sink.tell()``.
         """
         check_transfer_url(url)
+        self.log.debug("download", url=redact_url(url), offset=offset)
         what = f"download of {redact_url(url)}"
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         position = offset
         pending = bytearray()  # written in large blocks, and kept on a break for a resume
+        writer = _BlockWriter(sink)
         try:
             async with self._files.stream("GET", url, headers=headers) as response:
                 position, total = await self._start_download(response, sink, offset, what)
@@ -395,14 +413,18 @@ class CleanvoiceClient:
                         )
                     pending += chunk
                     if len(pending) >= BLOCK_SIZE:
-                        await asyncio.to_thread(sink.write, bytes(pending))
+                        await writer.write(bytes(pending))
                         pending.clear()
+            await writer.write(bytes(pending))
+            await writer.finish()
         except httpx.TransportError as exc:
-            await asyncio.to_thread(sink.write, bytes(pending))
+            await writer.write(bytes(pending))
+            await writer.finish()
             raise TransientApiError(
                 f"{what} broke off after {position} bytes: {self._describe(exc)}"
             ) from None
-        await asyncio.to_thread(sink.write, bytes(pending))
+        finally:
+            await writer.settle()
         if total is not None and position != total:
             raise TransientApiError(f"{what} was cut short: {position} of {total} bytes")
         return position
@@ -487,17 +509,75 @@ class _FileChanged(Exception):
 async def _read_blocks(
     path: Path, size: int, hasher: Any, on_progress: ProgressCallback | None
 ) -> AsyncIterator[bytes]:
-    """Yield exactly ``size`` bytes of ``path`` in large blocks, hashing them on the way."""
+    """Yield exactly ``size`` bytes of ``path`` in large blocks, hashing them on the way.
+
+    The next block is read and hashed in a worker thread while the event loop sends the
+    one just yielded (both release the GIL), so hashing adds nothing to the sending time;
+    two blocks at most are in memory. ``run_in_executor`` starts the work at once, where
+    ``to_thread`` would start it only after httpcore has written the yielded block.
+    """
+    loop = asyncio.get_running_loop()
     with open(path, "rb") as f:
+
+        def read_from(offset: int) -> asyncio.Future[bytes]:
+            n = min(BLOCK_SIZE, size - offset)
+            return loop.run_in_executor(None, _read_and_hash, f, n, hasher)
+
         sent = 0
-        while sent < size:
-            block = await asyncio.to_thread(_read_and_hash, f, min(BLOCK_SIZE, size - sent), hasher)
-            if not block:
-                raise _FileChanged(f"it ended after {sent} of {size} bytes")
-            sent += len(block)
-            if on_progress:
-                on_progress(sent)
-            yield block
+        ahead = read_from(0)
+        try:
+            while sent < size:
+                block = await asyncio.shield(ahead)
+                if not block:
+                    raise _FileChanged(f"it ended after {sent} of {size} bytes")
+                sent += len(block)
+                if sent < size:
+                    ahead = read_from(sent)
+                if on_progress:
+                    on_progress(sent)
+                yield block
+        finally:
+            await _settle(ahead)  # the file must not be closed under a running read
+
+
+class _BlockWriter:
+    """Writes blocks to a file in a worker thread, one at a time, while the next arrives.
+
+    A slow disk must not stall the event loop, and the socket must not sit unread while a
+    block is written: ``write`` returns once the previous block is written and this one
+    is on its way.
+    """
+
+    def __init__(self, sink: IO[bytes]):
+        self._sink = sink
+        self._busy: asyncio.Future[int] | None = None
+
+    async def write(self, block: bytes) -> None:
+        await self.finish()
+        self._busy = asyncio.get_running_loop().run_in_executor(None, self._sink.write, block)
+
+    async def finish(self) -> None:
+        """Wait for the write in progress; raise what it raised (a full disk …)."""
+        if self._busy is not None:
+            await asyncio.shield(self._busy)
+            self._busy = None
+
+    async def settle(self) -> None:
+        """Wait, whatever happens, until no write runs: the file may be closed after it."""
+        if self._busy is not None:
+            await _settle(self._busy)
+            self._busy = None
+
+
+async def _settle(work: asyncio.Future[Any]) -> None:
+    """Wait until the thread behind ``work`` is done; its outcome is not wanted here.
+
+    A worker thread cannot be stopped, so what it uses must outlive it; the futures are
+    only ever awaited through ``shield``, so they end when their thread does.
+    """
+    await asyncio.wait([work])
+    if not work.cancelled():
+        work.exception()
 
 
 def _read_and_hash(f: IO[bytes], n: int, hasher: Any) -> bytes:

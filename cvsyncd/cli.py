@@ -62,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    init = command(
+        "init", "write a commented starter config (asks when run in a terminal)", cmd_init
+    )
+    init.add_argument("--inbox", help="the folder recordings are dropped into")
+    init.add_argument("--outbox", help="the folder results go to")
+    init.add_argument("--preset", help="a starter preset: podcast, interview or noise-only")
+    init.add_argument(
+        "--after", choices=["keep", "move", "delete"], help="what happens to a recording once done"
+    )
+    init.add_argument("--api-key-file", help="a file (mode 0600) holding the API key")
     run = command("run", "run the daemon in the foreground (SIGTERM/SIGINT stop it)", cmd_run)
     run.add_argument(
         "--log-level",
@@ -70,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(
         "check", "check the config, the folders, the state directory and the API key", cmd_check
+    )
+    process = command(
+        "process",
+        "process files once, in the foreground, and exit (for "
+        "scripts and cron): 0 when all are done, 1 otherwise",
+        cmd_process,
+    )
+    process.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    process.add_argument("--preset", help="a preset of the config to use instead of the folder's")
+    process.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="warning",
+        help="log level (default: warning)",
     )
     status = command("status", "show job counts, active jobs and recent problems", cmd_status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -102,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_render,
     )
     render_cmd.add_argument("jobs", nargs="+", type=int, metavar="JOB", help="job ids")
+    pause = command(
+        "pause",
+        "hold back new uploads and submissions (of one folder, or all); "
+        "a running daemon obeys within seconds",
+        cmd_pause,
+    )
+    pause.add_argument("folder", nargs="?", help="a folder's name or inbox (default: all)")
+    pause.add_argument("--reason", help="a note shown by cvsyncd status")
+    resume = command("resume", "let a paused folder (or all) take new work again", cmd_resume)
+    resume.add_argument("folder", nargs="?", help="a folder's name or inbox (default: all)")
     account = command("account", "show the Cleanvoice account's credit balance", cmd_account)
     account.add_argument("--json", action="store_true", help="machine-readable output")
     emulator = command(
@@ -143,6 +177,50 @@ def main_entry() -> None:
 # -- commands ---------------------------------------------------------------------
 
 
+def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.starter import STARTERS, ask, starter_config, write_starter
+
+    path = args.config or default_config_path()
+    given = {
+        k: v
+        for k, v in (
+            ("inbox", args.inbox),
+            ("outbox", args.outbox),
+            ("preset", args.preset),
+            ("after", args.after),
+        )
+        if v
+    }
+    if sys.stdin.isatty() and len(given) < 4:
+        answers = ask(input, given)
+    elif "inbox" in given:
+        preset = given.get("preset", "podcast")
+        if preset not in STARTERS:
+            print(f"cvsyncd init: --preset must be one of {', '.join(STARTERS)}", file=sys.stderr)
+            return EXIT_USAGE
+        answers = {
+            "inbox": given["inbox"],
+            "outbox": given.get("outbox") or str(Path(given["inbox"]).parent / "outbox"),
+            "preset_name": preset,
+            "preset_options": dict(STARTERS[preset].options),
+            "after": given.get("after", "keep"),
+        }
+    else:
+        print(
+            "cvsyncd init: not in a terminal, so nothing can be asked: give at least "
+            "--inbox (and --outbox, --preset, --after)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    write_starter(path, starter_config(**answers, api_key_file=args.api_key_file))
+    print(
+        f"wrote {path} (mode 0600). Next: put your API key where it says, then run "
+        f"`cvsyncd check -c {path}`.",
+        file=out,
+    )
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd import logs
     from cvsyncd.service import Daemon
@@ -153,6 +231,23 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     logs.configure(args.log_level or config.daemon.log_level)
     asyncio.run(Daemon(config, api_key, args.log_level).run())
     return EXIT_OK
+
+
+def cmd_process(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd import logs
+    from cvsyncd.oneshot import process_files
+
+    config = _load(args)
+    api_key = read_api_key(config)
+    register_secret(api_key)
+    logs.configure(args.log_level)
+
+    def report(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    jobs = asyncio.run(process_files(config, api_key, args.files, args.preset, report))
+    finished = {JobState.DONE, JobState.DUPLICATE}
+    return EXIT_OK if jobs and all(j.state in finished for j in jobs) else EXIT_FAILURE
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
@@ -261,6 +356,26 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_pause(args: argparse.Namespace, out: TextIO) -> int:
+    return _hold(args, out, resume=False)
+
+
+def cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
+    return _hold(args, out, resume=True)
+
+
+def _hold(args: argparse.Namespace, out: TextIO, *, resume: bool) -> int:
+    from cvsyncd.manage import hold
+
+    config = _load(args)
+    store = Store.open(config.daemon.state_dir)
+    try:
+        outcome = hold(config, store, args.folder, getattr(args, "reason", None), resume=resume)
+    finally:
+        store.close()
+    return _report([outcome], out, "")
+
+
 def cmd_account(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.checks import fetch_account
 
@@ -358,6 +473,7 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
         "state_dir": str(config.daemon.state_dir),
         "daemon_pid": daemon_pid(config.daemon.state_dir),
         "paused": None,
+        "held": {},
         "folders_paused": {},
         "counts": {},
         "active": [],
@@ -366,6 +482,9 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
     if store is None:
         return report
     report["paused"] = store.get_meta("paused")
+    report["held"] = {
+        ("all folders" if k == "*" else k): v for k, v in store.meta_items("hold:").items()
+    }
     unavailable = store.get_meta("folders_unavailable") if report["daemon_pid"] else None
     report["folders_paused"] = json.loads(unavailable) if unavailable else {}
     report["counts"] = {s.value: n for s, n in sorted(store.count_by_state().items())}
@@ -382,6 +501,8 @@ def _print_status(report: dict[str, Any], out: TextIO) -> None:
     print(f"state:   {report['state_dir']}", file=out)
     if report["paused"]:
         print(f"PAUSED:  {report['paused']}", file=out)
+    for name, reason in report["held"].items():
+        print(f"PAUSED by the operator ({name}): {reason}", file=out)
     for name, reason in report["folders_paused"].items():
         print(f"folder {name} paused: {reason}", file=out)
     counts = report["counts"]

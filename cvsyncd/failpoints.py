@@ -43,6 +43,8 @@ NAMES = (
     "migrate.statement",
     "migrate.committed",
 )
+# not a kill: the scheduler's loop hangs, to prove that the watchdog pings then stop
+STALLS = ("scheduler.stall",)
 
 
 def _parse(spec: str) -> dict[str, int]:
@@ -63,3 +65,8 @@ def failpoint(name: str) -> None:
     _armed[name] -= 1
     if _armed[name] <= 0:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def armed(name: str) -> bool:
+    """Whether a non-lethal test point (``STALLS``) is set."""
+    return name in _armed

@@ -1,4 +1,5 @@
-"""Logging: readable lines on a terminal, JSON lines otherwise, secrets never.
+"""Logging: the journal under systemd, readable lines on a terminal, JSON lines otherwise,
+secrets never.
 
 Every event passes through ``scrub_secrets`` before it is rendered, so neither the API
 key nor the query string of a signed URL can reach a log line, whatever a caller passed.
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from cvsyncd.journal import JournalHandler, JournalRenderer, journal_available
 from cvsyncd.redact import scrub
 
 LEVELS = {
@@ -35,19 +37,41 @@ def scrub_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
     return event
 
 
+class _ScrubFilter(logging.Filter):
+    """Scrub stdlib records (third-party libraries) the way structlog events are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub(record.getMessage())
+        record.args = None
+        return True
+
+
 def configure(
-    level: str = "info", stream: TextIO | None = None, *, json: bool | None = None
+    level: str = "info",
+    stream: TextIO | None = None,
+    *,
+    json: bool | None = None,
+    journal: bool | None = None,
 ) -> None:
-    """Set up structlog (and the stdlib root logger) for the whole process."""
+    """Set up structlog (and the stdlib root logger) for the whole process.
+
+    Under systemd (``journal`` None: detected from ``$JOURNAL_STREAM``) events go to the
+    journal with structured fields (JOB, PATH, EDIT_ID, …); otherwise JSON lines, or
+    readable lines on a terminal.
+    """
     stream = stream or sys.stderr
+    if journal is None:
+        journal = journal_available(stream=stream)
     if json is None:
         json = not stream.isatty()
     numeric = LEVELS.get(level, logging.INFO)
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
-    )
+    renderer: Any
+    if journal:
+        renderer = JournalRenderer()
+    elif json:
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -62,8 +86,13 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler: logging.Handler
+    if journal:
+        handler = JournalHandler(scrub=scrub, fallback=stream)
+    else:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_ScrubFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -141,6 +141,46 @@ def render_jobs(config: Config, store: Store, ids: Iterable[int]) -> list[Outcom
     return outcomes
 
 
+def hold(
+    config: Config,
+    store: Store,
+    folder_name: str | None,
+    reason: str | None,
+    *,
+    resume: bool = False,
+) -> Outcome:
+    """``cvsyncd pause``/``resume``: hold back (or let go) new uploads and submissions of one
+    folder or all. Edits already at Cleanvoice are still polled and their results written."""
+    from cvsyncd.pipeline import ALL_FOLDERS, HOLD_PREFIX
+
+    key, label = ALL_FOLDERS, "all folders"
+    if folder_name:
+        folder = next((f for f in config.folders if folder_name in (f.name, str(f.inbox))), None)
+        if folder is None:
+            names = ", ".join(f.name for f in config.folders)
+            return Outcome(
+                0, False, f"there is no folder {folder_name!r}; the folders are: {names}"
+            )
+        key, label = folder.key, f"folder {folder.name}"
+    if resume:
+        store.set_meta(HOLD_PREFIX + key, None)
+        still = store.meta_items(HOLD_PREFIX)
+        note = (
+            " (all folders are still paused: `cvsyncd resume` without a folder)"
+            if ALL_FOLDERS in still and key != ALL_FOLDERS
+            else ""
+        )
+        return Outcome(0, True, f"{label}: new work resumes{note}")
+    text = reason or "paused with cvsyncd pause"
+    store.set_meta(HOLD_PREFIX + key, f"{text} ({time.strftime('%Y-%m-%d %H:%M')})")
+    return Outcome(
+        0,
+        True,
+        f"{label}: no new uploads or submissions until `cvsyncd resume`; "
+        "edits already at Cleanvoice finish",
+    )
+
+
 def describe_job(config: Config, store: Store, job_id: int) -> dict[str, Any] | None:
     """Everything known about a job, as data (no secrets are stored; text is scrubbed anyway)."""
     job = store.get(job_id)

@@ -52,6 +52,7 @@ from cvsyncd.apikey import API_KEY_VARIABLE
 from cvsyncd.config import is_loopback
 from cvsyncd.errors import ConfigError, Problem
 from cvsyncd.redact import scrub
+from cvsyncd.sdnotify import SYSTEMD_ONLY_VARIABLES
 
 EVENT_KINDS = ("job.done", "job.failed", "job.needs_attention")
 EVENT_HEADER = "X-Cvsyncd-Event"
@@ -65,15 +66,9 @@ LOGGED_OUTPUT = 2000  # characters of each shown in the log
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
 # what the daemon's own environment holds that a hook must not get: systemd's
 # notification socket, watchdog and socket activation meant for the daemon, the API key
-DROPPED_VARIABLES = (
-    "NOTIFY_SOCKET",
-    "WATCHDOG_PID",
-    "WATCHDOG_USEC",
-    "LISTEN_PID",
-    "LISTEN_FDS",
-    "LISTEN_FDNAMES",
-    API_KEY_VARIABLE,
-)
+# the daemon's own: systemd's notification and socket variables, the key and where the
+# key's credential lives — a hook must not talk to systemd for us, nor find the key
+DROPPED_VARIABLES = (*SYSTEMD_ONLY_VARIABLES, API_KEY_VARIABLE, "CREDENTIALS_DIRECTORY")
 
 RETRY_STATUSES = frozenset({408, 429})  # and every 5xx
 MAX_RETRY_AFTER = 300.0  # a server asking for a longer wait gets no further attempt

@@ -66,6 +66,8 @@ class Pause:
         self.strikes = 0
         self.log = structlog.get_logger("cvsyncd.pause")
         self._key_signature = key_signature(config) if config else ()
+        self._check: asyncio.Task[None] | None = None
+        self._credit_floor: float | None = None  # the balance when credits ran out
 
     @property
     def active(self) -> bool:
@@ -89,6 +91,7 @@ class Pause:
         self.reason = reason
 
     def release(self) -> None:
+        self._credit_floor = None
         if self.reason is not None:
             self.log.info("the account works again; resuming uploads and submissions")
             self.store.set_meta(PAUSE_META_KEY, None)
@@ -119,13 +122,17 @@ class Pause:
         self.strikes = 0
         self.release()
 
-    async def maybe_recheck(self, client: CleanvoiceClient) -> None:
-        """When paused and the back-off has passed, ask the account whether to resume."""
-        if not self.active:
+    def maybe_recheck(self, client: CleanvoiceClient) -> None:
+        """When paused and the back-off has passed, ask the account (in the background)
+        whether to resume; the scheduler's loop does not wait for the answer."""
+        if not self.active or (self._check is not None and not self._check.done()):
             return
         self._reload_key_if_changed(client)
         if time.time() < self.check_at:
             return
+        self._check = asyncio.get_running_loop().create_task(self._recheck(client))
+
+    async def _recheck(self, client: CleanvoiceClient) -> None:
         try:
             account = await client.account()
         except AccountApiError as exc:
@@ -137,8 +144,18 @@ class Pause:
             return
         credit = account.get("credit")
         total = credit.get("total") if isinstance(credit, dict) else None
-        if isinstance(total, int | float) and total <= 0:
-            self.engage("the Cleanvoice account has no credits left; add credits to resume")
+        balance = float(total) if isinstance(total, int | float) else None
+        if self.reason == NO_CREDITS:
+            # the balance the refusal happened at is not known; the first check learns it,
+            # and only a balance above it (credits were added) resumes
+            if self._credit_floor is None or (
+                balance is not None and balance <= self._credit_floor
+            ):
+                self._credit_floor = balance if self._credit_floor is None else self._credit_floor
+                self.engage(NO_CREDITS)
+                return
+        elif balance is not None and balance <= 0:
+            self.engage(NO_CREDITS)
             return
         self.release()
 
@@ -344,6 +361,12 @@ class Outcomes:
         )
 
 
+NO_CREDITS = (
+    "the Cleanvoice account has no credits left. Add credits in the Cleanvoice "
+    "dashboard; work resumes by itself once the balance goes up"
+)
+
+
 def account_trouble(exc: AccountApiError) -> str:
     """Say in plain words why Cleanvoice refused, and what brings the daemon back."""
     text = f"{exc.message} {exc.code or ''}".lower()
@@ -353,10 +376,7 @@ def account_trouble(exc: AccountApiError) -> str:
             "reads it (see `cvsyncd check`); work resumes by itself once the key works"
         )
     if "credit" in text:
-        return (
-            "the Cleanvoice account has no credits left. Add credits in the Cleanvoice "
-            "dashboard; work resumes by itself once the account has credit again"
-        )
+        return NO_CREDITS
     return (
         f"Cleanvoice refused a request for this account: {exc.message}. Work resumes "
         "by itself once the account is in order"
@@ -387,7 +407,7 @@ def set_aside_failed_input(folder: Folder, job: Job, message: str) -> Path | Non
     source = input_root(folder, job)
     if job.facts.get("input_at"):
         target: Path | None = source  # already set aside (a retry failed again)
-    elif folder.after == "keep" or not source.exists():
+    elif folder.after == "keep" or job.facts.get("adhoc") or not source.exists():
         target = None
     else:
         target = free_name(folder.failed_dir / job.name)

@@ -28,6 +28,7 @@ from cvsyncd.api import API_TIMEOUT, CleanvoiceClient
 from cvsyncd.config import Config, Folder
 from cvsyncd.delivery import Delivery
 from cvsyncd.errors import CvsyncdError
+from cvsyncd.failpoints import armed
 from cvsyncd.jobs import ACTIVE, Job, JobState
 from cvsyncd.notices import Notices
 from cvsyncd.outcomes import Outcomes, Pause
@@ -52,6 +53,7 @@ class Pipeline:
     ):
         self.config = config
         self.unavailable = unavailable  # why a folder's inbox cannot be used now
+        self.holds: dict[str, str] = store.meta_items(HOLD_PREFIX)  # `cvsyncd pause`
         self.store = store
         self.client = client
         self.drain_seconds = config.daemon.stop_grace_seconds
@@ -63,6 +65,8 @@ class Pipeline:
         self.steps = Steps(config, store, client, self.outcomes, self.delivery)
         self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
+        self.heartbeat = time.monotonic()  # the last turn of the loop (for the watchdog)
+        self.resting = False
 
     # -- configuration --------------------------------------------------------------
 
@@ -113,10 +117,15 @@ class Pipeline:
     async def run(self, stop: asyncio.Event, force: asyncio.Event) -> None:
         """Run steps until ``stop`` is set, then drain (until ``force`` or the grace ends)."""
         while not stop.is_set():
-            await self.pause.maybe_recheck(self.client)
+            self.heartbeat = time.monotonic()
+            if armed("scheduler.stall"):  # test only: a hung scheduler for the watchdog test
+                await stop.wait()
+            self.pause.maybe_recheck(self.client)
             self._start_due_steps()
             self._wake.clear()
+            self.resting = True  # waiting for work is not a stall
             await _wait_any([stop, self._wake], timeout=self._sleep_seconds())
+            self.resting = False
         await self._drain(force)
 
     def _sleep_seconds(self) -> float:
@@ -146,6 +155,8 @@ class Pipeline:
                 continue
             if kind in INBOX_STEPS and self.unavailable(folder.key):
                 continue  # the folder is paused: its inbox is not there
+            if kind in NEW_WORK and (ALL_FOLDERS in self.holds or folder.key in self.holds):
+                continue  # the operator said `cvsyncd pause`
             if kind == "upload":
                 if self.pause.active or uploads >= limits.max_concurrent_uploads:
                     continue
@@ -249,6 +260,10 @@ def step_kind(job: Job) -> str | None:
 
 # steps that read or move the input, and so wait while its inbox is unavailable
 INBOX_STEPS = frozenset({"upload", "submit", "dispose"})
+# steps that start new (paid) work, held back by `cvsyncd pause`; running edits finish
+NEW_WORK = frozenset({"upload", "submit"})
+HOLD_PREFIX = "hold:"  # store meta: "hold:*" for everything, "hold:<inbox>" for one folder
+ALL_FOLDERS = "*"
 
 STEP_KINDS: Mapping[JobState, str] = {
     S.QUEUED: "upload",

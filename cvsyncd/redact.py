@@ -14,7 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 REDACTED = "REDACTED"
 
 # a URL with a query string or fragment; the query part is what must not leak
-_URL_WITH_QUERY = re.compile(r"""(?P<base>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>]+)[?#][^\s"'<>]*""")
+# the scheme is bounded in length so that a long run of letters costs linear time, not
+# quadratic (every start position would otherwise scan the whole run)
+_URL_WITH_QUERY = re.compile(
+    r"""(?P<base>\b[a-zA-Z][a-zA-Z0-9+.-]{0,15}://[^\s?#"'<>]+)[?#][^\s"'<>]*"""
+)
 
 _known_secrets: set[str] = set()
 

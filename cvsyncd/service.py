@@ -1,37 +1,35 @@
 """The daemon: startup, the main loop, and a clean stop.
 
-``startup``: lock and open the store, sweep our own temp files, recover interrupted jobs.
-``main loop``: the watcher and the pipeline run side by side until a signal asks to stop.
-``shutdown``: the first SIGTERM/SIGINT stops taking new work and lets running steps finish
-(see ``Pipeline``); a second one forces. Signal handlers only set events; the loop does
-the work.
+``startup``: lock and open the store, sweep our own temp files, recover interrupted jobs,
+start the observers — then tell systemd ``READY=1``.
+``main loop``: the watcher, the pipeline and the supervisor (reload, status, watchdog) run
+side by side until a signal asks to stop.
+``shutdown``: the first SIGTERM/SIGINT says ``STOPPING=1``, stops taking new work and lets
+running steps finish (see ``Pipeline``); a second one forces. SIGHUP reloads the config.
+Signal handlers only set events; the loops do the work.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from cvsyncd import __version__, logs
+from cvsyncd import __version__
 from cvsyncd.api import CleanvoiceClient
-from cvsyncd.config import Config, load_config, read_api_key
-from cvsyncd.errors import ConfigError
+from cvsyncd.config import Config
 from cvsyncd.fileops import sweep_temp_files
 from cvsyncd.pipeline import Pipeline
-from cvsyncd.redact import register_secret
+from cvsyncd.sdnotify import Notifier
 from cvsyncd.store import Store
+from cvsyncd.supervisor import Supervisor
 from cvsyncd.watcher import Watcher
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-SUPERVISE_SECONDS = 3.0
-FOLDERS_META_KEY = "folders_unavailable"
-FORGET_META_KEY = "forget_generation"
 
 
 class Daemon:
@@ -42,7 +40,8 @@ class Daemon:
         self.log = structlog.get_logger("cvsyncd.service")
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
-        self.reload_requested = asyncio.Event()
+        self.notifier = Notifier.from_environment()
+        self.supervisor: Supervisor | None = None
 
     async def run(self) -> None:
         """Run until stopped by a signal (or ``self.stop``)."""
@@ -72,6 +71,17 @@ class Daemon:
                     pipeline.is_known,
                 )
                 pipeline.unavailable = watcher.unavailable
+                self.supervisor = Supervisor(
+                    self.config, store, client, pipeline, watcher, self.notifier, self.log_level
+                )
+                tasks = [
+                    asyncio.create_task(watcher.run(self.stop)),
+                    asyncio.create_task(pipeline.run(self.stop, self.force)),
+                    asyncio.create_task(self.supervisor.run(self.stop)),
+                ]
+                await _first_of(watcher.started.wait(), self.stop.wait())
+                self.supervisor.turn()  # the first status line, before READY
+                self.notifier.ready()
                 self.log.info(
                     "started",
                     version=__version__,
@@ -79,68 +89,9 @@ class Daemon:
                     state_dir=str(self.config.daemon.state_dir),
                     folders=len(self.config.folders),
                 )
-                await asyncio.gather(
-                    watcher.run(self.stop),
-                    pipeline.run(self.stop, self.force),
-                    self._supervise(store, client, pipeline, watcher),
-                )
+                await asyncio.gather(*tasks)
         finally:
             store.close()
-
-    async def _supervise(
-        self, store: Store, client: CleanvoiceClient, pipeline: Pipeline, watcher: Watcher
-    ) -> None:
-        """Every few seconds: reload the config when asked or changed; publish the state of
-        the folders for ``cvsyncd status``."""
-        config_stamp = _stamp(self.config.path)
-        shown: str | None = None
-        forgotten = store.get_meta(FORGET_META_KEY)
-        while not self.stop.is_set():
-            if (generation := store.get_meta(FORGET_META_KEY)) != forgotten:
-                forgotten = generation  # `cvsyncd forget` ran: its inputs may be taken again
-                watcher.rescan_all()
-            stamp = _stamp(self.config.path)
-            if self.reload_requested.is_set() or stamp != config_stamp:
-                self.reload_requested.clear()
-                config_stamp = stamp
-                self._reload(client, pipeline, watcher)
-            paused = {
-                f.name: reason
-                for f in self.config.folders
-                if (reason := watcher.unavailable(f.key))
-            }
-            text = json.dumps(paused, sort_keys=True) if paused else None
-            if text != shown:
-                store.set_meta(FOLDERS_META_KEY, text)
-                shown = text
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(self.stop, self.reload_requested), SUPERVISE_SECONDS)
-
-    def _reload(self, client: CleanvoiceClient, pipeline: Pipeline, watcher: Watcher) -> None:
-        """Read the config again; keep the running one if the new one is broken."""
-        try:
-            config = load_config(self.config.path)
-            api_key = read_api_key(config)
-        except ConfigError as exc:
-            self.log.error(
-                "the changed config has problems; still running with the previous one",
-                config=str(self.config.path),
-                problems=[str(p) for p in exc.problems],
-            )
-            return
-        for name, old, new in (
-            ("daemon.state_dir", self.config.daemon.state_dir, config.daemon.state_dir),
-            ("cleanvoice.base_url", self.config.cleanvoice.base_url, config.cleanvoice.base_url),
-        ):
-            if old != new:
-                self.log.warning("this setting changes only with a restart", key=name)
-        register_secret(api_key)
-        client.set_api_key(api_key)
-        self.config = config
-        pipeline.reconfigure(config)
-        watcher.reconfigure(config.folders, config.daemon.settle_seconds)
-        logs.set_level(self.log_level or config.daemon.log_level)
-        self.log.info("config reloaded", config=str(config.path), folders=len(config.folders))
 
     def _sweep(self) -> None:
         """Remove temp files a crash left in our output places (only our own names)."""
@@ -168,6 +119,7 @@ class Daemon:
             self.log.warning("second stop signal: stopping now", signal=sig.name)
         else:
             self.stop.set()
+            self.notifier.stopping()
             self.log.info(
                 "stopping: no new work; finishing what is running "
                 "(send the signal again to stop at once)",
@@ -175,21 +127,14 @@ class Daemon:
             )
 
     def _on_hangup(self) -> None:
-        self.reload_requested.set()
+        if self.supervisor is not None:
+            self.supervisor.reload_requested.set()
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
     try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for w in waiters:
-            w.cancel()
+        for task in tasks:
+            task.cancel()

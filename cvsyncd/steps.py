@@ -525,6 +525,8 @@ class Steps:
 
     async def _dispose_inputs(self, job: Job, folder: Folder) -> Job:
         """Move or delete the input — only if it is still the content we processed."""
+        if job.facts.get("adhoc"):
+            return job  # given to `cvsyncd process` from outside any inbox: never touched
         root = input_root(folder, job)
         paths = [current_input_path(folder, job, i) for i in range(len(job.inputs))]
         stats = [await asyncio.to_thread(_lstat_or_none, p) for p in paths]

@@ -522,6 +522,13 @@ class Store:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def meta_items(self, prefix: str) -> dict[str, str]:
+        """All meta values whose key starts with ``prefix`` (the prefix removed)."""
+        rows = self._conn.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        return {str(r[0])[len(prefix) :]: str(r[1]) for r in rows}
+
     def set_meta(self, key: str, value: str | None) -> None:
         with self._write() as conn:
             if value is None:

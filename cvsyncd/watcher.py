@@ -109,6 +109,9 @@ class Watcher:
         self._pending_scans: list[tuple[Folder, Path]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._activity = asyncio.Event()
+        self.started = asyncio.Event()  # the observers of every available inbox are running
+        self.heartbeat = time.monotonic()  # the last turn of the loop (for the watchdog)
+        self.resting = False
 
     @property
     def tick(self) -> float:
@@ -147,9 +150,11 @@ class Watcher:
         self._loop = asyncio.get_running_loop()
         taker = asyncio.create_task(self._take_ready(), name="intake")
         try:
+            await self._check_inboxes(scan=False)  # observers first: READY comes after them
+            self.started.set()
             next_check = 0.0
             while not stop.is_set():
-                now = time.monotonic()
+                now = self.heartbeat = time.monotonic()
                 if now >= next_check:
                     await self._check_inboxes()
                     next_check = now + CHECK_SECONDS
@@ -162,8 +167,10 @@ class Watcher:
                     else max(0.05, next_check - time.monotonic())
                 )
                 self._activity.clear()
+                self.resting = True  # waiting for events is not a stall
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_either(stop, self._activity), timeout=wait)
+                self.resting = False
         finally:
             taker.cancel()
             await asyncio.gather(taker, return_exceptions=True)
@@ -172,7 +179,7 @@ class Watcher:
 
     # -- inboxes and their observers ------------------------------------------------
 
-    async def _check_inboxes(self) -> None:
+    async def _check_inboxes(self, scan: bool = True) -> None:
         """Check each inbox is there, (re)start observers, run due rescans."""
         for watch in list(self._watches.values()):
             folder = watch.folder
@@ -206,7 +213,7 @@ class Watcher:
                 watch.next_rescan = 0.0
             if watch.observer is None:
                 await asyncio.to_thread(self._start, watch)
-            if time.monotonic() >= watch.next_rescan:
+            if scan and time.monotonic() >= watch.next_rescan:
                 watch.next_rescan = time.monotonic() + folder.rescan_seconds
                 await self._scan(folder, folder.inbox)
 

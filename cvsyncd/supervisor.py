@@ -1,0 +1,178 @@
+"""What the running daemon does beside its work, every few seconds.
+
+- reloads the config on SIGHUP or when the file changed (a broken one keeps the old);
+- obeys ``cvsyncd pause``/``resume`` and ``cvsyncd forget`` (they write to the store);
+- publishes the folders' state for ``cvsyncd status``, and a status line for systemd;
+- pings systemd's watchdog at half its interval, but only while the scheduler and the
+  watcher still turn: a stalled loop stops the pings, and systemd restarts the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+
+import structlog
+
+from cvsyncd import logs
+from cvsyncd.api import CleanvoiceClient
+from cvsyncd.config import Config, load_config, read_api_key
+from cvsyncd.errors import ConfigError
+from cvsyncd.jobs import ACTIVE, JobState
+from cvsyncd.pipeline import HOLD_PREFIX, Pipeline
+from cvsyncd.redact import register_secret
+from cvsyncd.sdnotify import Notifier, status_line
+from cvsyncd.store import Store
+from cvsyncd.watcher import Watcher
+
+TURN_SECONDS = 3.0
+FOLDERS_META_KEY = "folders_unavailable"
+FORGET_META_KEY = "forget_generation"
+STATUS_STATES = (*ACTIVE, JobState.NEEDS_ATTENTION)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: CleanvoiceClient,
+        pipeline: Pipeline,
+        watcher: Watcher,
+        notifier: Notifier,
+        log_level: str | None,
+    ):
+        self.config = config
+        self.store = store
+        self.client = client
+        self.pipeline = pipeline
+        self.watcher = watcher
+        self.notifier = notifier
+        self.log_level = log_level
+        self.log = structlog.get_logger("cvsyncd.service")
+        self.reload_requested = asyncio.Event()
+        self._config_stamp = _stamp(config.path)
+        self._folders_shown: str | None = None
+        self._status_shown: str | None = None
+        self._forgotten = store.get_meta(FORGET_META_KEY)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        watchdog = asyncio.create_task(self._watchdog(stop))
+        try:
+            while not stop.is_set():
+                self.turn()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_either(stop, self.reload_requested), TURN_SECONDS)
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+
+    def turn(self) -> None:
+        """One round of supervision (cheap: a few indexed queries and a stat)."""
+        holds = self.store.meta_items(HOLD_PREFIX)
+        if holds != self.pipeline.holds:
+            self.log.info(
+                "paused by the operator" if holds else "resumed by the operator",
+                folders=sorted(holds),
+            )
+            self.pipeline.holds = holds
+            self.pipeline.wake()
+        if (generation := self.store.get_meta(FORGET_META_KEY)) != self._forgotten:
+            self._forgotten = generation  # `cvsyncd forget` ran: its inputs may be taken again
+            self.watcher.rescan_all()
+        stamp = _stamp(self.config.path)
+        if self.reload_requested.is_set() or stamp != self._config_stamp:
+            self.reload_requested.clear()
+            self._config_stamp = stamp
+            self.reload()
+        self._publish()
+
+    def _publish(self) -> None:
+        paused = {
+            f.name: reason
+            for f in self.config.folders
+            if (reason := self.watcher.unavailable(f.key))
+        }
+        text = json.dumps(paused, sort_keys=True) if paused else None
+        if text != self._folders_shown:
+            self.store.set_meta(FOLDERS_META_KEY, text)
+            self._folders_shown = text
+        counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
+        reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []
+        reasons += [
+            f"{'all folders' if k == '*' else k} by the operator" for k in self.pipeline.holds
+        ]
+        reasons += [f"folder {name}: inbox unavailable" for name in paused]
+        line = status_line(counts, "; ".join(reasons) or None, len(self.config.folders))
+        if line != self._status_shown:
+            self.notifier.status(line)
+            self._status_shown = line
+
+    def reload(self) -> None:
+        """Read the config again; keep the running one if the new one is broken."""
+        self.notifier.reloading()
+        try:
+            config = load_config(self.config.path)
+            api_key = read_api_key(config)
+        except ConfigError as exc:
+            self.log.error(
+                "the changed config has problems; still running with the previous one",
+                config=str(self.config.path),
+                problems=[str(p) for p in exc.problems],
+            )
+            self.notifier.ready()
+            return
+        for name, old, new in (
+            ("daemon.state_dir", self.config.daemon.state_dir, config.daemon.state_dir),
+            ("cleanvoice.base_url", self.config.cleanvoice.base_url, config.cleanvoice.base_url),
+        ):
+            if old != new:
+                self.log.warning("this setting changes only with a restart", key=name)
+        register_secret(api_key)
+        self.client.set_api_key(api_key)
+        self.config = config
+        self.pipeline.reconfigure(config)
+        self.watcher.reconfigure(config.folders, config.daemon.settle_seconds)
+        logs.set_level(self.log_level or config.daemon.log_level)
+        self.log.info("config reloaded", config=str(config.path), folders=len(config.folders))
+        self.notifier.ready()
+
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        interval = self.notifier.watchdog_interval()
+        if interval is None:
+            return
+        limit = 2 * interval  # a loop busy (not resting) this long without a turn is stuck
+        while not stop.is_set():
+            now = time.monotonic()
+            stalled = [
+                name
+                for name, loop in (("scheduler", self.pipeline), ("watcher", self.watcher))
+                if not loop.resting and now - loop.heartbeat > limit
+            ]
+            if stalled:
+                self.log.error("a main loop is stuck; not pinging the watchdog", stalled=stalled)
+            else:
+                self.notifier.watchdog_ping()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
