@@ -80,17 +80,22 @@ after = "keep"
 def run_once(recording: Path, processing_minutes: float, scale: float) -> Counter[str]:
     root = Path(tempfile.mkdtemp(prefix="cvsyncd-economy-"))
     try:
-        emulator = Emulator(root / "emulator", api_key=KEY,
-                            processing_seconds=processing_minutes * 60 * scale)
+        emulator = Emulator(
+            root / "emulator", api_key=KEY, processing_seconds=processing_minutes * 60 * scale
+        )
         emulator.start()
         try:
             config = scaled_config(root, emulator.base_url, scale)
             (root / "inbox").mkdir()
             (root / "outbox").mkdir()
             os.link(recording, root / "inbox" / "episode.wav")
-            proc = subprocess.Popen([sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
-                                    cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             assert proc.stdout is not None
             deadline = time.monotonic() + 120
             for line in proc.stdout:
@@ -107,17 +112,26 @@ def run_once(recording: Path, processing_minutes: float, scale: float) -> Counte
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.01,
-                        help="time scale of the simulation (default 0.01: an hour's "
-                             "processing of 7.5 min takes 4.5 s)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=0.01,
+        help="time scale of the simulation (default 0.01: an hour's "
+        "processing of 7.5 min takes 4.5 s)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cvsyncd-economy-audio-") as tmp:
         recording = Path(tmp) / "hour.wav"
         write_hour_of_audio(recording)
-        print(f"recording: 60 min WAV, {recording.stat().st_size / 1e6:.1f} MB; "
-              f"time scale {args.scale}; default poll settings and expected_processing_ratio")
-        header = f"{'processing':>11} | " + " | ".join(f"{e:>7}" for e in API_ENDPOINTS) + \
-            " | API total | downloads"
+        print(
+            f"recording: 60 min WAV, {recording.stat().st_size / 1e6:.1f} MB; "
+            f"time scale {args.scale}; default poll settings and expected_processing_ratio"
+        )
+        header = (
+            f"{'processing':>11} | "
+            + " | ".join(f"{e:>7}" for e in API_ENDPOINTS)
+            + " | API total | downloads"
+        )
         print(header)
         print("-" * len(header))
         results = {}
@@ -125,11 +139,16 @@ def main() -> int:
             counts = run_once(recording, minutes, args.scale)
             total = sum(counts[e] for e in API_ENDPOINTS)
             results[minutes] = total
-            print(f"{minutes:>8.1f} min | " + " | ".join(f"{counts[e]:>7}" for e in API_ENDPOINTS)
-                  + f" | {total:>9} | {counts['download']:>9}")
+            print(
+                f"{minutes:>8.1f} min | "
+                + " | ".join(f"{counts[e]:>7}" for e in API_ENDPOINTS)
+                + f" | {total:>9} | {counts['download']:>9}"
+            )
         worst = max(results.values())
-        print(f"\nworst case: {worst} API requests per recording (target <= 12): "
-              f"{'met' if worst <= 12 else 'NOT met'}")
+        print(
+            f"\nworst case: {worst} API requests per recording (target <= 12): "
+            f"{'met' if worst <= 12 else 'NOT met'}"
+        )
         print(json.dumps({"api_requests_per_recording": results}))
     return 0
 

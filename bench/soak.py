@@ -55,7 +55,8 @@ def wav(path: Path, salt: int, frames: int = 4000) -> None:
 
 
 def write_config(root: Path, base_url: str, folders: int) -> Path:
-    lines = [f'''[cleanvoice]
+    lines = [
+        f'''[cleanvoice]
 base_url = "{base_url}"
 api_key_file = "api_key"
 submit_requests_per_minute = 100000
@@ -73,12 +74,15 @@ max_active_edits = 32
 retry_initial_seconds = 0.2
 retry_max_seconds = 2
 log_level = "warning"
-''']
+'''
+    ]
     for i in range(folders):
         (root / f"inbox{i}").mkdir(exist_ok=True)
         (root / f"outbox{i}").mkdir(exist_ok=True)
-        lines.append(f'[[folders]]\ninbox = "inbox{i}"\noutbox = "outbox{i}"\n'
-                     f"preset = {{ fillers = true }}\nafter = \"keep\"\n")
+        lines.append(
+            f'[[folders]]\ninbox = "inbox{i}"\noutbox = "outbox{i}"\n'
+            f'preset = {{ fillers = true }}\nafter = "keep"\n'
+        )
     config = root / "cvsyncd.toml"
     config.write_text("\n".join(lines))
     (root / "api_key").write_text(KEY)
@@ -106,19 +110,31 @@ def count_states(state_dir: Path) -> Counter[str]:
 
 
 def soak(root: Path, recordings: int, folders: int, fault_rate: float) -> dict[str, float]:
-    faults = FaultSettings(rate=fault_rate, kinds=frozenset(
-        {"429", "503", "reset", "slow", "truncate", "500-after", "expired-url"}),
-        slow_seconds=0.5)
-    emulator = Emulator(root / "emulator", api_key=KEY, processing_seconds=0.5,
-                        rate_limits=False, faults=faults, seed=7)
+    faults = FaultSettings(
+        rate=fault_rate,
+        kinds=frozenset({"429", "503", "reset", "slow", "truncate", "500-after", "expired-url"}),
+        slow_seconds=0.5,
+    )
+    emulator = Emulator(
+        root / "emulator",
+        api_key=KEY,
+        processing_seconds=0.5,
+        rate_limits=False,
+        faults=faults,
+        seed=7,
+    )
     emulator.start()
     try:
         config = write_config(root, emulator.base_url, folders)
         staging = root / "staging"
         for i in range(recordings):
             wav(staging / f"inbox{i % folders}" / f"show{i % 10}" / f"ep{i:04d}.wav", i)
-        proc = subprocess.Popen([sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
-                                cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(2)
         start = time.monotonic()
         for i in range(folders):  # dropped at once
@@ -128,8 +144,9 @@ def soak(root: Path, recordings: int, folders: int, fault_rate: float) -> dict[s
         counts: Counter[str] = Counter()
         peak = 0.0
         while time.monotonic() - start < 3600:
-            counts = count_states(root / "state") if (root / "state" / DB_NAME).exists() \
-                else Counter()
+            counts = (
+                count_states(root / "state") if (root / "state" / DB_NAME).exists() else Counter()
+            )
             peak = max(peak, proc_stats(proc.pid)[1])
             if sum(counts[s] for s in final) >= recordings:
                 break
@@ -139,17 +156,24 @@ def soak(root: Path, recordings: int, folders: int, fault_rate: float) -> dict[s
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=300)
         requests = emulator.requests()
-        creates = Counter(unquote(PurePosixPath(urlsplit(r["files"][0]).path).name)
-                          for r in requests if r["endpoint"] == "create" and r["processed"])
+        creates = Counter(
+            unquote(PurePosixPath(urlsplit(r["files"][0]).path).name)
+            for r in requests
+            if r["endpoint"] == "create" and r["processed"]
+        )
         api = sum(1 for r in requests if r["endpoint"] in API)
-        return {"recordings": recordings, "wall_seconds": round(wall, 1),
-                "cpu_seconds_per_recording": round(cpu / recordings, 4),
-                "peak_rss_mb": round(max(peak, hwm), 1),
-                "api_requests_per_recording": round(api / recordings, 2),
-                "duplicate_creates": sum(n - 1 for n in creates.values() if n > 1),
-                "done": counts["done"], "needs_attention": counts["needs_attention"],
-                "failed": counts["failed"],
-                "faults_injected": sum(1 for r in requests if r.get("fault"))}
+        return {
+            "recordings": recordings,
+            "wall_seconds": round(wall, 1),
+            "cpu_seconds_per_recording": round(cpu / recordings, 4),
+            "peak_rss_mb": round(max(peak, hwm), 1),
+            "api_requests_per_recording": round(api / recordings, 2),
+            "duplicate_creates": sum(n - 1 for n in creates.values() if n > 1),
+            "done": counts["done"],
+            "needs_attention": counts["needs_attention"],
+            "failed": counts["failed"],
+            "faults_injected": sum(1 for r in requests if r.get("fault")),
+        }
     finally:
         emulator.stop()
 
@@ -165,7 +189,7 @@ def fill_store(root: Path, rows: int, files: int, folders: int) -> None:
         conn.execute("BEGIN")
         for n in range(existing, rows):
             if n - existing < max(0, files - len(real)):
-                folder = (n % folders)
+                folder = n % folders
                 rel = f"archive/ep{n:06d}.wav"
                 path = root / f"inbox{folder}" / rel
                 wav(path, n + 1_000_000, frames=400)
@@ -176,11 +200,13 @@ def fill_store(root: Path, rows: int, files: int, folders: int) -> None:
             cur = conn.execute(
                 "INSERT INTO jobs (folder, name, fingerprint, options, options_key, state,"
                 " created_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?)",
-                (inbox, rel, f"{n:064x}", json.dumps(OPTIONS), options_key(OPTIONS), now, now,
-                 now))
-            conn.execute("INSERT INTO inputs (job_id, position, rel_path, size, mtime_ns,"
-                         " fingerprint) VALUES (?, 0, ?, ?, ?, ?)",
-                         (cur.lastrowid, rel, size, mtime, f"{n:064x}"))
+                (inbox, rel, f"{n:064x}", json.dumps(OPTIONS), options_key(OPTIONS), now, now, now),
+            )
+            conn.execute(
+                "INSERT INTO inputs (job_id, position, rel_path, size, mtime_ns,"
+                " fingerprint) VALUES (?, 0, ?, ?, ?, ?)",
+                (cur.lastrowid, rel, size, mtime, f"{n:064x}"),
+            )
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -205,9 +231,13 @@ def time_to_ready(root: Path, config: Path) -> float:
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
-                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "NOTIFY_SOCKET": str(address)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "NOTIFY_SOCKET": str(address)},
+    )
     ready.wait(timeout=120)
     elapsed = time.monotonic() - start
     proc.send_signal(signal.SIGTERM)
@@ -238,8 +268,10 @@ def main() -> int:
             ready = time_to_ready(root, config)
         finally:
             emulator.stop()
-        print(f"{'time_to_ready_seconds':>28}: {ready:.2f} (with {args.rows} job rows and "
-              f"{args.files} files; target <= 3 s)")
+        print(
+            f"{'time_to_ready_seconds':>28}: {ready:.2f} (with {args.rows} job rows and "
+            f"{args.files} files; target <= 3 s)"
+        )
         figures["time_to_ready_seconds"] = round(ready, 2)
         print(json.dumps(figures))
     finally:

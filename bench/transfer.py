@@ -93,7 +93,10 @@ def machine_facts(curl: str | None) -> list[tuple[str, str]]:
         ("packages", packages),
         ("cvsyncd", f"{_version('cvsyncd')}, checkout {revision()}"),
         ("curl", curl_version),
-        ("SHA-256", f"{sha256_speed():.0f} MB/s on one core (upload_file hashes what it sends)"),
+        (
+            "SHA-256",
+            f"{sha256_speed():.0f} MB/s on one core (the fingerprint when a file is found)",
+        ),
     ]
 
 
@@ -306,9 +309,9 @@ def ours_upload(url: str, path: Path, size: int, sha256: str) -> Sample:
 
     async def run() -> Sample:
         async with CleanvoiceClient("http://127.0.0.1:9/v2", API_KEY) as client:
-            digest, sample = await timed(client.upload_file(url, path, size), size)
-        if digest != sha256:
-            raise RuntimeError("upload_file returned a wrong SHA-256")
+            # as the daemon calls it: no hashing on the way (the file's stat is compared
+            # before and after instead; its fingerprint was taken when it was found)
+            _digest, sample = await timed(client.upload_file(url, path, size), size)
         return sample
 
     return asyncio.run(run())

@@ -75,8 +75,13 @@ def tiny_wav(path: Path, frames: int = 800, salt: int = 0) -> None:
 
 
 def start_daemon(root: Path, config: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvsyncd", "run", "-c", str(config)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if '"event": "watching"' in line:
@@ -131,13 +136,23 @@ def prepare_archive(root: Path, files: int) -> None:
             path = root / "inbox" / rel
             tiny_wav(path, salt=i)
             st = path.stat()
-            job = store.create_job(str(root / "inbox"), rel,
-                                   [InputFile(rel, st.st_size, st.st_mtime_ns, sha256_file(path))],
-                                   {"fillers": True})
+            job = store.create_job(
+                str(root / "inbox"),
+                rel,
+                [InputFile(rel, st.st_size, st.st_mtime_ns, sha256_file(path))],
+                {"fillers": True},
+            )
             assert job is not None
-            for state in (JobState.UPLOADING, JobState.UPLOADED, JobState.SUBMITTING,
-                          JobState.PROCESSING, JobState.FETCHING, JobState.WRITING,
-                          JobState.DISPOSING, JobState.DONE):
+            for state in (
+                JobState.UPLOADING,
+                JobState.UPLOADED,
+                JobState.SUBMITTING,
+                JobState.PROCESSING,
+                JobState.FETCHING,
+                JobState.WRITING,
+                JobState.DISPOSING,
+                JobState.DONE,
+            ):
                 job = store.transition(job.id, job.state, state)
     finally:
         store.close()
@@ -174,8 +189,13 @@ def idle(files: int, seconds: float, watch: str) -> dict[str, float]:
         finally:
             stop_daemon(proc)
         creates = [r for r in emulator.requests() if r["endpoint"] == "create"]
-        return {"cpu_percent": 100 * used / seconds, "cpu_seconds": used,
-                "rss_mb": mem["VmRSS"], "peak_rss_mb": mem["VmHWM"], "creates": len(creates)}
+        return {
+            "cpu_percent": 100 * used / seconds,
+            "cpu_seconds": used,
+            "rss_mb": mem["VmRSS"],
+            "peak_rss_mb": mem["VmHWM"],
+            "creates": len(creates),
+        }
     finally:
         emulator.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -187,21 +207,27 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
-          f"settle_seconds = {SETTLE}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+        f"settle_seconds = {SETTLE}"
+    )
     figures: dict[str, object] = {}
     for watch in ("events", "poll"):
         times = latency(watch, args.repeat)
         figures[f"latency_{watch}"] = times
-        print(f"close → upload start, {watch:>6}: median {statistics.median(times):.2f} s "
-              f"(min {min(times):.2f}, max {max(times):.2f}; settle {SETTLE} s)")
+        print(
+            f"close → upload start, {watch:>6}: median {statistics.median(times):.2f} s "
+            f"(min {min(times):.2f}, max {max(times):.2f}; settle {SETTLE} s)"
+        )
     for watch in ("events", "poll"):
         result = idle(args.files, args.idle_seconds, watch)
         figures[f"idle_{watch}"] = result
         target = " (target <= 0.1 %)" if watch == "events" else ""
-        print(f"idle, {args.files} files, {watch:>6}: CPU {result['cpu_percent']:.3f} % of a core"
-              f"{target}; RSS {result['rss_mb']:.1f} MB (peak {result['peak_rss_mb']:.1f} MB); "
-              f"creates {result['creates']}")
+        print(
+            f"idle, {args.files} files, {watch:>6}: CPU {result['cpu_percent']:.3f} % of a core"
+            f"{target}; RSS {result['rss_mb']:.1f} MB (peak {result['peak_rss_mb']:.1f} MB); "
+            f"creates {result['creates']}"
+        )
     print(json.dumps(figures))
     return 0
 

@@ -17,6 +17,7 @@ the one pure function that enforces it, and the store enforces it again in SQL
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,13 +82,40 @@ def check_transition(current: JobState, new: JobState) -> None:
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file of a job, as it was when the job was created (or last re-read)."""
+    """One input file of a job, as it was when the job was created (or last re-read).
+
+    ``ctime_ns`` and ``inode`` make the "is it still the same file" check strict: a file
+    replaced by another of the same size and mtime (``cp -p``, ``rsync -t``) has a new
+    inode or change time. Jobs from before they were recorded have None.
+    """
 
     rel_path: str
     size: int
     mtime_ns: int
     fingerprint: str
     file_url: str | None = None  # where Cleanvoice has it; never a signed URL's query
+    ctime_ns: int | None = None
+    inode: int | None = None
+
+    @classmethod
+    def of(cls, rel_path: str, st: os.stat_result, fingerprint: str = "") -> InputFile:
+        """The record of a file as ``st`` (its lstat) describes it."""
+        return cls(
+            rel_path,
+            st.st_size,
+            st.st_mtime_ns,
+            fingerprint,
+            ctime_ns=st.st_ctime_ns,
+            inode=st.st_ino,
+        )
+
+    def matches(self, st: os.stat_result) -> bool:
+        """Whether ``st`` still describes the file recorded here."""
+        if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
+            return False
+        if self.ctime_ns is not None and st.st_ctime_ns != self.ctime_ns:
+            return False
+        return self.inode is None or st.st_ino == self.inode
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ async def _take(
     job = store.create_job(
         folder.key,
         name,
-        [InputFile(name, st.st_size, st.st_mtime_ns, fingerprint)],
+        [InputFile.of(name, st, fingerprint)],
         options,
         facts=facts,
     )

@@ -82,7 +82,7 @@ def missing_input(folder: Folder, path: Path) -> JobError:
 
 
 def same_file(st: os.stat_result, recorded: InputFile) -> bool:
-    return st.st_size == recorded.size and st.st_mtime_ns == recorded.mtime_ns
+    return recorded.matches(st)
 
 
 class Steps:
@@ -131,9 +131,9 @@ class Steps:
         if options is None:
             return "held"
         fingerprint = await asyncio.to_thread(sha256_file, path)
-        if not same_file(os.lstat(path), InputFile(rel, st.st_size, st.st_mtime_ns, "")):
+        if not same_file(os.lstat(path), InputFile.of(rel, st)):
             return "changed"
-        recorded = InputFile(rel, st.st_size, st.st_mtime_ns, fingerprint)
+        recorded = InputFile.of(rel, st, fingerprint)
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             options.setdefault("video", True)
         return self._create(folder, rel, [recorded], options, fingerprint, {})
@@ -160,9 +160,9 @@ class Steps:
         recorded = []
         for rel, (path, st) in zip(rels, tracks, strict=True):
             fingerprint = await asyncio.to_thread(sha256_file, path)
-            if not same_file(os.lstat(path), InputFile(rel, st.st_size, st.st_mtime_ns, "")):
+            if not same_file(os.lstat(path), InputFile.of(rel, st)):
                 return "changed"
-            recorded.append(InputFile(rel, st.st_size, st.st_mtime_ns, fingerprint))
+            recorded.append(InputFile.of(rel, st, fingerprint))
         combined = hashlib.sha256(
             "\n".join(f"{Path(i.rel_path).name}:{i.fingerprint}" for i in recorded).encode()
         ).hexdigest()
@@ -205,7 +205,12 @@ class Steps:
             if existing is not None:
                 for position, item in enumerate(recorded):
                     self.store.set_input(
-                        existing.id, position, size=item.size, mtime_ns=item.mtime_ns
+                        existing.id,
+                        position,
+                        size=item.size,
+                        mtime_ns=item.mtime_ns,
+                        ctime_ns=item.ctime_ns,
+                        inode=item.inode,
                     )
             return "known"
         failpoint("intake.created")
@@ -279,11 +284,13 @@ class Steps:
             path = current_input_path(folder, job, position)
             signed = await self.client.request_upload_url(upload_name(path))
             failpoint("upload.signed")
-            digest = await self.client.upload_file(
+            await self.client.upload_file(
                 signed, path, recorded.size, on_progress=self._progress_writer(job)
             )
             failpoint("upload.sent")
-            if digest != recorded.fingerprint or not same_file(os.lstat(path), recorded):
+            # the same size, mtime, change time and inode as when it was fingerprinted: no
+            # byte can have changed (a write moves the change time, which nobody can set)
+            if not same_file(os.lstat(path), recorded):
                 raise JobError(
                     f"{path.name} changed while it was being uploaded; "
                     "the new content will be taken once it has settled",
@@ -348,12 +355,18 @@ class Steps:
             if same_file(st, recorded):
                 continue
             fingerprint = await asyncio.to_thread(sha256_file, path)
-            if not same_file(os.lstat(path), InputFile("", st.st_size, st.st_mtime_ns, "")):
+            if not same_file(os.lstat(path), InputFile.of("", st)):
                 raise JobError(
                     f"{path.name} is still being written; waiting for it to settle", retryable=True
                 )
             self.store.set_input(
-                job.id, position, size=st.st_size, mtime_ns=st.st_mtime_ns, fingerprint=fingerprint
+                job.id,
+                position,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                ctime_ns=st.st_ctime_ns,
+                inode=st.st_ino,
+                fingerprint=fingerprint,
             )
             changed = True
         if not changed:

@@ -79,6 +79,11 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         "CREATE INDEX events_job ON events (job_id, id)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # 2: an input's change time and inode, so that "still the same file" is strict
+    (
+        "ALTER TABLE inputs ADD COLUMN ctime_ns INTEGER",
+        "ALTER TABLE inputs ADD COLUMN inode INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -297,10 +302,10 @@ class Store:
                 return None
             job_id = int(cur.lastrowid or 0)
             conn.executemany(
-                "INSERT INTO inputs (job_id, position, rel_path, size, mtime_ns, fingerprint)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO inputs (job_id, position, rel_path, size, mtime_ns, fingerprint,"
+                " ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (job_id, i, f.rel_path, f.size, f.mtime_ns, f.fingerprint)
+                    (job_id, i, f.rel_path, f.size, f.mtime_ns, f.fingerprint, f.ctime_ns, f.inode)
                     for i, f in enumerate(inputs)
                 ],
             )
@@ -361,7 +366,7 @@ class Store:
 
     def set_input(self, job_id: int, position: int, **fields: Any) -> None:
         """Update one input row: its upload URL, or its size/mtime/fingerprint after a re-read."""
-        allowed = {"file_url", "size", "mtime_ns", "fingerprint"}
+        allowed = {"file_url", "size", "mtime_ns", "fingerprint", "ctime_ns", "inode"}
         if not fields or set(fields) - allowed:
             raise ValueError(f"input fields must be among {sorted(allowed)}")
         assignments = ", ".join(f"{k} = ?" for k in fields)
@@ -542,7 +547,7 @@ class Store:
 
     def _job(self, row: sqlite3.Row) -> Job:
         inputs = self._conn.execute(
-            "SELECT rel_path, size, mtime_ns, fingerprint, file_url FROM inputs"
+            "SELECT rel_path, size, mtime_ns, fingerprint, file_url, ctime_ns, inode FROM inputs"
             " WHERE job_id = ? ORDER BY position",
             (row["id"],),
         ).fetchall()

@@ -44,7 +44,7 @@ def test_the_whole_flow(tmp_path: Path, emulator: Emulator) -> None:
     async def flow(client: CleanvoiceClient) -> tuple[Any, ...]:
         signed = await client.request_upload_url("ep_1_final.wav")
         sent: list[int] = []
-        digest = await client.upload_file(signed, wav, size, on_progress=sent.append)
+        digest = await client.upload_file(signed, wav, size, on_progress=sent.append, sha256=True)
         edit_id = await client.create_edit(
             [file_url_of(signed)], {"fillers": True, "transcription": True}
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import stat
@@ -37,7 +38,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     got: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:  # the name http.server calls
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).got.append(({k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(204)
@@ -66,16 +67,25 @@ def test_every_output_of_a_full_preset(tmp_path: Path, emulator: Emulator, recei
     os.chmod(secret, 0o600)
     hook_out = tmp_path / "hook.json"
     hook = tmp_path / "hook.sh"
-    hook.write_text(f'#!/bin/sh\nenv | grep -q NOTIFY_SOCKET && exit 9\ncat > "{hook_out}"\n'
-                    f'echo "$CVSYNCD_EVENT $CVSYNCD_INPUT" >> "{hook_out}.env"\n')
+    hook.write_text(
+        f'#!/bin/sh\nenv | grep -q NOTIFY_SOCKET && exit 9\ncat > "{hook_out}"\n'
+        f'echo "$CVSYNCD_EVENT $CVSYNCD_INPUT" >> "{hook_out}.env"\n'
+    )
     hook.chmod(0o755)
-    setup = Setup(tmp_path, emulator.base_url, after="keep", preset=EVERYTHING, extra_folder=(
-        'transcript_formats = ["txt", "srt", "vtt", "json", "md", "html", "docx"]\n'
-        'speakers = ["Ana", "Ben"]\n'
-        'file_mode = "0640"\n'
-        f'on_done = ["{hook}"]\n'
-        f'notify_url = "{receiver}"\n'
-        f'notify_secret_file = "{secret}"\n'))
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        preset=EVERYTHING,
+        extra_folder=(
+            'transcript_formats = ["txt", "srt", "vtt", "json", "md", "html", "docx"]\n'
+            'speakers = ["Ana", "Ben"]\n'
+            'file_mode = "0640"\n'
+            f'on_done = ["{hook}"]\n'
+            f'notify_url = "{receiver}"\n'
+            f'notify_secret_file = "{secret}"\n'
+        ),
+    )
     make_wav(setup.inbox / "show" / "ep12.wav", seconds=90)
     daemon = setup.daemon(env={"NOTIFY_SOCKET": "/nonexistent/socket"})
     try:
@@ -86,22 +96,34 @@ def test_every_output_of_a_full_preset(tmp_path: Path, emulator: Emulator, recei
         assert daemon.stop() == 0
     out = setup.outbox / "show"
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([
-        "ep12.wav", "ep12.cleanvoice.json",
-        "ep12.transcript.txt", "ep12.transcript.srt", "ep12.transcript.vtt",
-        "ep12.transcript.json", "ep12.transcript.md", "ep12.transcript.html",
-        "ep12.transcript.docx",
-        "ep12.summary.md", "ep12.chapters.json", "ep12.chapters.txt", "ep12.social.md",
-        "ep12.markers.timeline_audacity.txt", "ep12.markers.reaper.csv",
-        "ep12.markers.audition.csv", "ep12.markers.cuts.json",
-    ])
+    assert names == sorted(
+        [
+            "ep12.wav",
+            "ep12.cleanvoice.json",
+            "ep12.transcript.txt",
+            "ep12.transcript.srt",
+            "ep12.transcript.vtt",
+            "ep12.transcript.json",
+            "ep12.transcript.md",
+            "ep12.transcript.html",
+            "ep12.transcript.docx",
+            "ep12.summary.md",
+            "ep12.chapters.json",
+            "ep12.chapters.txt",
+            "ep12.social.md",
+            "ep12.markers.timeline_audacity.txt",
+            "ep12.markers.reaper.csv",
+            "ep12.markers.audition.csv",
+            "ep12.markers.cuts.json",
+        ]
+    )
     for path in out.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert len(creates(emulator)) == 1
 
     cues = list(srt.parse((out / "ep12.transcript.srt").read_text()))
     assert cues and all(c.end > c.start for c in cues)
-    assert all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
     vtt = webvtt.read(str(out / "ep12.transcript.vtt"))
     assert len(vtt.captions) == len(cues)
     txt = (out / "ep12.transcript.txt").read_text()
@@ -123,31 +145,44 @@ def test_every_output_of_a_full_preset(tmp_path: Path, emulator: Emulator, recei
     assert (tmp_path / "hook.json.env").read_text().strip() == "job.done show/ep12.wav"
     # the webhook: signed, and the signature verifies
     [(headers, body)] = Receiver.got
-    assert verify_signature(b"s3cret-for-signing", headers["x-cvsyncd-timestamp"], body,
-                            headers["x-cvsyncd-signature"])
-    assert not verify_signature(b"s3cret-for-signing", headers["x-cvsyncd-timestamp"],
-                                body.replace(b"done", b"dune"), headers["x-cvsyncd-signature"])
+    assert verify_signature(
+        b"s3cret-for-signing", headers["x-cvsyncd-timestamp"], body, headers["x-cvsyncd-signature"]
+    )
+    assert not verify_signature(
+        b"s3cret-for-signing",
+        headers["x-cvsyncd-timestamp"],
+        body.replace(b"done", b"dune"),
+        headers["x-cvsyncd-signature"],
+    )
     assert json.loads(body)["outputs"]
     [job] = setup.jobs()
-    shown = json.loads(setup.cli("show", "-c", str(setup.config), str(job["id"]),
-                                 "--json").stdout)
+    shown = json.loads(setup.cli("show", "-c", str(setup.config), str(job["id"]), "--json").stdout)
     assert [n["target"] for n in shown["facts"]["notifications"]] == ["command", "webhook"]
     assert all(n["ok"] for n in shown["facts"]["notifications"])
 
 
-def test_a_failing_or_hanging_hook_does_not_affect_the_job(tmp_path: Path,
-                                                           emulator: Emulator) -> None:
-    setup = Setup(tmp_path, emulator.base_url, after="move", extra_folder=(
-        'on_done = ["/bin/sh", "-c", "sleep 30"]\nhook_timeout_seconds = 1\n'
-        'on_failed = ["/bin/false"]\n'))
+def test_a_failing_or_hanging_hook_does_not_affect_the_job(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="move",
+        extra_folder=(
+            'on_done = ["/bin/sh", "-c", "sleep 30"]\nhook_timeout_seconds = 1\n'
+            'on_failed = ["/bin/false"]\n'
+        ),
+    )
     make_wav(setup.inbox / "a.wav")
     (setup.inbox / "b.wav").write_text("not audio" * 50)
     daemon = setup.daemon()
     try:
         daemon.wait_for_event("done", path="a.wav")
         daemon.wait_for_event("failed", path="b.wav")
-        daemon.wait_for(lambda: sum(e.get("event") == "notification"
-                                    for e in daemon.events()) == 2, what="both hooks ran")
+        daemon.wait_for(
+            lambda: sum(e.get("event") == "notification" for e in daemon.events()) == 2,
+            what="both hooks ran",
+        )
     finally:
         assert daemon.stop() == 0
     states = {j["name"]: j["state"] for j in setup.jobs()}
@@ -156,8 +191,9 @@ def test_a_failing_or_hanging_hook_does_not_affect_the_job(tmp_path: Path,
     assert not any(n["ok"] for n in notes)
 
 
-def test_render_again_after_changing_formats_and_speakers(tmp_path: Path,
-                                                          emulator: Emulator) -> None:
+def test_render_again_after_changing_formats_and_speakers(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     setup = Setup(tmp_path, emulator.base_url, after="keep", preset=EVERYTHING)
     make_wav(setup.inbox / "ep.wav", seconds=30)
     daemon = setup.daemon()
@@ -167,8 +203,10 @@ def test_render_again_after_changing_formats_and_speakers(tmp_path: Path,
         assert daemon.stop() == 0
     assert not (setup.outbox / "ep.transcript.html").exists()
     requests = len(emulator.requests())
-    setup.config.write_text(setup.config.read_text() + 'transcript_formats = ["txt", "html"]\n'
-                            'speakers = ["Host", "Guest"]\n')
+    setup.config.write_text(
+        setup.config.read_text() + 'transcript_formats = ["txt", "html"]\n'
+        'speakers = ["Host", "Guest"]\n'
+    )
     [job] = setup.jobs()
     proc = setup.cli("render", "-c", str(setup.config), str(job["id"]))
     assert proc.returncode == 0, proc.stderr
@@ -176,4 +214,3 @@ def test_render_again_after_changing_formats_and_speakers(tmp_path: Path,
     assert "Host:" in (setup.outbox / "ep.transcript.txt").read_text()
     assert (setup.outbox / "ep.transcript.html").exists()
     assert len(emulator.requests()) == requests  # rendered from the stored result alone
-

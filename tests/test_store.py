@@ -259,3 +259,60 @@ def test_network_filesystem_is_refused(state_dir: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(store_module.fsinfo, "filesystem_type", lambda path: "nfs4")
     with pytest.raises(StoreError, match="nfs4 filesystem"):
         Store.open(state_dir)
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_jobs(state_dir: Path) -> None:
+    """A database written by the first release (schema 1) gains the inputs' change time and
+    inode; its jobs stay, with those unknown (None)."""
+    state_dir.mkdir(mode=0o700)
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    for statement in store_module.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO jobs (folder, name, fingerprint, options, options_key, state,"
+        " created_at, updated_at) VALUES ('/in', 'a.wav', 'f', '{}', '{}', 'done', 1, 1)"
+    )
+    conn.execute("INSERT INTO inputs VALUES (1, 0, 'a.wav', 10, 20, 'f', NULL)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = Store.open(state_dir)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION >= 2
+        job = store.get(1)
+        assert job is not None and job.state is S.DONE
+        assert job.inputs[0] == InputFile("a.wav", 10, 20, "f")
+        assert job.inputs[0].ctime_ns is None and job.inputs[0].inode is None
+    finally:
+        store.close()
+
+
+def test_kill_during_the_second_migration_keeps_version_1(state_dir: Path) -> None:
+    state_dir.mkdir(mode=0o700)
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    for statement in store_module.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    code = (
+        "import sys; from pathlib import Path; from cvsyncd.store import Store\n"
+        "Store.open(Path(sys.argv[1])).close()\n"
+    )
+    env = {**os.environ, "CVSYNCD_FAILPOINTS": "migrate.statement:1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(state_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -9  # killed after the first ALTER TABLE of migration 2
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(inputs)")]
+        assert "ctime_ns" not in columns
+    finally:
+        conn.close()
+    Store.open(state_dir).close()  # and the migration then succeeds
