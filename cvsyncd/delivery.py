@@ -18,7 +18,7 @@ import asyncio
 import grp
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -220,18 +220,8 @@ class Delivery:
         assert job.result is not None
         context = await asyncio.to_thread(render_context, job, folder, plan)
         gid = group_id(folder)
-        for entry in plan:
-            if entry.get("skip") or entry["kind"] not in ("derived", "json"):
-                continue
-            data = render_entry(entry, job, folder, plan, context)
-            if data is None:
-                continue
-            out = await asyncio.to_thread(AtomicFile, Path(entry["path"]), folder.file_mode, gid)
-            try:
-                await asyncio.to_thread(out.file.write, data)
-            except BaseException:
-                await asyncio.to_thread(out.discard)
-                raise
+        for entry, data in rendered(job, folder, plan, context):
+            out = await asyncio.to_thread(filled_file, Path(entry["path"]), data, folder, gid)
             await self._commit(job, plan, entry, out)
         self.store.transition(
             job.id,
@@ -318,18 +308,30 @@ def render_again(job: Job, folder: Folder) -> Plan:
             plan.insert(len(plan) - 1, entry)
     context = render_context(job, folder, plan)
     gid = group_id(folder)
+    for entry, data in rendered(job, folder, plan, context):
+        filled_file(Path(entry["path"]), data, folder, gid).commit(overwrite=True)
+        entry["written"] = True
+    return plan
+
+
+def rendered(
+    job: Job, folder: Folder, plan: Plan, context: render.RenderContext
+) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """The plan's locally made files (derived ones and the JSON record) with their bytes."""
     for entry in plan:
         if entry.get("skip") or entry["kind"] not in ("derived", "json"):
             continue
         data = render_entry(entry, job, folder, plan, context)
-        if data is None:
-            continue
-        out = AtomicFile(Path(entry["path"]), folder.file_mode, gid)
-        try:
-            out.file.write(data)
-        except BaseException:
-            out.discard()
-            raise
-        out.commit(overwrite=True)
-        entry["written"] = True
-    return plan
+        if data is not None:
+            yield entry, data
+
+
+def filled_file(path: Path, data: bytes, folder: Folder, gid: int | None) -> AtomicFile:
+    """A temp file holding ``data``, ready to be committed as ``path``."""
+    out = AtomicFile(path, folder.file_mode, gid)
+    try:
+        out.file.write(data)
+    except BaseException:
+        out.discard()
+        raise
+    return out

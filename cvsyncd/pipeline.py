@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from cvsyncd.aio import wait_for_any
 from cvsyncd.api import API_TIMEOUT, CleanvoiceClient
 from cvsyncd.config import Config, Folder
 from cvsyncd.delivery import Delivery
@@ -124,7 +125,7 @@ class Pipeline:
             self._start_due_steps()
             self._wake.clear()
             self.resting = True  # waiting for work is not a stall
-            await _wait_any([stop, self._wake], timeout=self._sleep_seconds())
+            await wait_for_any(stop, self._wake, timeout=self._sleep_seconds())
             self.resting = False
         await self._drain(force)
 
@@ -296,12 +297,3 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _wait_any(events: list[asyncio.Event], timeout: float) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from cvsyncd import __version__
+from cvsyncd.aio import wait_for_any
 from cvsyncd.api import CleanvoiceClient
 from cvsyncd.config import Config
 from cvsyncd.fileops import sweep_temp_files
@@ -79,7 +78,7 @@ class Daemon:
                     asyncio.create_task(pipeline.run(self.stop, self.force)),
                     asyncio.create_task(self.supervisor.run(self.stop)),
                 ]
-                await _first_of(watcher.started.wait(), self.stop.wait())
+                await wait_for_any(watcher.started, self.stop)
                 self.supervisor.turn()  # the first status line, before READY
                 self.notifier.ready()
                 self.log.info(
@@ -129,12 +128,3 @@ class Daemon:
     def _on_hangup(self) -> None:
         if self.supervisor is not None:
             self.supervisor.reload_requested.set()
-
-
-async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

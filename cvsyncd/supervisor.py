@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from cvsyncd import logs
+from cvsyncd.aio import wait_for_any
 from cvsyncd.api import CleanvoiceClient
 from cvsyncd.config import Config, load_config, read_api_key
 from cvsyncd.errors import ConfigError
@@ -65,8 +66,7 @@ class Supervisor:
         try:
             while not stop.is_set():
                 self.turn()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_either(stop, self.reload_requested), TURN_SECONDS)
+                await wait_for_any(stop, self.reload_requested, timeout=TURN_SECONDS)
         finally:
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
@@ -167,12 +167,3 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

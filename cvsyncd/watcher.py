@@ -30,6 +30,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from cvsyncd import fsinfo, inbox
+from cvsyncd.aio import wait_for_any
 from cvsyncd.config import Folder
 
 CHECK_SECONDS = 3.0  # how often observers and inbox availability are checked
@@ -168,8 +169,7 @@ class Watcher:
                 )
                 self._activity.clear()
                 self.resting = True  # waiting for events is not a stall
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_either(stop, self._activity), timeout=wait)
+                await wait_for_any(stop, self._activity, timeout=wait)
                 self.resting = False
         finally:
             taker.cancel()
@@ -398,12 +398,3 @@ class Watcher:
                 with contextlib.suppress(OSError):
                     st = os.lstat(path)
                     self._skipped[path] = (st.st_size, st.st_mtime_ns)
-
-
-async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
