@@ -77,7 +77,7 @@ async def _take(
         raise ProcessError(f"{path}: not a file")
     folder, in_inbox = folder_for_file(config, path)
     if in_inbox and preset is None:
-        verdict = await pipeline.steps.take_file(folder, path)
+        verdict = await pipeline.intake_steps.take_file(folder, path)
         rel = path.relative_to(folder.inbox).as_posix()
         st = path.stat()
         job = store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns)

@@ -30,6 +30,7 @@ from cvsyncd.config import Config, Folder
 from cvsyncd.delivery import Delivery
 from cvsyncd.errors import CvsyncdError
 from cvsyncd.failpoints import armed
+from cvsyncd.intake import Intake
 from cvsyncd.jobs import ACTIVE, Job, JobState
 from cvsyncd.notices import Notices
 from cvsyncd.outcomes import Outcomes, Pause
@@ -64,6 +65,7 @@ class Pipeline:
         self.outcomes = Outcomes(config, store, client, self.pause, self.notices)
         self.delivery = Delivery(config, store, client)
         self.steps = Steps(config, store, client, self.outcomes, self.delivery)
+        self.intake_steps = Intake(config, store)
         self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self.heartbeat = time.monotonic()  # the last turn of the loop (for the watchdog)
@@ -82,6 +84,7 @@ class Pipeline:
         self.config = config
         self.drain_seconds = config.daemon.stop_grace_seconds
         self.steps.config = self.outcomes.config = self.pause.config = config
+        self.intake_steps.config = config
         self.delivery.config = config
 
     def wake(self) -> None:
@@ -173,7 +176,11 @@ class Pipeline:
             self._start(kind, job, folder)
 
     def _start(self, kind: str, job: Job, folder: Folder) -> None:
-        owner = self.delivery if kind in ("fetch", "write") else self.steps
+        owner = {
+            "fetch": self.delivery,
+            "write": self.delivery,
+            "duplicate": self.intake_steps,
+        }.get(kind, self.steps)
         step: StepFn = getattr(owner, kind)
         task = asyncio.create_task(
             self._run_step(kind, step, job, folder), name=f"job-{job.id}-{kind}"
@@ -240,7 +247,7 @@ class Pipeline:
 
     async def intake(self, folder: Folder, path: Path) -> str:
         """Turn a settled file into a job; return the verdict of ``Steps.take_file``."""
-        verdict = await self.steps.take_file(folder, path)
+        verdict = await self.intake_steps.take_file(folder, path)
         if verdict == "queued":
             self.wake()
         return verdict

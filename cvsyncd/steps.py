@@ -3,7 +3,7 @@ state persisted around it (``delivery.py`` has the fetch and write steps).
 
 ::
 
-    take_file   settled file → queued job (content fingerprint, preset snapshot)
+    (intake.py) settled file → queued job (content fingerprint, preset snapshot)
     upload      queued → uploading → uploaded        (POST /upload, PUT the bytes)
     submit      uploaded → submitting → processing   (write-ahead intent, POST /edits)
     poll        processing → fetching                (GET /edits/{id} on a growing interval)
@@ -26,16 +26,16 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from cvsyncd import inbox, media, overrides, schedule
+from cvsyncd import inbox, media, schedule
 from cvsyncd.api import CleanvoiceClient, file_url_of
 from cvsyncd.config import Config, Folder
 from cvsyncd.delivery import Delivery, expired_message
-from cvsyncd.errors import ConfigError, JobError, PermanentApiError, TransientApiError
+from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.fileops import (
     free_name,
@@ -100,176 +100,6 @@ class Steps:
         self.outcomes = outcomes
         self.delivery = delivery
         self.log = structlog.get_logger("cvsyncd.pipeline")
-
-    # -- intake ---------------------------------------------------------------------
-
-    async def take_file(self, folder: Folder, path: Path) -> str:
-        """Make a job of a settled recording (a file, or a multi-track session folder).
-
-        Return "queued", "known" (a job has it already), "changed" (it changed while being
-        read: let it settle again), "skipped" (not now: empty, gone) or "held" (its
-        ``.cvsyncd.toml`` is broken: it waits for the fix).
-        """
-        if path.is_dir():
-            return await self._take_session(folder, path)
-        rel = path.relative_to(folder.inbox).as_posix()
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return "skipped"
-        if st.st_size == 0:
-            self.log.warning(
-                "empty file; not taken until it has content", folder=folder.name, path=rel
-            )
-            return "skipped"
-        if self.store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns):
-            return "known"
-        if self.store.find_pending_for_name(folder.key, rel) is not None:
-            # a job for this file has not been submitted yet: it will notice the change itself
-            return "known"
-        options = self._options_for(folder, PurePosixPath(rel).parent, rel)
-        if options is None:
-            return "held"
-        fingerprint = await asyncio.to_thread(sha256_file, path)
-        if not same_file(os.lstat(path), InputFile.of(rel, st)):
-            return "changed"
-        recorded = InputFile.of(rel, st, fingerprint)
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
-            options.setdefault("video", True)
-        return self._create(folder, rel, [recorded], options, fingerprint, {})
-
-    async def _take_session(self, folder: Folder, session: Path) -> str:
-        """Make one job of a multi-track session: all its tracks, one edit."""
-        name = session.relative_to(folder.inbox).as_posix()
-        tracks = await asyncio.to_thread(inbox.session_tracks, folder, session)
-        if not tracks:
-            return "skipped"
-        rels = [f"{name}/{p.name}" for p, _ in tracks]
-        known = self.store.find_by_input(
-            folder.key, rels[0], tracks[0][1].st_size, tracks[0][1].st_mtime_ns
-        )
-        if known is not None and [(i.rel_path, i.size, i.mtime_ns) for i in known.inputs] == [
-            (r, st.st_size, st.st_mtime_ns) for r, (_, st) in zip(rels, tracks, strict=True)
-        ]:
-            return "known"
-        if self.store.find_pending_for_name(folder.key, name) is not None:
-            return "known"
-        options = self._options_for(folder, PurePosixPath(name), name)
-        if options is None:
-            return "held"
-        recorded = []
-        for rel, (path, st) in zip(rels, tracks, strict=True):
-            fingerprint = await asyncio.to_thread(sha256_file, path)
-            if not same_file(os.lstat(path), InputFile.of(rel, st)):
-                return "changed"
-            recorded.append(InputFile.of(rel, st, fingerprint))
-        combined = hashlib.sha256(
-            "\n".join(f"{Path(i.rel_path).name}:{i.fingerprint}" for i in recorded).encode()
-        ).hexdigest()
-        return self._create(folder, name, recorded, options, combined, {"session": True})
-
-    def _options_for(
-        self, folder: Folder, rel_dir: PurePosixPath, what: str
-    ) -> dict[str, Any] | None:
-        """The effective edit config (with ``.cvsyncd.toml`` overrides), or None if broken."""
-        try:
-            return overrides.effective_options(self.config, folder, rel_dir)
-        except ConfigError as exc:
-            self.log.error(
-                "a .cvsyncd.toml is broken; recordings below it wait until it is fixed",
-                folder=folder.name,
-                path=what,
-                problems=[str(p) for p in exc.problems],
-            )
-            return None
-
-    def _create(
-        self,
-        folder: Folder,
-        name: str,
-        recorded: list[InputFile],
-        options: dict[str, Any],
-        fingerprint: str,
-        facts: dict[str, Any],
-    ) -> str:
-        facts = {"preset": folder.preset, **facts}
-        original = self.store.find_same_content(fingerprint, options)
-        if original is not None:  # decided once it is done: see ``duplicate``
-            facts["duplicate_of"] = original.id
-        job = self.store.create_job(
-            folder.key, name, recorded, options, fingerprint=fingerprint, facts=facts
-        )
-        if job is None:
-            # same content under the same name (touched, or copied again): already handled
-            existing = self.store.find_by_identity(folder.key, name, fingerprint)
-            if existing is not None:
-                for position, item in enumerate(recorded):
-                    self.store.set_input(
-                        existing.id,
-                        position,
-                        size=item.size,
-                        mtime_ns=item.mtime_ns,
-                        ctime_ns=item.ctime_ns,
-                        inode=item.inode,
-                    )
-            return "known"
-        failpoint("intake.created")
-        self.log.info(
-            "queued",
-            job=job.id,
-            folder=folder.name,
-            path=name,
-            size=sum(i.size for i in recorded),
-            tracks=len(recorded),
-        )
-        return "queued"
-
-    # -- the same recording again ------------------------------------------------------
-
-    async def duplicate(self, job: Job, folder: Folder) -> None:
-        """Settle a job whose content and preset another job already has.
-
-        Once that job is done, this one ends as ``duplicate`` — reported, not submitted
-        (it would bill the same recording twice), its input left where it is. If the other
-        job failed or was forgotten, this one is processed normally.
-        """
-        original = self.store.get(int(job.facts["duplicate_of"]))
-        if original is None or original.state in (S.FAILED, S.DUPLICATE):
-            facts = {k: v for k, v in job.facts.items() if k != "duplicate_of"}
-            self.store.update(
-                job.id,
-                S.QUEUED,
-                "the earlier job with this recording did not finish; processing this one",
-                facts=facts,
-                error=None,
-            )
-            return
-        if original.state is not S.DONE:
-            self.store.update(
-                job.id,
-                S.QUEUED,
-                None,
-                next_attempt_at=time.time() + 10.0,
-                error=f"waiting for job {original.id} ({original.name}), which "
-                "has the same recording and preset",
-            )
-            return
-        results = ", ".join(o["path"] for o in original.outputs if o.get("written"))
-        message = (
-            f"same recording and preset as job {original.id} ({original.name}), which is "
-            f"done; not submitted again, so it is not paid twice. Its results: {results}. "
-            f"To process this file anyway: cvsyncd retry -c {self.config.path} {job.id}"
-        )
-        self.store.transition(
-            job.id, S.QUEUED, S.DUPLICATE, message, error=message, finished_at=time.time()
-        )
-        self.log.warning(
-            "duplicate: not submitted again",
-            job=job.id,
-            path=job.name,
-            same_as=original.id,
-            same_as_path=original.name,
-        )
 
     # -- upload ---------------------------------------------------------------------
 
