@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cvsyncd.emulator import Emulator
@@ -24,16 +27,35 @@ from cvsyncd.emulator import Emulator
 EMULATOR_KEY = "cv-test-key-0123456789"
 
 
+TLS = ssl.create_default_context()  # built once: httpx would build one per client (slow)
+
+
+def fetch(method: str, url: str, **options: Any) -> httpx.Response:
+    """Request a URL (a storage URL, say) with a fresh client holding no API key."""
+    return httpx.request(method, url, verify=TLS, timeout=10, **options)
+
+
+def wav_bytes(
+    seconds: float = 2.0, rate: int = 16000, freq: float = 440.0, amplitude: int = 8000
+) -> bytes:
+    """A real mono 16-bit PCM WAV file (a sine tone), as bytes."""
+    frames = b"".join(
+        struct.pack("<h", int(amplitude * math.sin(2 * math.pi * freq * i / rate)))
+        for i in range(int(seconds * rate))
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(frames)
+    return buffer.getvalue()
+
+
 def make_wav(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 16000) -> Path:
-    """Write a real mono 16-bit PCM WAV file (a sine tone) and return its path."""
+    """Write a real WAV file (a sine tone) and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = int(seconds * rate)
-    samples = (int(12000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(frames))
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    path.write_bytes(wav_bytes(seconds, rate, freq, amplitude=12000))
     return path
 
 

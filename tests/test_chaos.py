@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from cvsyncd.emulator import Emulator, FaultSettings
+from cvsyncd.emulator.faults import KINDS
 from cvsyncd.fileops import is_temp_name
 from tests.conftest import EMULATOR_KEY, Setup, make_wav
 
@@ -27,21 +28,7 @@ RECORDINGS = 32
 KILLS = 10
 FAULTS = FaultSettings(
     rate=0.12,
-    kinds=frozenset(
-        {
-            "429",
-            "500",
-            "502",
-            "503",
-            "500-after",
-            "reset",
-            "reset-after",
-            "slow",
-            "truncate",
-            "badjson",
-            "expired-url",
-        }
-    ),
+    kinds=frozenset(KINDS) - {"failure"},  # every fault but a deliberate edit failure
     slow_seconds=0.5,
     retry_after=1,
 )

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import math
-import ssl
 import struct
 import time
 import wave
@@ -24,14 +22,9 @@ import httpx
 import pytest
 
 from cvsyncd.emulator import Emulator
+from tests.conftest import TLS, fetch, wav_bytes
 
 KEY = "cv-emulator-key"
-TLS = ssl.create_default_context()  # built once: httpx would build one per client (slow)
-
-
-def fetch(method: str, url: str, **options: Any) -> httpx.Response:
-    """Request a storage URL (or any URL) with a fresh client holding no API key."""
-    return httpx.request(method, url, verify=TLS, timeout=10, **options)
 
 
 RUNNING = [
@@ -43,23 +36,6 @@ RUNNING = [
     "POSTPROCESSING",
     "EXPORT",
 ]
-
-
-def wav_bytes(
-    seconds: float = 2.0, rate: int = 16000, freq: float = 440.0, amplitude: int = 8000
-) -> bytes:
-    """Return a mono 16-bit PCM WAV of a sine tone."""
-    frames = b"".join(
-        struct.pack("<h", int(amplitude * math.sin(2 * math.pi * freq * i / rate)))
-        for i in range(int(seconds * rate))
-    )
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(frames)
-    return buffer.getvalue()
 
 
 def wav_samples(data: bytes) -> list[int]:

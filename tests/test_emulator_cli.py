@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -19,8 +18,8 @@ import httpx
 import pytest
 
 from cvsyncd.emulator import add_arguments, run_from_args
+from tests.conftest import TLS
 
-TLS = ssl.create_default_context()
 URL_LINE = re.compile(
     r"cvsyncd emulator: serving the Cleanvoice API at (http://127\.0\.0\.1:(\d+)/v2)\n"
 )

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import ssl
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,23 +12,9 @@ import pytest
 
 from cvsyncd.emulator import Emulator, FaultSettings
 from cvsyncd.emulator.admin import is_loopback
+from tests.conftest import TLS, fetch, wav_bytes
 
 KEY = "cv-emulator-key"
-TLS = ssl.create_default_context()
-
-
-def fetch(method: str, url: str, **options: Any) -> httpx.Response:
-    return httpx.request(method, url, verify=TLS, timeout=10, **options)
-
-
-def wav_bytes(seconds: float = 0.5, rate: int = 8000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(bytes(int(seconds * rate) * 2))
-    return buffer.getvalue()
 
 
 def only(kind: str, endpoint: str, **options: Any) -> FaultSettings:
@@ -57,7 +40,7 @@ def api(emulator: Emulator) -> Iterator[httpx.Client]:
 
 def uploaded(api: httpx.Client) -> str:
     url = str(api.post("/upload", params={"filename": "ep.wav"}).json()["signedUrl"])
-    assert fetch("PUT", url, content=wav_bytes()).status_code == 200
+    assert fetch("PUT", url, content=wav_bytes(0.5, rate=8000)).status_code == 200
     return url.split("?")[0]
 
 
@@ -122,7 +105,7 @@ def test_502_is_a_proxy_page(emulator: Emulator, api: httpx.Client) -> None:
 def test_storage_server_errors_are_xml(emulator: Emulator, api: httpx.Client) -> None:
     url = str(api.post("/upload", params={"filename": "a.wav"}).json()["signedUrl"])
     emulator.set_faults(only("503", "put"))
-    answer = fetch("PUT", url, content=wav_bytes())
+    answer = fetch("PUT", url, content=wav_bytes(0.5, rate=8000))
     assert answer.status_code == 503 and "<Code>SlowDown</Code>" in answer.text
     assert not list((emulator.data_dir / "objects").rglob("object"))
 
@@ -141,7 +124,7 @@ def test_reset_on_upload_put_stores_nothing(emulator: Emulator, api: httpx.Clien
     url = str(api.post("/upload", params={"filename": "a.wav"}).json()["signedUrl"])
     emulator.set_faults(only("reset", "put"))
     with pytest.raises(httpx.TransportError):
-        fetch("PUT", url, content=wav_bytes())
+        fetch("PUT", url, content=wav_bytes(0.5, rate=8000))
     assert not list((emulator.data_dir / "objects").rglob("object"))
 
 
@@ -149,7 +132,7 @@ def test_reset_on_upload_put_stores_nothing(emulator: Emulator, api: httpx.Clien
 def test_expired_url(emulator: Emulator, api: httpx.Client, endpoint: str) -> None:
     url = str(api.post("/upload", params={"filename": "a.wav"}).json()["signedUrl"])
     if endpoint == "download":
-        fetch("PUT", url, content=wav_bytes())
+        fetch("PUT", url, content=wav_bytes(0.5, rate=8000))
         url = finished(
             api, api.post("/edits", json={"input": {"files": [url], "config": {}}}).json()["id"]
         )["result"]["download_url"]
@@ -157,7 +140,7 @@ def test_expired_url(emulator: Emulator, api: httpx.Client, endpoint: str) -> No
     answer = fetch(
         "PUT" if endpoint == "put" else "GET",
         url,
-        content=wav_bytes() if endpoint == "put" else None,
+        content=wav_bytes(0.5, rate=8000) if endpoint == "put" else None,
     )
     assert answer.status_code == 403 and "Request has expired" in answer.text
     assert last(emulator)["processed"] is False and last(emulator)["auth"] == "ok"

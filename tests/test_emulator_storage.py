@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import http.client
-import io
-import math
 import socket
-import ssl
-import struct
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,28 +14,9 @@ import httpx
 import pytest
 
 from cvsyncd.emulator import Emulator
+from tests.conftest import TLS, fetch, wav_bytes
 
 KEY = "cv-emulator-key"
-TLS = ssl.create_default_context()
-
-
-def fetch(method: str, url: str, **options: Any) -> httpx.Response:
-    return httpx.request(method, url, verify=TLS, timeout=10, **options)
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(
-            b"".join(
-                struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                for i in range(int(seconds * rate))
-            )
-        )
-    return buffer.getvalue()
 
 
 @pytest.fixture

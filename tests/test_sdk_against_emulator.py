@@ -5,9 +5,6 @@ If the SDK works here, the emulator speaks the API the way the vendor's own clie
 
 from __future__ import annotations
 
-import math
-import struct
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,22 +13,9 @@ from cleanvoice import Cleanvoice
 from cleanvoice.types import ApiError
 
 from cvsyncd.emulator import Emulator
+from tests.conftest import make_wav
 
 KEY = "sdk-test-key"
-
-
-def write_wav(path: Path, seconds: float = 2.0, rate: int = 16000) -> bytes:
-    with wave.open(str(path), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(
-            b"".join(
-                struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                for i in range(int(seconds * rate))
-            )
-        )
-    return path.read_bytes()
 
 
 @pytest.fixture
@@ -43,7 +27,7 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
 
 def test_process_uploads_polls_and_downloads(emulator: Emulator, tmp_path: Path) -> None:
     source = tmp_path / "episode.wav"
-    data = write_wav(source)
+    data = make_wav(source, seconds=2.0).read_bytes()
     output = tmp_path / "cleaned.wav"
     with Cleanvoice(api_key=KEY, base_url=emulator.base_url) as client:
         result = client.process(
