@@ -6,7 +6,8 @@ elsewhere), and one for signed upload and download URLs, which carries no creden
 all. Every failure is classified here, once, into the kinds of ``errors.py``:
 
 - transient: connection trouble, timeouts, 408/429/5xx — try again later;
-- account: 401/403 from the API — the key or the account is the problem;
+- account: 401/403 from the API, 402, or any refusal that says the credit ran out — the
+  key or the account is the problem, never the recording;
 - permanent: the API refused this request (400/404/413/422 …);
 - ambiguous: a create-edit was sent but its outcome is unknown (it may have been billed).
 """
@@ -18,7 +19,6 @@ import hashlib
 import json
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -28,6 +28,13 @@ import httpx
 import structlog
 
 from cvsyncd import __version__
+from cvsyncd.answers import RUNNING_STATUSES as RUNNING_STATUSES
+from cvsyncd.answers import (
+    EditStatus,
+    error_message,
+    parse_edit_status,
+    says_insufficient_credits,
+)
 from cvsyncd.errors import (
     AccountApiError,
     AmbiguousApiError,
@@ -49,54 +56,10 @@ USER_AGENT = f"cvsyncd/{__version__}"
 API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
 TRANSFER_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024**3
-DEFAULT_LIMITS = {"submit": 30, "status": 300}  # requests a minute (API-CONTRACT.md)
+DEFAULT_LIMITS = {"submit": 30, "status": 300}  # requests a minute (docs/cleanvoice-api.md)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
-RUNNING_STATUSES = frozenset(
-    {
-        "PENDING",
-        "QUEUED",
-        "STARTED",
-        "RETRY",
-        "PROCESSING",
-        "PREPROCESSING",
-        "CLASSIFICATION",
-        "EDITING",
-        "POSTPROCESSING",
-        "EXPORT",
-    }
-)
-
 ProgressCallback = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class EditStatus:
-    """What ``GET /v2/edits/{id}`` said about an edit."""
-
-    status: str
-    result: Mapping[str, Any] | None = None  # the full result, only once it has arrived
-    progress: Mapping[str, Any] | None = None  # running progress, when the API gave some
-    message: str | None = None  # why it failed, for FAILURE
-
-    @property
-    def succeeded(self) -> bool:
-        """SUCCESS with a result; SUCCESS without one is still to be polled."""
-        return self.status == "SUCCESS" and self.result is not None
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "FAILURE"
-
-    @property
-    def percent(self) -> float | None:
-        if not self.progress:
-            return None
-        try:
-            done, total = float(self.progress["done"]), float(self.progress["total"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        return round(100.0 * done / total, 1) if total > 0 else None
 
 
 def backoff_delay(
@@ -112,31 +75,6 @@ def backoff_delay(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
-
-
-def error_message(body: Any, status: int) -> tuple[str, str | None]:
-    """Return (message, code) from an error body of any documented shape."""
-    if isinstance(body, Mapping):
-        payload: Any = body
-        if isinstance(body.get("error"), Mapping):
-            payload = body["error"]
-        elif isinstance(body.get("detail"), Mapping):
-            detail = body["detail"]
-            payload = detail["error"] if isinstance(detail.get("error"), Mapping) else detail
-        message = payload.get("message") if isinstance(payload, Mapping) else None
-        if not message and isinstance(body.get("detail"), str):
-            message = body["detail"]
-        if not message and isinstance(body.get("detail"), list):
-            message = "; ".join(
-                str(d.get("msg", d)) if isinstance(d, Mapping) else str(d) for d in body["detail"]
-            )
-        if not message and isinstance(body.get("message"), str):
-            message = body["message"]
-        code = payload.get("code") if isinstance(payload, Mapping) else None
-        return (str(message) if message else f"HTTP {status}"), (str(code) if code else None)
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:300], None
-    return f"HTTP {status}", None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -243,17 +181,22 @@ class CleanvoiceClient:
         config: Mapping[str, Any],
         *,
         upload_type: str | None = None,
+        template_id: int | None = None,
         reserved: bool = False,
     ) -> str:
         """Create an edit and return its id.
 
-        Raise AmbiguousApiError when the request may have reached the API but no answer
-        came back: the edit may exist (and be billed) or not. With ``reserved`` the
-        request's place in the budget was taken beforehand (``reserve("submit")``).
+        ``template_id`` names a template saved in the Cleanvoice dashboard (it goes beside
+        ``config``, in ``input``). Raise AmbiguousApiError when the request may have
+        reached the API but no answer came back: the edit may exist (and be billed) or
+        not. With ``reserved`` the request's place in the budget was taken beforehand
+        (``reserve("submit")``).
         """
         payload: dict[str, Any] = {"files": list(files), "config": dict(config)}
         if upload_type:
             payload["upload_type"] = upload_type
+        if template_id is not None:
+            payload["template_id"] = template_id
         body = await self._call(
             "POST",
             f"{self.base_url}/edits",
@@ -271,7 +214,7 @@ class CleanvoiceClient:
         body = await self._call("GET", f"{self.base_url}/edits/{edit_id}", budget="status")
         if not isinstance(body, Mapping) or not isinstance(body.get("status"), str):
             raise TransientApiError("the edit status answer had no status")
-        return parse_edit_status(body)
+        return parse_edit_status(body)  # answers.py reads every documented shape
 
     async def delete_edit(self, edit_id: str) -> None:
         await self._call("DELETE", f"{self.base_url}/edits/{edit_id}", budget="status")
@@ -332,8 +275,10 @@ class CleanvoiceClient:
         kind: type[ApiError]
         if status == 429:
             kind = TransientApiError  # refused before doing anything: safe even for a create
-        elif status in (401, 403):
-            kind = AccountApiError
+        elif status in (401, 403) or (
+            status < 500 and says_insufficient_credits(status, code, message)
+        ):
+            kind = AccountApiError  # the key or the credit: pause, never fail a job
         elif status == 408 or status >= 500:
             kind = TransientApiError if idempotent else AmbiguousApiError
         else:
@@ -343,6 +288,7 @@ class CleanvoiceClient:
             status=status,
             code=code,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            said=self._scrub(message),
         )
 
     # -- file transfers (no credentials) -----------------------------------------------
@@ -462,24 +408,6 @@ class CleanvoiceClient:
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._key])
-
-
-def parse_edit_status(body: Mapping[str, Any]) -> EditStatus:
-    """Interpret a ``GET /v2/edits/{id}`` answer, whatever its stage."""
-    status = str(body["status"]).upper()
-    result = body.get("result")
-    if status == "SUCCESS":
-        full = isinstance(result, Mapping) and "download_url" in result
-        return EditStatus(status, result=result if full else None)
-    if status == "FAILURE":
-        message = None
-        if isinstance(result, Mapping):
-            message = result.get("message") or result.get("error") or result.get("state")
-        elif isinstance(result, str) and result:
-            message = result
-        return EditStatus(status, message=str(message) if message else None)
-    progress = result if isinstance(result, Mapping) and result else None
-    return EditStatus(status, progress=progress)
 
 
 def parse_content_range(value: str | None) -> tuple[int, int | None]:

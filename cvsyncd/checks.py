@@ -1,7 +1,8 @@
 """``cvsyncd check``: everything the daemon needs, verified before it is started.
 
-Each check gives (ok, subject, detail); the detail of a failed check says what to do.
-Nothing here changes the user's folders (a probe file is created and removed at once).
+Each check gives (ok, subject, detail): ok is True, False (failed: the detail says what
+to do) or None (a warning: it works, but the detail says what may go wrong). Nothing here
+changes the user's folders (a probe file is created and removed at once).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import os
 from pathlib import Path
 
 from cvsyncd import fsinfo
+from cvsyncd.answers import account_balance, balance_unit
 from cvsyncd.api import CleanvoiceClient
-from cvsyncd.config import Config, read_api_key
+from cvsyncd.config import UNCERTAIN_EXTENSIONS, Config, read_api_key
 from cvsyncd.errors import AccountApiError, ApiError, ConfigError, StoreError
 from cvsyncd.fileops import AtomicFile
 from cvsyncd.redact import register_secret
 from cvsyncd.store import Store, daemon_pid
 
-Check = tuple[bool, str, str]
+Check = tuple[bool | None, str, str]
 
 
 def check_writable(path: Path) -> str | None:
@@ -51,6 +53,18 @@ def check_folders(config: Config) -> list[Check]:
         else:
             kind = fsinfo.filesystem_type(folder.inbox)
             results.append((True, f"{label} inbox {folder.inbox}", f"readable ({kind})"))
+        uncertain = sorted(set(folder.extensions) & UNCERTAIN_EXTENSIONS)
+        if uncertain:
+            names = ", ".join(f".{e}" for e in uncertain)
+            results.append(
+                (
+                    None,
+                    f"{label} extensions",
+                    f"{names}: Cleanvoice's docs and SDKs disagree on whether these are "
+                    "accepted; if Cleanvoice refuses one, that recording fails after its "
+                    "upload. Convert such files to .m4a, .mp3, .wav or .flac to be safe",
+                )
+            )
         problem = check_writable(folder.outbox)
         results.append((problem is None, f"{label} outbox {folder.outbox}", problem or "writable"))
         places = [("failed_dir", folder.failed_dir)]
@@ -114,9 +128,10 @@ async def check_api(config: Config) -> list[Check]:
                 (True, "API key", "found"),
                 (False, subject, f"not reachable ({exc.message}); check base_url and the network"),
             ]
-    credit = account.get("credit")
-    total = credit.get("total") if isinstance(credit, dict) else None
-    credits = f"; credit balance {total}" if total is not None else ""
+    balance = account_balance(account)
+    credits = (
+        f"; credit balance {balance:g} {balance_unit(account)}" if balance is not None else ""
+    )
     return [(True, "API key", "found"), (True, subject, f"key accepted{credits}")]
 
 

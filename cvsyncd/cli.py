@@ -256,8 +256,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     config = _load(args)
     results = asyncio.run(run_checks(config))
     for ok, subject, detail in results:
-        print(f"{'ok  ' if ok else 'FAIL'}  {subject}{': ' + detail if detail else ''}", file=out)
-    failed = sum(1 for ok, _, _ in results if not ok)
+        mark = "ok  " if ok else "warn" if ok is None else "FAIL"
+        print(f"{mark}  {subject}{': ' + detail if detail else ''}", file=out)
+    failed = sum(1 for ok, _, _ in results if ok is False)
     if failed:
         print(
             f"\n{_count(failed, 'check')} failed; fix the lines marked FAIL and run "
@@ -377,6 +378,7 @@ def _hold(args: argparse.Namespace, out: TextIO, *, resume: bool) -> int:
 
 
 def cmd_account(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.answers import account_balance, balance_unit
     from cvsyncd.checks import fetch_account
 
     config = _load(args)
@@ -385,19 +387,24 @@ def cmd_account(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(account, out, indent=2)
         out.write("\n")
         return EXIT_OK
+    balance = account_balance(account)
+    if balance is None:
+        print("credit:       not told by this account's answer", file=out)
+    else:
+        print(f"credit:       {balance:g} {balance_unit(account)}", file=out)
     credit = account.get("credit")
-    if isinstance(credit, dict):
+    if isinstance(credit, dict) and {"subscription", "payg"} & set(credit):
         print(
-            f"credit:       {credit.get('total')} (subscription {credit.get('subscription')},"
-            f" pay as you go {credit.get('payg')})",
+            f"              subscription {credit.get('subscription')}, "
+            f"pay as you go {credit.get('payg')}",
             file=out,
         )
-    for key in ("credits_remaining", "account_type"):
-        if key in account:
-            print(f"{key.replace('_', ' ') + ':':<13} {account[key]}", file=out)
+    if isinstance(account.get("account_type"), str):
+        print(f"account type: {account['account_type']}", file=out)
     user = account.get("user")
-    if isinstance(user, dict) and user.get("email"):
-        print(f"user:         {user['email']}", file=out)
+    email = user.get("email") if isinstance(user, dict) else user
+    if isinstance(email, str) and email:
+        print(f"user:         {email}", file=out)
     return EXIT_OK
 
 

@@ -57,20 +57,26 @@ from .schema import (
 After = Literal["keep", "move", "delete"]
 
 DEFAULT_BASE_URL = "https://api.cleanvoice.ai/v2"
-# the formats of the API docs: mp3, wav, m4a/aac, flac, ogg/opus, mp4, mov, mkv, webm
+# What is taken from an inbox unless a folder says otherwise: the formats that the docs'
+# error example, the Python SDK's upload check and the JS SDK all accept (AIFF and AVI
+# from the SDKs). AAC, Ogg and Opus are named in one part of the docs but refused by the
+# others; a folder may still list them (``cvsyncd check`` warns). See
+# docs/cleanvoice-api.md, "Which files".
 DEFAULT_EXTENSIONS = (
     "mp3",
     "wav",
     "m4a",
-    "aac",
     "flac",
-    "ogg",
-    "opus",
+    "aiff",
+    "aif",
     "mp4",
     "mov",
     "mkv",
     "webm",
+    "avi",
 )
+# extensions some source accepts, but not all of them: taken only when a folder asks
+UNCERTAIN_EXTENSIONS = frozenset({"aac", "ogg", "opus", "m4v", "wma", "oga"})
 TRANSCRIPT_FORMATS = ("txt", "srt", "vtt", "json", "md", "html", "docx")
 
 

@@ -112,7 +112,7 @@ class Delivery:
         plan: Plan = [dict(o) for o in job.outputs]
         if not plan:
             derived = render.derived_suffixes(result, folder.transcript_formats, list(markers))
-            plan = plan_outputs(folder, job, result, derived, list(markers))
+            plan = plan_outputs(folder, job, result, derived, markers)
             job = self.store.update(job.id, S.FETCHING, None, outputs=plan)
             failpoint("fetch.planned")
         for entry in plan:
@@ -219,6 +219,8 @@ class Delivery:
         plan: Plan = [dict(o) for o in job.outputs]
         assert job.result is not None
         context = await asyncio.to_thread(render_context, job, folder, plan)
+        # a label track named in no way cvsyncd knows is found by its content, now
+        await asyncio.to_thread(add_missing_derived, job, folder, plan, context.markers)
         gid = group_id(folder)
         for entry, data in rendered(job, folder, plan, context):
             out = await asyncio.to_thread(filled_file, Path(entry["path"]), data, folder, gid)
@@ -296,9 +298,25 @@ def render_again(job: Job, folder: Folder) -> Plan:
     with the folder's current formats and speaker names. No API call is made."""
     assert job.result is not None
     plan: Plan = [dict(o) for o in job.outputs]
+    context = render_context(job, folder, plan)
+    add_missing_derived(job, folder, plan, context.markers)
+    gid = group_id(folder)
+    for entry, data in rendered(job, folder, plan, context):
+        filled_file(Path(entry["path"]), data, folder, gid).commit(overwrite=True)
+        entry["written"] = True
+    return plan
+
+
+def add_missing_derived(job: Job, folder: Folder, plan: Plan, markers: Mapping[str, str]) -> None:
+    """Add to ``plan`` the derived files the result calls for that it lacks.
+
+    ``markers`` are the downloaded marker files' contents, so that a label track is
+    recognised by what it holds. A name taken by someone else's file is marked ``skip``
+    (unless the folder overwrites).
+    """
+    assert job.result is not None
     json_entry = next(e for e in plan if e["kind"] == "json")
     stem_path = json_entry["path"][: -len(JSON_SUFFIX)]
-    markers = [e["name"] for e in plan if e["kind"] == "marker" and e.get("written")]
     have = {e.get("suffix") for e in plan if e["kind"] == "derived"}
     for suffix in render.derived_suffixes(job.result, folder.transcript_formats, markers):
         if suffix not in have:
@@ -306,12 +324,6 @@ def render_again(job: Job, folder: Folder) -> Plan:
             if os.path.lexists(entry["path"]) and folder.on_conflict != "overwrite":
                 entry["skip"] = True  # someone else's file is in the way
             plan.insert(len(plan) - 1, entry)
-    context = render_context(job, folder, plan)
-    gid = group_id(folder)
-    for entry, data in rendered(job, folder, plan, context):
-        filled_file(Path(entry["path"]), data, folder, gid).commit(overwrite=True)
-        entry["written"] = True
-    return plan
 
 
 def rendered(

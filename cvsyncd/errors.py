@@ -71,8 +71,9 @@ class ApiError(CvsyncdError):
     """A Cleanvoice request did not succeed.
 
     ``status`` is the HTTP status (None when no response arrived), ``code`` the API's error
-    code when it gave one, ``retry_after`` the seconds the server asked us to wait.
-    The message never contains the API key or a signed URL's query string.
+    code when it gave one, ``retry_after`` the seconds the server asked us to wait, and
+    ``said`` the service's own words (plain, bounded text). The message never contains
+    the API key or a signed URL's query string.
     """
 
     kind = "error"
@@ -84,12 +85,14 @@ class ApiError(CvsyncdError):
         status: int | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        said: str | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.retry_after = retry_after
+        self.said = said
 
 
 class TransientApiError(ApiError):

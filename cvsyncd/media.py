@@ -19,7 +19,7 @@ HEADER_BYTES = 64
 
 @dataclass(frozen=True)
 class Probe:
-    format: str | None  # "wav", "mp3", "flac", "ogg", "mp4", "matroska", "aac", "aiff"
+    format: str | None  # "wav", "mp3", "flac", "ogg", "mp4", "matroska", "aac", "aiff", "avi"
     duration: float | None  # seconds, when the header tells
     problem: str | None = None  # why this is not usable media, in plain words
 
@@ -30,8 +30,10 @@ class Probe:
 
 def sniff(header: bytes) -> str | None:
     """Return the container format named by a file's first bytes, or None."""
-    if header[:4] == b"RIFF" and header[8:12] == b"WAVE":
+    if header[:4] in (b"RIFF", b"RF64") and header[8:12] == b"WAVE":
         return "wav"
+    if header[:4] == b"RIFF" and header[8:12] == b"AVI ":
+        return "avi"
     if header[:4] == b"FORM" and header[8:12] in (b"AIFF", b"AIFC"):
         return "aiff"
     if header[:4] == b"fLaC":

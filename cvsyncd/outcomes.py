@@ -21,6 +21,7 @@ from pathlib import Path
 import structlog
 
 from cvsyncd import inbox
+from cvsyncd.answers import account_balance, says_insufficient_credits
 from cvsyncd.api import CleanvoiceClient, backoff_delay
 from cvsyncd.apikey import key_signature, read_api_key
 from cvsyncd.config import Config, Folder
@@ -68,13 +69,24 @@ class Pause:
         self._key_signature = key_signature(config) if config else ()
         self._check: asyncio.Task[None] | None = None
         self._credit_floor: float | None = None  # the balance when credits ran out
+        self.trial = False  # one step of new work may go, to see if the account works
 
     @property
     def active(self) -> bool:
         return self.reason is not None
 
+    def holds_back(self, new_work_running: int) -> bool:
+        """Whether a step of new work (an upload or a submission) must wait now.
+
+        While paused nothing goes, except during a trial: then one step at a time.
+        """
+        if not self.active:
+            return False
+        return not self.trial or new_work_running > 0
+
     def engage(self, reason: str) -> None:
         self.strikes += 1
+        self.trial = False
         # account checks back off more slowly than retries: 1 minute, doubling to 30 (with
         # the default retry_initial_seconds = 5 and retry_max_seconds = 900)
         daemon = self.config.daemon if self.config else None
@@ -92,6 +104,7 @@ class Pause:
 
     def release(self) -> None:
         self._credit_floor = None
+        self.trial = False
         if self.reason is not None:
             self.log.info("the account works again; resuming uploads and submissions")
             self.store.set_meta(PAUSE_META_KEY, None)
@@ -125,7 +138,7 @@ class Pause:
     def maybe_recheck(self, client: CleanvoiceClient) -> None:
         """When paused and the back-off has passed, ask the account (in the background)
         whether to resume; the scheduler's loop does not wait for the answer."""
-        if not self.active or (self._check is not None and not self._check.done()):
+        if not self.active or self.trial or (self._check is not None and not self._check.done()):
             return
         self._reload_key_if_changed(client)
         if time.time() < self.check_at:
@@ -142,22 +155,34 @@ class Pause:
             self.check_at = time.time() + 60.0
             self.log.warning("could not check the account", error=exc.message)
             return
-        credit = account.get("credit")
-        total = credit.get("total") if isinstance(credit, dict) else None
-        balance = float(total) if isinstance(total, int | float) else None
+        balance = account_balance(account)
         if self.reason == NO_CREDITS:
-            # the balance the refusal happened at is not known; the first check learns it,
-            # and only a balance above it (credits were added) resumes
-            if self._credit_floor is None or (
-                balance is not None and balance <= self._credit_floor
-            ):
-                self._credit_floor = balance if self._credit_floor is None else self._credit_floor
-                self.engage(NO_CREDITS)
+            # Credit is back only if the balance rose above what it was when work stopped.
+            # An account body without a balance (the SDK's AccountInfo has none that the
+            # docs name), or a first look after a restart, cannot tell: then one recording
+            # is let through as a trial, and a second refusal pauses again.
+            if balance is not None and self._credit_floor is not None:
+                if balance > self._credit_floor:
+                    self.release()
+                else:
+                    self.engage(NO_CREDITS)
                 return
-        elif balance is not None and balance <= 0:
+            if balance is not None:
+                self._credit_floor = balance
+            self.begin_trial()
+            return
+        if balance is not None and balance <= 0:
             self.engage(NO_CREDITS)
             return
         self.release()
+
+    def begin_trial(self) -> None:
+        """Let one upload or submission through to learn whether the account works again."""
+        if not self.trial:
+            self.log.info(
+                "the account does not tell whether credit was added; trying one recording"
+            )
+        self.trial = True
 
 
 class Outcomes:
@@ -369,13 +394,12 @@ NO_CREDITS = (
 
 def account_trouble(exc: AccountApiError) -> str:
     """Say in plain words why Cleanvoice refused, and what brings the daemon back."""
-    text = f"{exc.message} {exc.code or ''}".lower()
     if exc.status == 401:
         return (
             "Cleanvoice refused the API key (HTTP 401). Put a valid key where cvsyncd "
             "reads it (see `cvsyncd check`); work resumes by itself once the key works"
         )
-    if "credit" in text:
+    if says_insufficient_credits(exc.status, exc.code, exc.said or exc.message):
         return NO_CREDITS
     return (
         f"Cleanvoice refused a request for this account: {exc.message}. Work resumes "

@@ -36,6 +36,7 @@ from cvsyncd.config import Folder
 from cvsyncd.fileops import NAME_MAX
 from cvsyncd.jobs import Job, iso_time
 from cvsyncd.redact import REDACTED, redact_url
+from cvsyncd.render.markers import marker_extension
 
 MEDIA_EXTENSIONS = frozenset(
     {
@@ -112,13 +113,15 @@ def plan_outputs(
     job: Job,
     result: Mapping[str, Any],
     derived: Sequence[str] = (),
-    markers: Sequence[str] = (),
+    markers: Mapping[str, str] | None = None,
 ) -> Plan:
     """The outputs of ``job`` with their final paths, chosen per ``folder.on_conflict``.
 
     ``derived`` are the suffixes of locally rendered files (transcripts, summaries …),
-    ``markers`` the names of marker files to download.
+    ``markers`` the marker files to download (name → URL; each keeps its own text
+    extension, see ``render.markers.marker_extension``).
     """
+    markers = markers or {}
     rel = safe_relative(job.name)
     directory = folder.outbox.joinpath(*rel.parent.parts)
     if job.facts.get("session"):
@@ -138,7 +141,7 @@ def _plan_session(
     result: Mapping[str, Any],
     base: Path,
     derived: Sequence[str],
-    markers: Sequence[str],
+    markers: Mapping[str, str],
 ) -> Plan:
     """A session's outputs go into a folder of their own; a taken folder gets a number."""
     directory, n = base, 1
@@ -160,7 +163,7 @@ def _entries(
     job: Job,
     result: Mapping[str, Any],
     derived: Sequence[str],
-    markers: Sequence[str],
+    markers: Mapping[str, str],
     *,
     session: bool,
 ) -> Plan:
@@ -186,13 +189,14 @@ def _entries(
                 "source": "download_url",
             }
         )
-    for name in markers:
+    for name, url in markers.items():
+        ext = marker_extension(url)
         plan.append(
             {
                 "kind": "marker",
                 "name": name,
                 "source": "timestamps_markers_urls",
-                "path": str(directory / f"{stem}.markers.{marker_file_name(name)}.txt"),
+                "path": str(directory / f"{stem}.markers.{marker_file_name(name)}.{ext}"),
             }
         )
     for suffix in derived:
@@ -216,7 +220,7 @@ def _apply_policy(policy: str, plan: Plan) -> Plan:
 
 def _fit_stem(stem: str, derived: Sequence[str]) -> str:
     """Shorten a stem so that its longest output name still fits in NAME_MAX bytes."""
-    marker = ".markers." + "x" * 60 + ".txt"
+    marker = ".markers." + "x" * 60 + ".json"
     longest = max(len(s.encode()) for s in (*derived, JSON_SUFFIX, marker))
     room = NAME_MAX - longest - len(" (999)")
     encoded = stem.encode()

@@ -161,12 +161,16 @@ class Pipeline:
                 continue  # the folder is paused: its inbox is not there
             if kind in NEW_WORK and (ALL_FOLDERS in self.holds or folder.key in self.holds):
                 continue  # the operator said `cvsyncd pause`
+            if kind in NEW_WORK and self.pause.holds_back(
+                sum(1 for k in running_kinds if k in NEW_WORK)
+            ):
+                continue  # the account is in trouble (a trial lets one step go)
             if kind == "upload":
-                if self.pause.active or uploads >= limits.max_concurrent_uploads:
+                if uploads >= limits.max_concurrent_uploads:
                     continue
                 uploads += 1
             elif kind == "submit":
-                if self.pause.active or edits >= limits.max_active_edits:
+                if edits >= limits.max_active_edits:
                     continue
                 edits += 1
             elif kind == "fetch":
@@ -174,6 +178,7 @@ class Pipeline:
                     continue
                 downloads += 1
             self._start(kind, job, folder)
+            running_kinds.append(kind)
 
     def _start(self, kind: str, job: Job, folder: Folder) -> None:
         owner = {

@@ -28,7 +28,11 @@ from urllib.parse import urlsplit
 from .errors import Problem
 from .schema import describe, key_path, show_value, suggest, unknown_key
 
-Kind = Literal["bool", "number", "choice", "https_url"]
+Kind = Literal["bool", "number", "choice", "https_url", "id"]
+
+#: The one preset key that is not an edit-config option: it goes beside ``config`` in the
+#: create-edit body (``input.template_id``), naming a template saved in the dashboard.
+TEMPLATE_KEY = "template_id"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class Option:
 
     ``kinds`` lists the accepted kinds of value: ``"bool"``; ``"number"`` (an integer or a
     float, never a boolean), bounded by ``at_most`` / ``below``; ``"choice"``, one of the
-    strings in ``choices``; ``"https_url"``, an https URL string.
+    strings in ``choices``; ``"https_url"``, an https URL string; ``"id"``, a whole
+    number ≥ 1 (never a boolean).
     """
 
     kinds: tuple[Kind, ...]
@@ -64,6 +69,8 @@ class Option:
             parts.append("one of " + ", ".join(show_value(c) for c in self.choices))
         if "https_url" in self.kinds:
             parts.append('an https:// URL string, e.g. "https://bucket.example.com/out.mp3?…"')
+        if "id" in self.kinds:
+            parts.append("a whole number ≥ 1, e.g. 42")
         return ", or ".join(parts)
 
 
@@ -105,7 +112,9 @@ VOCABULARY: Mapping[str, Option] = MappingProxyType(
             ("choice",),
             "audio format of the cleaned file; auto keeps the input's format",
             '"auto"',
-            choices=("auto", "mp3", "wav", "flac", "m4a", "aac", "opus"),
+            # the docs and the JS SDK: only these; the Python SDK's type also lets "aac"
+            # and "opus" through (docs/cleanvoice-api.md, "Where the sources disagree")
+            choices=("auto", "mp3", "wav", "flac", "m4a"),
         ),
         "transcription": flag("transcribe the recording"),
         "summarize": flag("title, summary, chapters and key learnings (needs transcription)"),
@@ -119,6 +128,11 @@ VOCABULARY: Mapping[str, Option] = MappingProxyType(
         "waveform_preview": flag("ask for a waveform preview"),
         "audio_for_edl": flag("audio for an edit decision list"),
         "signed_url": Option(("https_url",), "results are also PUT to this URL", "none (not sent)"),
+        TEMPLATE_KEY: Option(
+            ("id",),
+            "a template saved in the Cleanvoice dashboard (sent as input.template_id)",
+            "none (not sent)",
+        ),
     }
 )
 
@@ -220,6 +234,8 @@ def check_value(option: Option, value: Any) -> str:
         if not hint and "bool" in option.kinds and value.lower() in ("true", "false"):
             hint = f" (write {value.lower()} without quotes)"
         return f"{show_value(value)} is not one of the choices{hint}"
+    if isinstance(value, int) and "id" in option.kinds:
+        return "" if value >= 1 else f"must be a whole number ≥ 1, got {show_value(value)}"
     if isinstance(value, str) and "https_url" in option.kinds:
         parts = urlsplit(value)
         if parts.scheme == "https" and parts.hostname:

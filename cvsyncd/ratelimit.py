@@ -1,7 +1,7 @@
 """The client's own request budget, so that no burst of files can exceed the API's limits.
 
 Cleanvoice allows 30 upload/create requests and 300 status requests a minute per key
-(API-CONTRACT.md). Each budget is a sliding window: a request may go when fewer than
+(docs/cleanvoice-api.md). Each budget is a sliding window: a request may go when fewer than
 ``limit`` requests went in the last minute. A 429 answer closes its budget for everyone
 until the server's ``Retry-After`` has passed, so one refusal slows the whole client, not
 just the job that got it.

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from cvsyncd import inbox, media, schedule
+from cvsyncd import inbox, media, presets, schedule
 from cvsyncd.api import CleanvoiceClient, file_url_of
 from cvsyncd.config import Config, Folder
 from cvsyncd.delivery import Delivery, expired_message
@@ -79,6 +79,17 @@ def missing_input(folder: Folder, path: Path) -> JobError:
             retryable=True,
         )
     return JobError(f"the input {path} disappeared (deleted or moved away) before it was uploaded")
+
+
+def refusal_message(exc: PermanentApiError) -> str:
+    """Why Cleanvoice refused to create an edit, in its own words."""
+    words = exc.said or exc.message
+    code = f", {exc.code}" if exc.code and exc.code not in words else ""
+    status = f"HTTP {exc.status}{code}" if exc.status else "refused"
+    return (
+        f"Cleanvoice refused to create an edit for this recording ({status}): {words}. "
+        "Nothing was billed"
+    )
 
 
 def same_file(st: os.stat_result, recorded: InputFile) -> bool:
@@ -241,12 +252,19 @@ class Steps:
         job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
         failpoint("submit.intent")
         self.log.info("submitting", job=job.id, path=job.name)
-        edit_id = await self.client.create_edit(
-            [f for f in files if f],
-            job.options,
-            upload_type="multitrack" if job.is_multitrack else None,
-            reserved=True,
-        )
+        options = dict(job.options)
+        template_id = options.pop(presets.TEMPLATE_KEY, None)
+        try:
+            edit_id = await self.client.create_edit(
+                [f for f in files if f],
+                options,
+                upload_type="multitrack" if job.is_multitrack else None,
+                template_id=template_id,
+                reserved=True,
+            )
+        except PermanentApiError as exc:
+            # refused outright (400/404/413/422): nothing was created, nothing billed
+            raise PermanentApiError(refusal_message(exc), status=exc.status) from None
         failpoint("submit.posted")
         now = time.time()
         self.store.transition(

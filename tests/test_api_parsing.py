@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cvsyncd.answers import account_balance, balance_unit, says_insufficient_credits
 from cvsyncd.api import (
     RUNNING_STATUSES,
     backoff_delay,
@@ -34,8 +35,19 @@ from cvsyncd.errors import PermanentApiError
             ("field required", None),
         ),
         ({}, ("HTTP 500", None)),
-        ("<html>Bad gateway</html>", ("<html>Bad gateway</html>", None)),
+        # the flat style, a bare string under "error", a code without words
+        ({"message": "Bad input", "code": "E1"}, ("Bad input", "E1")),
+        ({"error": "Invalid file"}, ("Invalid file", None)),
+        ({"error": {"code": "UPLOAD_NOT_FOUND"}}, ("HTTP 500", "UPLOAD_NOT_FOUND")),
+        # plain text as it is; an HTML page by its title, never its markup
+        ("Service down for maintenance\n", ("Service down for maintenance", None)),
+        (
+            "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+            ("HTTP 500 (502 Bad Gateway)", None),
+        ),
+        ("<html>Bad gateway</html>", ("HTTP 500", None)),
         (None, ("HTTP 500", None)),
+        ([{"message": "a list body"}], ("HTTP 500", None)),
     ],
 )
 def test_every_documented_error_shape(body: object, expected: tuple[str, str | None]) -> None:
@@ -78,12 +90,79 @@ def test_success_with_result() -> None:
     [
         ({"message": "Could not decode audio"}, "Could not decode audio"),
         (None, None),
+        ({}, None),
         ("broken file", "broken file"),
+        (
+            {"error": {"code": "PROCESSING_FAILED", "message": "Audio processing failed"}},
+            "Audio processing failed (PROCESSING_FAILED)",
+        ),
+        ({"detail": "The file has no audio track"}, "The file has no audio track"),
+        ({"message": "Too short", "code": "DURATION"}, "Too short (DURATION)"),
+        ({"state": "FAILURE"}, None),
+        ({"job_name": "transcode"}, "transcode"),
     ],
 )
 def test_failure_messages(result: object, message: str | None) -> None:
     parsed = parse_edit_status({"status": "FAILURE", "result": result})
     assert parsed.failed and parsed.message == message
+    assert "{" not in (parsed.message or "")  # never a Python repr of a dict
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "FAILURE", "error": {"code": "E7", "message": "Unreadable input"}},
+        {"status": "FAILURE", "result": None, "message": "Unreadable input"},
+        {"status": "FAILURE", "detail": "Unreadable input"},
+    ],
+)
+def test_a_failure_reason_beside_the_result_is_found(body: dict[str, object]) -> None:
+    assert (parse_edit_status(body).message or "").startswith("Unreadable input")
+
+
+def test_a_huge_failure_message_is_bounded_and_one_line() -> None:
+    parsed = parse_edit_status({"status": "FAILURE", "result": {"message": "x\n\x00" * 100_000}})
+    assert parsed.message is not None and len(parsed.message) <= 500
+    assert "\n" not in parsed.message and "\x00" not in parsed.message
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "credits"),
+    [
+        (402, None, "Payment Required", True),
+        (402, None, "", True),
+        (400, "INSUFFICIENT_CREDITS", "Not enough credits for processing", True),
+        (403, None, "Insufficient credits: this edit needs 61 minutes", True),
+        (422, None, "You are out of credits", True),
+        (403, None, "This key may not do that", False),
+        (400, "BAD_REQUEST", "filename is required", False),
+    ],
+)
+def test_insufficient_credits_is_recognised_by_status_code_or_words(
+    status: int, code: str | None, message: str, credits: bool
+) -> None:
+    assert says_insufficient_credits(status, code, message) is credits
+
+
+@pytest.mark.parametrize(
+    ("body", "balance", "unit"),
+    [
+        ({"credit": {"total": 12.5, "subscription": 10, "payg": 2.5}}, 12.5, "credits"),
+        ({"credit": {"total": 3}, "meta": {"credit_unit": "hours"}}, 3.0, "hours"),
+        ({"credits_remaining": 40, "user": "ana@example.com", "account": {}}, 40.0, "credits"),
+        ({"account": {"credits_remaining": "7"}}, 7.0, "credits"),
+        ({"usage": {"hours_remaining": 74.5}, "email": "u@example.com"}, 74.5, "hours"),
+        ({"user": {"email": "ana@example.com"}}, None, "credits"),
+        ({"credit": [], "credits_remaining": None}, None, "credits"),
+        ({"credit": {"total": True}}, None, "credits"),
+        ({"credit": {"total": float("nan")}}, None, "credits"),
+    ],
+)
+def test_the_balance_is_read_from_every_account_shape(
+    body: dict[str, object], balance: float | None, unit: str
+) -> None:
+    assert account_balance(body) == balance
+    assert balance_unit(body) == unit
 
 
 def test_backoff_grows_is_capped_and_honours_retry_after() -> None:

@@ -245,8 +245,8 @@ def test_bad_inputs_each_get_an_answer(tmp_path: Path, emulator: Emulator) -> No
         daemon.wait_for_event(
             "not taken",
             reason=(
-                ".txt is not among the folder's extensions (mp3, wav, m4a, aac, flac, ogg, opus, "
-                "mp4, mov, mkv, webm)"
+                ".txt is not among the folder's extensions (mp3, wav, m4a, flac, aiff, aif, "
+                "mp4, mov, mkv, webm, avi)"
             ),
         )
     finally:

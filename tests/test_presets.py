@@ -49,7 +49,8 @@ def test_a_valid_table_has_no_problems() -> None:
         ("mute_lufs", -80.0),
         ("target_lufs", -0.5),
         ("export_format", "auto"),
-        ("export_format", "opus"),
+        ("export_format", "m4a"),
+        ("template_id", 42),
     ],
 )
 def test_accepted_values(key: str, value: Any) -> None:
@@ -97,8 +98,14 @@ def test_extra_keys_are_left_to_the_caller_but_suggested() -> None:
         ("mute_lufs", float("nan"), "must be a finite number, got nan", "a number ≤ 0"),
         ("target_lufs", 0, "must be below 0, got 0", "a number < 0"),
         ("target_lufs", "-16", 'the string "-16" is not accepted here', "a number < 0"),
-        ("export_format", "MP3", '"MP3" is not one of the choices (did you mean "mp3"?)', '"opus"'),
+        ("export_format", "MP3", '"MP3" is not one of the choices (did you mean "mp3"?)', '"m4a"'),
         ("export_format", "ogg", '"ogg" is not one of the choices', '"auto", "mp3", "wav"'),
+        ("export_format", "opus", '"opus" is not one of the choices', '"flac", "m4a"'),
+        ("export_format", "aac", '"aac" is not one of the choices', '"flac", "m4a"'),
+        ("template_id", 0, "must be a whole number ≥ 1, got 0", "a whole number ≥ 1"),
+        ("template_id", "42", 'the string "42" is not accepted here', "a whole number ≥ 1"),
+        ("template_id", True, "the boolean true is not accepted here", "a whole number ≥ 1"),
+        ("template_id", 4.2, "the number 4.2 is not accepted here", "a whole number ≥ 1"),
         ("merge", [True], "an array is not accepted here", "true or false"),
         ("automix", {"on": True}, "a table is not accepted here", "true or false"),
     ],
@@ -189,9 +196,12 @@ def test_every_option_can_be_described() -> None:
 
 
 def test_vocabulary_matches_the_official_sdk() -> None:
-    """The official SDK rejects unknown keys; our table must know exactly its keys."""
+    """The official SDK rejects unknown keys; our table must know exactly its keys (and
+    ``template_id``, which it takes beside the config)."""
     types = pytest.importorskip("cleanvoice.types")
-    assert set(VOCABULARY) == set(types.ProcessingConfig.model_fields)
+    config_keys = set(VOCABULARY) - {presets.TEMPLATE_KEY}
+    assert config_keys == set(types.ProcessingConfig.model_fields)
+    assert presets.TEMPLATE_KEY in types.EditInput.model_fields
 
 
 def test_docs_list_every_option() -> None:
@@ -231,5 +241,5 @@ def test_problem_renders_file_key_message_and_valid() -> None:
     assert isinstance(problem, Problem)
     assert str(problem) == (
         '/etc/cvsyncd.toml:presets.a.export_format: "ogg" is not one of the choices — valid: '
-        'one of "auto", "mp3", "wav", "flac", "m4a", "aac", "opus"'
+        'one of "auto", "mp3", "wav", "flac", "m4a"'
     )

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cvsyncd.render import RenderContext, marker_downloads, render
-from cvsyncd.render.markers import parse_labels, safe_name
+from cvsyncd.render.markers import marker_extension, parse_labels, safe_name
 from tests.test_render_cases import empty_fields, emulator_case, multi_speaker_case
 
 
@@ -101,9 +101,25 @@ def test_marker_downloads_mapping_list_and_empty() -> None:
     assert marker_downloads(
         {"timestamps_markers_urls": {"timeline_audacity": "https://h/t.txt?s=1"}}
     ) == [("timeline_audacity", "https://h/t.txt?s=1")]
+    # a list: named after each file (a known name inside it wins), else by place
     assert marker_downloads({"timestamps_markers_urls": ["https://h/a", "http://h/b"]}) == [
-        ("1", "https://h/a"),
-        ("2", "http://h/b"),
+        ("a", "https://h/a"),
+        ("b", "http://h/b"),
+    ]
+    assert marker_downloads(
+        {
+            "timestamps_markers_urls": [
+                "https://h/98d8_timeline_audacity.txt?X-Amz-Signature=s",
+                "https://example.com/timestamps.json",
+                "https://h/",
+                "https://h/timestamps.json",
+            ]
+        }
+    ) == [
+        ("timeline_audacity", "https://h/98d8_timeline_audacity.txt?X-Amz-Signature=s"),
+        ("timestamps", "https://example.com/timestamps.json"),
+        ("3", "https://h/"),
+        ("timestamps_2", "https://h/timestamps.json"),
     ]
     empties: tuple[Any, ...] = ([], None, "", {})
     for empty in empties:
@@ -139,3 +155,18 @@ def test_safe_names_are_safe(name: str) -> None:
     safe = safe_name(name)
     assert all(c.isascii() and (c.isalnum() or c in "_-") for c in safe)
     assert "/" not in safe and ".." not in safe and "\x00" not in safe and len(safe) <= 64
+
+
+@pytest.mark.parametrize(
+    ("url", "ext"),
+    [
+        ("https://example.com/timestamps.json", "json"),
+        ("https://h/x_timeline_audacity.txt?sig=1", "txt"),
+        ("https://h/markers.CSV", "csv"),
+        ("https://h/markers", "txt"),  # no extension at all
+        ("https://h/evil.exe", "txt"),  # only text formats keep their own
+        ("https://h/a.json/", "txt"),
+    ],
+)
+def test_a_marker_file_keeps_its_own_text_extension(url: str, ext: str) -> None:
+    assert marker_extension(url) == ext

@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from cvsyncd.render.common import json_seconds, short_time, to_ms
@@ -32,6 +33,8 @@ AUDACITY_NAME = "timeline_audacity"
 ACTIONS = {"CUT": "cut", "MUTE": "mute"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_NAME = 64
+# text formats a marker file may come in, kept as its extension (anything else is .txt)
+MARKER_EXTENSIONS = frozenset({"txt", "json", "csv", "tsv", "xml", "edl", "srt", "vtt"})
 
 
 @dataclass(frozen=True)
@@ -194,15 +197,17 @@ def safe_name(name: str) -> str:
 def marker_downloads(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Return ``(name, url)`` for each marker file of a result.
 
-    ``timestamps_markers_urls`` is a mapping name → URL, or a list of URLs (named "1",
-    "2", …), or empty. Names are made safe for a file name (see :func:`safe_name`) and
+    ``timestamps_markers_urls`` is a mapping name → URL, or a list of URLs, or empty. A
+    listed URL is named after its file (``…/b309_timeline_audacity.txt`` is
+    ``timeline_audacity``, ``…/timestamps.json`` is ``timestamps``), else by its place
+    ("1", "2", …). Names are made safe for a file name (see :func:`safe_name`) and
     unique; entries that are not http(s) URLs are left out.
     """
     value = result.get("timestamps_markers_urls")
     if isinstance(value, Mapping):
         entries = [(str(name), url) for name, url in value.items()]
     elif isinstance(value, list):
-        entries = [(str(number), url) for number, url in enumerate(value, 1)]
+        entries = [(_name_in_url(url), url) for url in value]
     else:
         return []
     downloads: list[tuple[str, str]] = []
@@ -218,3 +223,30 @@ def marker_downloads(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         taken.add(unique)
         downloads.append((unique, url))
     return downloads
+
+
+def _name_in_url(url: Any) -> str:
+    """The name a listed marker file goes by: a known name in its file name, or its stem."""
+    if not isinstance(url, str):
+        return ""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return ""
+    stem = PurePosixPath(path).stem
+    if AUDACITY_NAME in stem.lower():
+        return AUDACITY_NAME
+    return stem[:40]
+
+
+def marker_extension(url: str) -> str:
+    """The extension a downloaded marker file keeps: its own when it names a text format
+    (``.json`` in the JS SDK's example), else ``txt``. Never anything a player would run."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return "txt"
+    if path.endswith("/"):
+        return "txt"
+    suffix = PurePosixPath(path).suffix.lower().lstrip(".")
+    return suffix if suffix in MARKER_EXTENSIONS else "txt"

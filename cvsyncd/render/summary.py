@@ -7,7 +7,8 @@
   chapter the end of the transcript when there is one.
 - ``.chapters.txt``: ``HH:MM:SS.mmm Title`` lines, as podcast editors and hosts import
   (and YouTube reads from a description).
-- ``.social.md``: the newsletter, the Twitter/X thread and the LinkedIn post.
+- ``.social.md``: the newsletter, the Twitter/X thread, the LinkedIn post and any other
+  post the result holds, whether ``social_content`` is a mapping or a list.
 
 The text the API writes is Markdown-like prose; it is kept as it is, only line ends and
 control characters are tidied.
@@ -142,19 +143,65 @@ def render_chapters_txt(result: Mapping[str, Any], speech_end: int | None) -> st
     return "".join(f"{hms_ms(c.start)} {c.title}\n" for c in chapters)
 
 
+# in a social post given as an object: the keys that name it, and those that hold its text
+_POST_NAMES = ("platform", "channel", "type", "title", "name")
+_POST_TEXTS = ("content", "text", "post", "body", "value")
+
+
+def social_sections(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The social posts of a result as (heading, text), in the order given.
+
+    ``social_content`` comes as a mapping (``newsletter``, ``twitter_thread``,
+    ``linkedin`` and whatever other keys it has) or as a list (the docs' shape, which the
+    Python SDK types as ``List[Any]``) of strings or objects. Nothing is dropped: a key
+    cvsyncd does not know becomes a heading of its own, a thread given as a list of posts
+    is joined. Empty values are left out.
+    """
+    value = result.get("social_content")
+    sections: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        known = dict(SOCIAL_SECTIONS)
+        ordered = [k for k, _ in SOCIAL_SECTIONS if k in value]
+        ordered += [k for k in value if k not in known]
+        for key in ordered:
+            heading = known.get(key) or _heading(key)
+            sections += _post(heading, value[key])
+    elif isinstance(value, list):
+        for number, item in enumerate(value, 1):
+            sections += _post(f"Post {number}", item)
+    return sections
+
+
+def _heading(key: object) -> str:
+    words = clean_text(str(key).replace("_", " ").replace("-", " "))
+    return words[:1].upper() + words[1:] if words else "Post"
+
+
+def _post(heading: str, value: Any) -> list[tuple[str, str]]:
+    """The section(s) one social value makes: text, a list of texts, or an object."""
+    if isinstance(value, Mapping):
+        name = next((clean_text(value[k]) for k in _POST_NAMES if clean_text(value.get(k))), "")
+        text = next((clean_block(value[k]) for k in _POST_TEXTS if clean_block(value.get(k))), "")
+        if text:
+            return [(_heading(name) if name else heading, text)]
+        nested: list[tuple[str, str]] = []
+        for key, inner in value.items():
+            nested += _post(f"{heading}: {_heading(key)}", inner)
+        return nested
+    text = clean_block(value)
+    return [(heading, text)] if text else []
+
+
 def has_social(result: Mapping[str, Any]) -> bool:
-    social = mapping(result.get("social_content"))
-    return social is not None and any(clean_block(social.get(key)) for key, _ in SOCIAL_SECTIONS)
+    return bool(social_sections(result))
 
 
 def render_social_md(result: Mapping[str, Any], title: str) -> str:
-    if not has_social(result):
+    sections = social_sections(result)
+    if not sections:
         raise ValueError("the result has no social posts (was social_content asked for?)")
-    social = mapping(result.get("social_content")) or {}
     heading = clean_text((summarization(result) or {}).get("title")) or title
     out = [f"# Social posts: {heading}", ""]
-    for key, name in SOCIAL_SECTIONS:
-        text = clean_block(social.get(key))
-        if text:
-            out.extend([f"## {name}", "", text, ""])
+    for name, text in sections:
+        out.extend([f"## {name}", "", text, ""])
     return "\n".join(out).rstrip("\n") + "\n"
