@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 import wave
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,37 @@ def make_wav(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 
     return path
 
 
+def vary_seed(request: pytest.FixtureRequest) -> int:
+    """A seed for the emulator's varied mode, different for every test but repeatable.
+
+    ``CVSYNCD_TEST_VARY=N`` adds N to every seed, to run the whole suite under other
+    answer shapes (``CVSYNCD_TEST_VARY=canonical`` runs it under the canonical ones).
+    """
+    offset = os.environ.get("CVSYNCD_TEST_VARY", "0")
+    return zlib.crc32(request.node.nodeid.encode()) + (int(offset) if offset.isdigit() else 0)
+
+
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
+def emulator(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """The emulator in varied mode: every answer takes one of its documented shapes, picked
+    with a seed of this test's own (docs/emulator.md, "Varied mode")."""
+    canonical = os.environ.get("CVSYNCD_TEST_VARY") == "canonical"
+    emu = Emulator(
+        tmp_path / "emulator",
+        api_key=EMULATOR_KEY,
+        processing_seconds=1.0,
+        vary=None if canonical else vary_seed(request),
+    )
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def canonical_emulator(tmp_path: Path) -> Iterator[Emulator]:
+    """The emulator answering in the canonical shape of the docs' examples only."""
     emu = Emulator(tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=1.0)
     emu.start()
     try:

@@ -599,13 +599,13 @@ def test_credits_run_out_and_failures_are_refunded(start: Callable[..., Started]
     create(api, [public(upload(api, "a.wav", wav_bytes(0.5)))])
     doomed = create(api, [GOOD_URL])  # cannot be fetched: fails later
     refused = api.post("/edits", json=body)
-    assert refused.status_code == 403
+    assert refused.status_code == 402  # Payment Required, as the SDK expects
     assert refused.json()["error"]["code"] == "INSUFFICIENT_CREDITS"
     assert api.get("/account").json()["credits_remaining"] == 0
     assert finish(api, doomed)["status"] == "FAILURE"
     assert api.get("/account").json()["credits_remaining"] == pytest.approx(1 / 60, abs=1e-5)
     create(api, [public(upload(api, "b.wav", wav_bytes(0.5)))])
-    assert api.post("/edits", json=body).status_code == 403
+    assert api.post("/edits", json=body).status_code == 402
 
 
 def test_submissions_are_rate_limited(start: Callable[..., Started]) -> None:

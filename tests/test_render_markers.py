@@ -113,6 +113,7 @@ def test_marker_downloads_mapping_list_and_empty() -> None:
                 "https://example.com/timestamps.json",
                 "https://h/",
                 "https://h/timestamps.json",
+                "https://h/c1c8ba608c14422c948e220a9650c029_cuts.json",
             ]
         }
     ) == [
@@ -120,6 +121,7 @@ def test_marker_downloads_mapping_list_and_empty() -> None:
         ("timestamps", "https://example.com/timestamps.json"),
         ("3", "https://h/"),
         ("timestamps_2", "https://h/timestamps.json"),
+        ("cuts", "https://h/c1c8ba608c14422c948e220a9650c029_cuts.json"),
     ]
     empties: tuple[Any, ...] = ([], None, "", {})
     for empty in empties:

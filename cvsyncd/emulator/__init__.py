@@ -1,6 +1,6 @@
 """A local, faithful Cleanvoice API server for trying the daemon and for the tests.
 
-``Emulator`` serves the API of API-CONTRACT.md (``/v2/upload``, ``/v2/edits``,
+``Emulator`` serves the API of docs/cleanvoice-api.md (``/v2/upload``, ``/v2/edits``,
 ``/v1/account``) and the presigned object storage behind it, on loopback, with the real
 limits, error shapes and failure modes, plus injectable faults. See docs/emulator.md.
 
@@ -24,6 +24,7 @@ Module map (each one owns one thing)::
     signing      presigned URLs (HMAC-SHA256)
     ratelimit    sliding-window limits
     faults       fault settings and the seeded picker
+    variants     which documented shape each answer takes (canonical or varied, seeded)
     replies      JSON, error bodies in every style, S3 XML
     requestlog   requests.jsonl
 

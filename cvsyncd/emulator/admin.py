@@ -15,6 +15,7 @@ from cvsyncd.emulator.faults import FaultInjector
 from cvsyncd.emulator.httpio import BodyError, Exchange, Response
 from cvsyncd.emulator.replies import json_response
 from cvsyncd.emulator.state import State
+from cvsyncd.emulator.variants import Variants
 
 ADMIN_BODY_LIMIT = 64 * 1024
 
@@ -37,9 +38,10 @@ def _problem(status: int, message: str) -> Response:
 class AdminEndpoints:
     """Serves ``/_emulator/faults`` and ``/_emulator/state``."""
 
-    def __init__(self, faults: FaultInjector, state: State):
+    def __init__(self, faults: FaultInjector, state: State, variants: Variants | None = None):
         self._faults = faults
         self._state = state
+        self._variants = variants or Variants(None)
 
     def refuse_remote(self, exchange: Exchange) -> Response | None:
         if is_loopback(exchange.client_host):
@@ -63,6 +65,9 @@ class AdminEndpoints:
         return json_response(200, self._faults.settings.to_json())
 
     def state(self, exchange: Exchange, params: Mapping[str, str]) -> Response:
-        """GET: every edit and upload the emulator holds, and the remaining credit."""
+        """GET: every edit and upload the emulator holds, the remaining credit, and which
+        answer shapes were served (``variants``)."""
         exchange.processed = True
-        return json_response(200, self._state.snapshot())
+        report = {**self._state.snapshot(), "variants": self._variants.report()}
+        report["vary_seed"] = self._variants.seed
+        return json_response(200, report)

@@ -152,6 +152,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--seed", type=int, help="seed of the fault RNG, for reproducible runs")
     add(
+        "--vary",
+        type=int,
+        metavar="SEED",
+        help="varied mode: every answer takes one of its documented shapes, picked with "
+        "this seed (default: the canonical shape of the docs' examples)",
+    )
+    add(
         "--retention-seconds",
         type=number,
         default=7 * 24 * 3600.0,
@@ -181,6 +188,7 @@ def _make_emulator(args: argparse.Namespace, data_dir: Path) -> Emulator:
         faults=faults,
         seed=args.seed,
         retention_seconds=args.retention_seconds,
+        vary=args.vary,
     )
 
 

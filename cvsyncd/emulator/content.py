@@ -9,6 +9,7 @@ one marker per counted event), and every text says plainly that it is emulator o
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Mapping
@@ -131,6 +132,13 @@ def make_summarization(duration: float) -> dict[str, Any]:
         "summary_of_summary": "Emulated output of the cvsyncd emulator.",
         "episode_description": f"An emulated episode of {minutes:.1f} minutes (cvsyncd emulator).",
     }
+
+
+def render_markers_json(markers: list[Marker]) -> str:
+    """The same markers as a JSON list, ``[{"start", "end", "label"}]`` in seconds: the
+    JS SDK's test fixture lists a ``timestamps.json`` marker file."""
+    entries = [{"start": start, "end": end, "label": label} for start, end, label in markers]
+    return json.dumps(entries, indent=1) + "\n"
 
 
 def make_social_content() -> dict[str, str]:

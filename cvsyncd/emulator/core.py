@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +21,7 @@ from cvsyncd.emulator.server import EmulatorHTTPServer
 from cvsyncd.emulator.signing import UrlSigner
 from cvsyncd.emulator.state import State, StateSettings
 from cvsyncd.emulator.storage import StorageEndpoints
+from cvsyncd.emulator.variants import Variants
 
 DEFAULT_API_KEY = "cv-emulator-key"
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
@@ -36,6 +38,10 @@ def _check_settings(**values: float) -> None:
 
 class Emulator:
     """A Cleanvoice-compatible API server on ``host:port``, its files under ``data_dir``.
+
+    With ``vary`` (a seed) every answer takes one of its documented shapes at random
+    (``variants.py``); without, the canonical shape of the docs' examples. ``vary_pin``
+    fixes chosen points to one option (``{"social-shape": "list-text"}``), for tests.
 
     ``start()`` serves in a daemon thread; ``stop()`` closes every connection and joins it.
     It can be started again after a stop (same port, same edits): a way to emulate an
@@ -59,6 +65,8 @@ class Emulator:
         faults: FaultSettings | None = None,
         seed: int | None = None,
         retention_seconds: float = 7 * 24 * 3600,
+        vary: int | None = None,
+        vary_pin: Mapping[str, str] | None = None,
     ):
         _check_settings(
             port=port,
@@ -91,15 +99,22 @@ class Emulator:
                 retention_seconds=retention_seconds,
             ),
         )
-        self._router = self._make_router(api_key, rate_limits, ErrorBodies(error_style))
+        # varied mode: every answer picks among its documented shapes (seeded by ``vary``)
+        self.variants = Variants(vary, vary_pin)
+        style = "varied" if vary is not None and error_style == "error" else error_style
+        self._router = self._make_router(
+            api_key, rate_limits, ErrorBodies(style, self.variants)
+        )
 
     def _make_router(self, api_key: str, rate_limits: bool, errors: ErrorBodies) -> Router:
         limiter = SlidingWindowLimiter() if rate_limits else None
-        api = ApiEndpoints(self._state, self.signer, errors, api_key, limiter, self._origin)
+        api = ApiEndpoints(
+            self._state, self.signer, errors, api_key, limiter, self._origin, self.variants
+        )
         return Router(
             api=api,
             storage=StorageEndpoints(self._state, self.signer),
-            admin=AdminEndpoints(self._faults, self._state),
+            admin=AdminEndpoints(self._faults, self._state, self.variants),
             state=self._state,
             faults=self._faults,
             errors=errors,
@@ -192,6 +207,10 @@ class Emulator:
     def requests(self) -> list[dict[str, Any]]:
         """Return the request log, parsed: one dict per completed request, oldest first."""
         return self._log.read()
+
+    def add_credits(self, hours: float) -> None:
+        """Add ``hours`` of audio to the account's credit, as a purchase would."""
+        self._state.add_credits(hours)
 
     def set_faults(self, faults: FaultSettings) -> None:
         """Replace the fault settings; takes effect for the next request."""

@@ -71,6 +71,14 @@ class Success:
     download: str
     merged: str | None
     markers: str | None
+    timestamps_json: str | None = None  # the same edits as JSON (listed in some variants)
+
+    def file_for(self, name: str) -> str | None:
+        """The stored file a URL name stands for (the name may lack its extension)."""
+        names = [n for n in (self.download, self.merged, self.markers, self.timestamps_json) if n]
+        if name in names:
+            return name
+        return next((n for n in names if PurePosixPath(n).stem == name), None)
 
 
 @dataclass(frozen=True)
@@ -184,14 +192,22 @@ def process_edit(
     folder.mkdir(parents=True, exist_ok=True)
     download, merged = _write_media(tracks, infos, config, base, folder)
     fields = _result_fields(config, base, digest, duration)
-    markers = None
+    markers = timestamps_json = None
     if config.get("export_timestamps") is True:
         markers = f"{base}_timeline_audacity.txt"
+        timestamps_json = f"{base}_timestamps.json"
         found = content.make_markers(
             fields["statistics"], digest, duration, muted=config.get("muted") is True
         )
         artifacts.write_text(folder / markers, content.render_audacity_labels(found))
-    return Success(fields=fields, download=download, merged=merged, markers=markers)
+        artifacts.write_text(folder / timestamps_json, content.render_markers_json(found))
+    return Success(
+        fields=fields,
+        download=download,
+        merged=merged,
+        markers=markers,
+        timestamps_json=timestamps_json,
+    )
 
 
 def media_duration(path: Path | None) -> float:

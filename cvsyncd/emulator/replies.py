@@ -1,9 +1,11 @@
 """The bodies the emulator answers with: JSON, API errors in every documented shape, S3 XML.
 
 The real API is inconsistent about error bodies (``{"error": {...}}``, ``{"detail": "..."}``,
-``{"detail": {"error": {...}}}``, ``{"message": "..."}``); a client must parse all four, so
-the emulator can answer in any one of them, or rotate through them (``mixed``).
-Storage errors come as S3 XML, and a 502 as the HTML page a proxy would send.
+``{"detail": {"error": {...}}}``, ``{"message": "..."}``, a flat ``{"message", "code"}``,
+and plain text from the layers in front of it); a client must read them all, so the
+emulator can answer in any one of them, rotate through them (``mixed``), or pick one per
+answer (``varied``, seeded: see variants.py). Storage errors come as S3 XML, and a 502 as
+the HTML page a proxy would send.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from cvsyncd.emulator.httpio import Response
+from cvsyncd.emulator.variants import POINTS, Variants
 
-ERROR_STYLES = ("error", "detail", "detail-error", "message", "mixed")
-_FIXED_STYLES = ERROR_STYLES[:-1]
+SHAPES = POINTS["error-style"]  # error, detail, detail-error, message, flat, text
+ERROR_STYLES = (*SHAPES, "mixed", "varied")
+_ROTATION = ("error", "detail", "detail-error", "message")
 
 JSON_TYPE = "application/json"
 
@@ -36,20 +40,29 @@ def _shape(style: str, code: str, message: str) -> dict[str, Any]:
         return {"detail": {"error": {"code": code, "message": message}}}
     if style == "message":
         return {"message": message}
+    if style == "flat":
+        return {"message": message, "code": code}
     return {"error": {"code": code, "message": message}}
 
 
 class ErrorBodies:
-    """Makes API error responses in the configured style; ``mixed`` rotates the shapes."""
+    """Makes API error responses in the configured style.
 
-    def __init__(self, style: str):
+    ``mixed`` rotates through the four JSON shapes of the docs in order; ``varied`` picks
+    any of the six shapes per answer from ``variants`` (plain text included).
+    """
+
+    def __init__(self, style: str, variants: Variants | None = None):
         if style not in ERROR_STYLES:
             raise ValueError(f"unknown error style {style!r} — valid: {', '.join(ERROR_STYLES)}")
         self._style = style
-        self._rotation = itertools.cycle(_FIXED_STYLES)
+        self._variants = variants or Variants(None)
+        self._rotation = itertools.cycle(_ROTATION)
         self._lock = threading.Lock()
 
     def _next_style(self) -> str:
+        if self._style == "varied":
+            return self._variants.pick("error-style")
         if self._style != "mixed":
             return self._style
         with self._lock:
@@ -58,7 +71,11 @@ class ErrorBodies:
     def response(
         self, status: int, code: str, message: str, headers: Iterable[tuple[str, str]] = ()
     ) -> Response:
-        return json_response(status, _shape(self._next_style(), code, message), headers)
+        style = self._next_style()
+        if style == "text":
+            body = f"{message}\n".encode()
+            return Response(status, [("Content-Type", "text/plain; charset=utf-8"), *headers], body)
+        return json_response(status, _shape(style, code, message), headers)
 
 
 def s3_error(status: int, code: str, message: str, resource: str) -> Response:

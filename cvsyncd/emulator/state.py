@@ -66,6 +66,7 @@ class Edit:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     outcome: Outcome | None = None
     polls_after_completion: int = 0
+    held_back: int | None = None  # polls answered SUCCESS without a result (once complete)
 
     @property
     def completes_at(self) -> float:
@@ -113,6 +114,7 @@ class State:
         self._edits: dict[str, Edit] = {}
         self._deleted: set[str] = set()
         self._used_seconds = 0.0
+        self._credit_seconds = settings.credits_hours * 3600  # grows with add_credits
 
     # -- uploads -------------------------------------------------------------------------
 
@@ -142,6 +144,11 @@ class State:
                 upload = self._uploads[upload_id] = Upload(upload_id, filename, self._clock())
             upload.size, upload.etag = size, etag
 
+    def uploaded_name(self, url: str) -> str | None:
+        """The file name of the complete upload ``url`` names, or None if it names none."""
+        track = self._track(url)
+        return track.name if track.path is not None else None
+
     def _track(self, url: str) -> Track:
         parsed = parse_upload_path(urlsplit(url).path)
         if parsed is None:
@@ -160,7 +167,12 @@ class State:
 
     def remaining_seconds(self) -> float:
         with self._lock:
-            return self._settings.credits_hours * 3600 - self._used_seconds
+            return self._credit_seconds - self._used_seconds
+
+    def add_credits(self, hours: float) -> None:
+        """Top the account up by ``hours`` of audio (a purchase in the dashboard)."""
+        with self._lock:
+            self._credit_seconds += hours * 3600
 
     def create_edit(self, request: EditRequest, *, forced_failure: bool) -> Edit:
         """Register an edit and charge for it. Raise InsufficientCredits."""
@@ -179,7 +191,7 @@ class State:
             forced_failure=forced_failure,
         )
         with self._lock:
-            remaining = self._settings.credits_hours * 3600 - self._used_seconds
+            remaining = self._credit_seconds - self._used_seconds
             if cost > remaining:
                 raise InsufficientCredits(cost, remaining)
             self._used_seconds += cost
@@ -203,8 +215,14 @@ class State:
                     self._used_seconds -= edit.charged_seconds
         return edit.outcome
 
-    def poll_edit(self, edit_id: str) -> Poll | None:
-        """Return what a poll of the edit shows now, or None for an unknown or deleted id."""
+    def poll_edit(
+        self, edit_id: str, held_back: Callable[[], int] = lambda: 0
+    ) -> Poll | None:
+        """Return what a poll of the edit shows now, or None for an unknown or deleted id.
+
+        After completion, the first polls answer SUCCESS without a result: as many as the
+        settings say, or as ``held_back()`` picks for this edit (asked once), if more.
+        """
         edit = self._live_edit(edit_id)
         if edit is None:
             return None
@@ -220,7 +238,9 @@ class State:
                 return Poll("FAILURE", {"message": outcome.message})
             polls = edit.polls_after_completion
             edit.polls_after_completion += 1
-        if polls < self._settings.success_without_result:
+            if edit.held_back is None:
+                edit.held_back = max(self._settings.success_without_result, held_back())
+        if polls < edit.held_back:
             return Poll("SUCCESS", None if polls % 2 == 0 else {})
         return Poll("SUCCESS", outcome)
 
@@ -246,9 +266,10 @@ class State:
         outcome = edit.outcome if edit is not None else None
         if not isinstance(outcome, Success):
             return None
-        if name not in (outcome.download, outcome.merged, outcome.markers):
+        stored = outcome.file_for(name)  # a URL may name the file without its extension
+        if stored is None:
             return None
-        path = self._objects / "results" / edit_id / name
+        path = self._objects / "results" / edit_id / stored
         return path if path.exists() else None
 
     # -- retention and inspection ----------------------------------------------------------
@@ -281,7 +302,7 @@ class State:
                 {"id": u.upload_id, "filename": u.filename, "size": u.size}
                 for u in self._uploads.values()
             ]
-            remaining = self._settings.credits_hours * 3600 - self._used_seconds
+            remaining = self._credit_seconds - self._used_seconds
         return {
             "edits": edits,
             "deleted_edits": deleted,

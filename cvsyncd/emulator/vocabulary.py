@@ -1,4 +1,4 @@
-"""The body of ``POST /v2/edits``, validated as strictly as API-CONTRACT.md allows.
+"""The body of ``POST /v2/edits``, validated as strictly as the docs and the SDKs allow.
 
 The emulator keeps its own copy of the config vocabulary on purpose: it is the yardstick the
 client code is measured against, so it must not share that code's mistakes. Every problem
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-EXPORT_FORMATS = ("auto", "mp3", "wav", "flac", "m4a", "aac", "opus")
+# the docs' table and the JS SDK's type (the Python SDK's type also has "aac" and "opus")
+EXPORT_FORMATS = ("auto", "mp3", "wav", "flac", "m4a")
 
 # A check returns None when the value is fine, else what a valid value looks like.
 Check = Callable[[Any], str | None]

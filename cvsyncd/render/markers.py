@@ -32,6 +32,7 @@ from cvsyncd.render.common import json_seconds, short_time, to_ms
 AUDACITY_NAME = "timeline_audacity"
 ACTIONS = {"CUT": "cut", "MUTE": "mute"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_ID_PREFIX = re.compile(r"[0-9a-fA-F]{8}[0-9a-fA-F-]*[_-]([A-Za-z].*)")
 MAX_NAME = 64
 # text formats a marker file may come in, kept as its extension (anything else is .txt)
 MARKER_EXTENSIONS = frozenset({"txt", "json", "csv", "tsv", "xml", "edl", "srt", "vtt"})
@@ -236,7 +237,8 @@ def _name_in_url(url: Any) -> str:
     stem = PurePosixPath(path).stem
     if AUDACITY_NAME in stem.lower():
         return AUDACITY_NAME
-    return stem[:40]
+    named = _ID_PREFIX.fullmatch(stem)  # "<edit or file id>_timestamps": the name is the tail
+    return (named.group(1) if named else stem)[:40]
 
 
 def marker_extension(url: str) -> str:

@@ -186,7 +186,8 @@ def _post(heading: str, value: Any) -> list[tuple[str, str]]:
             return [(_heading(name) if name else heading, text)]
         nested: list[tuple[str, str]] = []
         for key, inner in value.items():
-            nested += _post(f"{heading}: {_heading(key)}", inner)
+            if key not in _POST_NAMES:  # a post's name alone is no post
+                nested += _post(f"{heading}: {_heading(key)}", inner)
         return nested
     text = clean_block(value)
     return [(heading, text)] if text else []
