@@ -129,9 +129,7 @@ async def check_api(config: Config) -> list[Check]:
                 (False, subject, f"not reachable ({exc.message}); check base_url and the network"),
             ]
     balance = account_balance(account)
-    credits = (
-        f"; credit balance {balance:g} {balance_unit(account)}" if balance is not None else ""
-    )
+    credits = f"; credit balance {balance:g} {balance_unit(account)}" if balance is not None else ""
     return [(True, "API key", "found"), (True, subject, f"key accepted{credits}")]
 
 

@@ -27,8 +27,10 @@ from tests.conftest import EMULATOR_KEY, make_wav
 
 @pytest.fixture
 def emulator(canonical_emulator: Emulator) -> Emulator:
-    """These tests check the client's reading of each exact answer: the canonical shapes (varied mode has its own tests)."""
+    """These tests check the client's reading of each exact answer: the canonical shapes
+    (varied mode has tests of its own)."""
     return canonical_emulator
+
 
 T = TypeVar("T")
 

@@ -14,12 +14,6 @@ from cvsyncd.emulator import Emulator, FaultSettings
 from cvsyncd.emulator.admin import is_loopback
 from tests.conftest import TLS, fetch, wav_bytes
 
-
-@pytest.fixture
-def emulator(canonical_emulator: Emulator) -> Emulator:
-    """These tests check the emulator's exact answers: the canonical shapes (varied mode has its own tests)."""
-    return canonical_emulator
-
 KEY = "cv-emulator-key"
 
 

@@ -16,12 +16,6 @@ import pytest
 from cvsyncd.emulator import Emulator
 from tests.conftest import TLS, fetch, wav_bytes
 
-
-@pytest.fixture
-def emulator(canonical_emulator: Emulator) -> Emulator:
-    """These tests check the emulator's exact answers: the canonical shapes (varied mode has its own tests)."""
-    return canonical_emulator
-
 KEY = "cv-emulator-key"
 
 

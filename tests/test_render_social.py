@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from cvsyncd.render import derived_suffixes, render
-from cvsyncd.render import RenderContext
+from cvsyncd.render import RenderContext, derived_suffixes, render
 from cvsyncd.render.summary import social_sections
 
 CONTEXT = RenderContext("ep1", "ep1.wav")

@@ -44,9 +44,7 @@ def texts_in(folder: Path) -> dict[str, str]:
 
 
 def run_daemon(tmp_path: Path, emulator: Emulator) -> tuple[Setup, list[dict[str, Any]]]:
-    setup = Setup(
-        tmp_path, emulator.base_url, after="move", preset=EVERYTHING, extra_daemon=FAST
-    )
+    setup = Setup(tmp_path, emulator.base_url, after="move", preset=EVERYTHING, extra_daemon=FAST)
     make_wav(setup.inbox / "ep1.wav", seconds=2.0, freq=330)
     make_wav(setup.inbox / "show" / "ep2.wav", seconds=3.0, freq=550)
     daemon = setup.daemon()
@@ -101,7 +99,7 @@ def check_outputs(setup: Setup, jobs: list[dict[str, Any]], pins: dict[str, str]
         assert "it gave no reason" in note or "Emulated processing failure" in note
     else:
         assert "Emulated processing failure" in note
-    assert "{'" not in note and "{\"" not in note
+    assert "{'" not in note and '{"' not in note
 
 
 @pytest.mark.parametrize("run", range(RUNS))

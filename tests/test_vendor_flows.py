@@ -33,9 +33,22 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
 SDK = "cleanvoice-sdk==2.0.5"
 KEY = "vendor-flow-key"
+PIP_DOWNLOAD = (
+    sys.executable,
+    "-m",
+    "pip",
+    "download",
+    "--quiet",
+    "--no-deps",
+    "--no-binary",
+    ":all:",
+)
+PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "integration")
 # This one test resolves an outside host name on purpose (an invalid base URL); tests here
 # talk to 127.0.0.1 only.
-OUTSIDE_HOST_TESTS = ("tests/test_integration.py::TestCleanvoiceIntegration::test_different_base_urls",)
+OUTSIDE_HOST_TESTS = (
+    "tests/test_integration.py::TestCleanvoiceIntegration::test_different_base_urls",
+)
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +59,7 @@ def sdk_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not archives:
         cache.mkdir(parents=True, exist_ok=True)
         got = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            + ["--no-binary", ":all:", "--dest", str(cache), SDK],
+            [*PIP_DOWNLOAD, "--dest", str(cache), SDK],
             capture_output=True,
             text=True,
             timeout=300,
@@ -115,8 +127,7 @@ def test_the_sdks_own_integration_tests_pass(
     }
     deselect = [arg for test in OUTSIDE_HOST_TESTS for arg in ("--deselect", test)]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "integration"]
-        + ["tests/test_integration.py", f"--junitxml={report}", *deselect],
+        [*PYTEST, "tests/test_integration.py", f"--junitxml={report}", *deselect],
         cwd=sdk_source,
         env=env,
         capture_output=True,

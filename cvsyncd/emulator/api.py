@@ -13,8 +13,8 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from cvsyncd.emulator.httpio import BodyError, BodyTooLarge, Exchange, IncompleteBody, Response

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -102,9 +102,7 @@ class Emulator:
         # varied mode: every answer picks among its documented shapes (seeded by ``vary``)
         self.variants = Variants(vary, vary_pin)
         style = "varied" if vary is not None and error_style == "error" else error_style
-        self._router = self._make_router(
-            api_key, rate_limits, ErrorBodies(style, self.variants)
-        )
+        self._router = self._make_router(api_key, rate_limits, ErrorBodies(style, self.variants))
 
     def _make_router(self, api_key: str, rate_limits: bool, errors: ErrorBodies) -> Router:
         limiter = SlidingWindowLimiter() if rate_limits else None

@@ -215,9 +215,7 @@ class State:
                     self._used_seconds -= edit.charged_seconds
         return edit.outcome
 
-    def poll_edit(
-        self, edit_id: str, held_back: Callable[[], int] = lambda: 0
-    ) -> Poll | None:
+    def poll_edit(self, edit_id: str, held_back: Callable[[], int] = lambda: 0) -> Poll | None:
         """Return what a poll of the edit shows now, or None for an unknown or deleted id.
 
         After completion, the first polls answer SUCCESS without a result: as many as the

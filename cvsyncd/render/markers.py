@@ -23,8 +23,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 from cvsyncd.render.common import json_seconds, short_time, to_ms
