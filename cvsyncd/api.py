@@ -18,10 +18,12 @@ import asyncio
 import hashlib
 import json
 import random
+import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpcore
 import httpx
@@ -33,11 +35,14 @@ from cvsyncd.answers import (
     EditStatus,
     error_message,
     parse_edit_status,
+    plain,
     says_insufficient_credits,
 )
+from cvsyncd.config import CleanvoiceSettings
 from cvsyncd.errors import (
     AccountApiError,
     AmbiguousApiError,
+    AnswerTooLarge,
     ApiError,
     PermanentApiError,
     TransientApiError,
@@ -56,6 +61,11 @@ USER_AGENT = f"cvsyncd/{__version__}"
 API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
 TRANSFER_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024**3
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024**2  # a 10-hour transcript is about 10 MB of JSON
+API_DEADLINE = 120.0  # seconds one API call may take, answer included
+MAX_EDIT_ID = 128
+MIN_BYTES_PER_MINUTE = 32 * 1024  # a transfer slower than this over a minute is stalled
+_EDIT_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_EDIT_ID - 1}}}")
 DEFAULT_LIMITS = {"submit": 30, "status": 300}  # requests a minute (docs/cleanvoice-api.md)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
@@ -91,6 +101,12 @@ def is_loopback_url(url: str) -> bool:
     return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
 
 
+def is_edit_id(value: str) -> bool:
+    """Whether ``value`` may be an edit id: the letters, digits, ``-`` and ``_`` of a UUID or
+    similar, at most MAX_EDIT_ID of them. Nothing else ever goes into a URL path."""
+    return _EDIT_ID.fullmatch(value) is not None
+
+
 def check_transfer_url(url: str) -> None:
     """Refuse a signed URL that is not https (http is allowed only on loopback)."""
     parts = urlsplit(url)
@@ -99,6 +115,21 @@ def check_transfer_url(url: str) -> None:
     raise PermanentApiError(
         f"refusing to transfer a file over {parts.scheme or 'no scheme'}: {redact_url(url)} "
         "(only https, or http to this machine for the emulator)"
+    )
+
+
+def client_for(settings: CleanvoiceSettings, api_key: str) -> CleanvoiceClient:
+    """The client for a config's ``[cleanvoice]`` section: its URL, budgets and caps."""
+    return CleanvoiceClient(
+        settings.base_url,
+        api_key,
+        limits={
+            "submit": settings.submit_requests_per_minute,
+            "status": settings.status_requests_per_minute,
+        },
+        max_answer_bytes=int(settings.max_answer_mb * 2**20),
+        max_download_bytes=int(settings.max_download_gb * 2**30),
+        deadline=settings.request_deadline_seconds,
     )
 
 
@@ -112,11 +143,15 @@ class CleanvoiceClient:
         *,
         limits: Mapping[str, int] | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        deadline: float = API_DEADLINE,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         self.max_download_bytes = max_download_bytes
+        self.max_answer_bytes = max_answer_bytes
+        self.deadline = deadline
         self.limiter = RateLimiter(limits or DEFAULT_LIMITS)
         self.log = structlog.get_logger("cvsyncd.api")
         self._api = httpx.AsyncClient(
@@ -208,16 +243,39 @@ class CleanvoiceClient:
         edit_id = body.get("id") if isinstance(body, Mapping) else None
         if not isinstance(edit_id, str) or not edit_id:
             raise AmbiguousApiError("the create-edit answer had no edit id")
+        if not is_edit_id(edit_id):
+            # the edit may well exist (and be billed), but this id goes into no URL
+            raise AmbiguousApiError(
+                "Cleanvoice answered with an edit id cvsyncd will not use in a URL "
+                f"({plain(repr(edit_id), 80)}): an id is 1 to {MAX_EDIT_ID} letters, digits, "
+                "'-' or '_'"
+            )
         return edit_id
 
     async def get_edit(self, edit_id: str) -> EditStatus:
-        body = await self._call("GET", f"{self.base_url}/edits/{edit_id}", budget="status")
+        """Poll an edit. Any odd answer (a redirect, 404, 410, a body without a status) is
+        transient: a known edit is polled again until its retention runs out, never
+        given up on one answer (RELIABILITY.md, promise 17)."""
+        try:
+            body = await self._call("GET", self._edit_url(edit_id), budget="status")
+        except AnswerTooLarge:
+            raise
+        except PermanentApiError as exc:
+            raise TransientApiError(
+                f"{exc.message} (an odd answer for an edit that exists; asking again)",
+                status=exc.status,
+            ) from None
         if not isinstance(body, Mapping) or not isinstance(body.get("status"), str):
             raise TransientApiError("the edit status answer had no status")
         return parse_edit_status(body)  # answers.py reads every documented shape
 
     async def delete_edit(self, edit_id: str) -> None:
-        await self._call("DELETE", f"{self.base_url}/edits/{edit_id}", budget="status")
+        await self._call("DELETE", self._edit_url(edit_id), budget="status")
+
+    def _edit_url(self, edit_id: str) -> str:
+        if not is_edit_id(edit_id):
+            raise PermanentApiError(f"refusing to use {plain(repr(edit_id), 80)} as an edit id")
+        return f"{self.base_url}/edits/{quote(edit_id, safe='')}"
 
     async def account(self) -> Mapping[str, Any]:
         body = await self._call("GET", self.account_url, budget="status")
@@ -236,12 +294,22 @@ class CleanvoiceClient:
         **kwargs: Any,
     ) -> Any:
         """Send one API request within ``budget`` and return its JSON body, or raise a
-        classified ApiError."""
+        classified ApiError.
+
+        The whole call, answer included, must end within ``self.deadline`` seconds (a
+        server that trickles a byte every few seconds is a timeout like any other), and
+        no more than ``self.max_answer_bytes`` of answer are read (AnswerTooLarge past it).
+        """
         if not reserved:
             await self.limiter.acquire(budget)
         what = f"{method} {urlsplit(url).path}"
         try:
-            response = await self._api.request(method, url, **kwargs)
+            async with asyncio.timeout(self.deadline):
+                async with self._api.stream(method, url, **kwargs) as response:
+                    raw = await self._read_answer(response, what, idempotent)
+        except TimeoutError:
+            text = f"{what}: no complete answer from Cleanvoice within {self.deadline:g} s"
+            raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # nothing was sent: safe to retry, even a create-edit
             raise TransientApiError(
@@ -258,19 +326,51 @@ class CleanvoiceClient:
         )
         if response.status_code == 429:
             self.limiter.refused(budget, parse_retry_after(response.headers.get("Retry-After")))
-        return self._check(response, what, idempotent)
+        return await self._check(response, raw, what, idempotent)
 
-    def _check(self, response: httpx.Response, what: str, idempotent: bool) -> Any:
+    async def _read_answer(self, response: httpx.Response, what: str, idempotent: bool) -> bytes:
+        """The body of an API answer, decoded, at most ``max_answer_bytes`` of it."""
+        cap = self.max_answer_bytes
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > cap:
+            raise self._too_large(what, idempotent)
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise self._too_large(what, idempotent)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, what: str, idempotent: bool) -> ApiError:
+        text = (
+            f"{what}: Cleanvoice's answer is larger than {self.max_answer_bytes // 2**20} MiB, "
+            "the most cvsyncd reads (raise [cleanvoice] max_answer_mb if a result can "
+            "really be that large)"
+        )
+        return AnswerTooLarge(text) if idempotent else AmbiguousApiError(text)
+
+    async def _check(
+        self, response: httpx.Response, raw: bytes, what: str, idempotent: bool
+    ) -> Any:
         status = response.status_code
+        body: Any
         try:
-            body: Any = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = response.text
+            # a long transcript is megabytes of JSON: parsed off the event loop
+            body = await asyncio.to_thread(json.loads, raw) if len(raw) > 65536 else json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            body = raw[:4096].decode("utf-8", "replace")
         if 200 <= status < 300:
             if isinstance(body, str):
                 text = f"{what}: the answer was not valid JSON"
                 raise TransientApiError(text) if idempotent else AmbiguousApiError(text)
             return body
+        if 300 <= status < 400:
+            # a redirect is never followed (it would carry the key away); for a create-edit
+            # it cannot be known whether something behind it did the work
+            text = f"{what}: Cleanvoice answered with a redirect (HTTP {status}), not followed"
+            redirect = TransientApiError if idempotent else AmbiguousApiError
+            raise redirect(text, status=status)
         message, code = error_message(body, status)
         kind: type[ApiError]
         if status == 429:
@@ -296,34 +396,42 @@ class CleanvoiceClient:
     async def upload_file(
         self,
         signed_url: str,
-        path: Path,
+        source: Path | IO[bytes],
         size: int,
         *,
         on_progress: ProgressCallback | None = None,
         sha256: bool = False,
     ) -> str | None:
-        """PUT ``size`` bytes of ``path`` to ``signed_url``; with ``sha256``, return their
+        """PUT ``size`` bytes of ``source`` to ``signed_url``; with ``sha256``, return their
         SHA-256 (hashing costs about half the speed of a fast link, so it is optional).
 
-        The body is streamed in large blocks with an exact ``Content-Length``, so memory
-        does not grow with the file. A 403 means the signed URL was refused (expired):
-        transient, ask for a new one. A file that shrank while being read raises
-        TransientApiError with ``code="file-changed"``.
+        ``source`` is an open file (read from its current position; the pipeline opens
+        inputs through ``inputs.open_taken``) or a path. The body is streamed in large
+        blocks with an exact ``Content-Length``, so memory does not grow with the file. No
+        redirect is followed (the body cannot be sent twice). A 403 means the signed URL was
+        refused (expired): transient, ask for a new one. A file that shrank while being read
+        raises TransientApiError with ``code="file-changed"``.
         """
         check_transfer_url(signed_url)
         self.log.debug("upload", url=redact_url(signed_url), size=size)
+        if isinstance(source, Path):
+            with open(source, "rb") as file:
+                return await self.upload_file(
+                    signed_url, file, size, on_progress=on_progress, sha256=sha256
+                )
         hasher = hashlib.sha256() if sha256 else None
-        content = _read_blocks(path, size, hasher, on_progress)
+        content = _read_blocks(source, size, hasher, on_progress)
         what = f"upload to {redact_url(signed_url)}"
         try:
             response = await self._files.put(
                 signed_url,
                 content=content,
                 headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+                follow_redirects=False,
             )
         except _FileChanged as exc:
             raise TransientApiError(
-                f"{path.name} changed while being uploaded: {exc}", code="file-changed"
+                f"the input changed while being uploaded: {exc}", code="file-changed"
             ) from None
         except httpx.TransportError as exc:
             raise TransientApiError(f"{what} failed: {self._describe(exc)}") from None
@@ -337,36 +445,63 @@ class CleanvoiceClient:
     async def download(self, url: str, sink: IO[bytes], *, offset: int = 0) -> int:
         """Stream ``url`` into ``sink`` (an open binary file); return the file's size.
 
-        With ``offset`` > 0 the sink already holds that many bytes of an interrupted
-        download: the rest is asked for with ``Range``, or, if the server sends the whole
-        file instead, the sink is emptied and filled from the start. Refuse non-https URLs
-        (but loopback), files over ``max_download_bytes`` and bodies cut short; a failure
-        leaves in the sink what arrived, so that the caller may resume from ``sink.tell()``.
+        The file arrives byte for byte: ``Accept-Encoding: identity`` is asked for and the
+        body is not decoded (a server that compresses anyway is decoded, and then neither
+        its length nor a resume can be checked). With ``offset`` > 0 the sink already
+        holds that many bytes of an interrupted download: the rest is asked for with
+        ``Range``, or, if the server sends the whole file instead, the sink is emptied and
+        filled from the start. Refuse non-https URLs (but loopback), files over
+        ``max_download_bytes``, bodies cut short and bodies slower than
+        MIN_BYTES_PER_MINUTE; a failure leaves in the sink what arrived, so that the caller
+        may resume from ``sink.tell()``.
         """
         check_transfer_url(url)
         self.log.debug("download", url=redact_url(url), offset=offset)
         what = f"download of {redact_url(url)}"
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         position = offset
-        pending = bytearray()  # written in large blocks, and kept on a break for a resume
+        pending: list[bytes] = []  # written in large blocks, and kept on a break for a resume
+        pending_size = 0
         writer = _BlockWriter(sink)
+        pace = _Pace(MIN_BYTES_PER_MINUTE)
         try:
             async with self._files.stream("GET", url, headers=headers) as response:
+                encoded = response.headers.get("Content-Encoding", "identity").lower()
+                if encoded not in ("", "identity") and offset:
+                    await asyncio.to_thread(_empty, sink)  # no resume of a compressed body
+                    offset = 0
                 position, total = await self._start_download(response, sink, offset, what)
-                async for chunk in response.aiter_bytes():
+                if encoded not in ("", "identity"):
+                    total = None  # the length is the compressed one
+                    chunks = response.aiter_bytes()
+                else:
+                    chunks = response.aiter_raw()
+                async for chunk in chunks:
                     position += len(chunk)
                     if position > self.max_download_bytes:
                         raise PermanentApiError(
                             f"{what}: more than {self.max_download_bytes} bytes"
                         )
-                    pending += chunk
-                    if len(pending) >= BLOCK_SIZE:
-                        await writer.write(bytes(pending))
+                    if not pace.keeps_up(len(chunk)):
+                        raise TransientApiError(
+                            f"{what} slowed to a trickle ({pace.describe()}); trying again"
+                        )
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= BLOCK_SIZE:
+                        await writer.write(b"".join(pending))
                         pending.clear()
-            await writer.write(bytes(pending))
+                        pending_size = 0
+            await writer.write(b"".join(pending))
             await writer.finish()
-        except httpx.TransportError as exc:
-            await writer.write(bytes(pending))
+        except TransientApiError:
+            await writer.write(b"".join(pending))
+            await writer.finish()
+            raise
+        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
+            await writer.write(b"".join(pending))
             await writer.finish()
             raise TransientApiError(
                 f"{what} broke off after {position} bytes: {self._describe(exc)}"
@@ -389,12 +524,11 @@ class CleanvoiceClient:
                 raise TransientApiError(f"{what}: the server resumed at byte {start}, not {offset}")
             return offset, total
         if status >= 300:
-            transient = status in (403, 408, 416, 429) or status >= 500
+            # a signed URL that fails (expired, 404 from a storage hiccup …) is asked for
+            # anew with the next poll; the edit's retention bounds how long that goes on
             if offset:  # whatever went wrong, the next attempt starts from scratch
                 await asyncio.to_thread(_empty, sink)
-            raise (TransientApiError if transient else PermanentApiError)(
-                f"{what} failed: HTTP {status}", status=status
-            )
+            raise TransientApiError(f"{what} failed: HTTP {status}", status=status)
         if offset:  # the server ignored Range and sends everything
             await asyncio.to_thread(_empty, sink)
         length = response.headers.get("Content-Length")
@@ -437,9 +571,10 @@ class _FileChanged(Exception):
 
 
 async def _read_blocks(
-    path: Path, size: int, hasher: Any, on_progress: ProgressCallback | None
+    f: IO[bytes], size: int, hasher: Any, on_progress: ProgressCallback | None
 ) -> AsyncIterator[bytes]:
-    """Yield exactly ``size`` bytes of ``path`` in large blocks, hashing them on the way.
+    """Yield exactly ``size`` bytes of the open file ``f`` in large blocks, hashing them on
+    the way.
 
     The next block is read and hashed in a worker thread while the event loop sends the
     one just yielded (both release the GIL), so hashing adds nothing to the sending time;
@@ -447,27 +582,51 @@ async def _read_blocks(
     ``to_thread`` would start it only after httpcore has written the yielded block.
     """
     loop = asyncio.get_running_loop()
-    with open(path, "rb") as f:
 
-        def read_from(offset: int) -> asyncio.Future[bytes]:
-            n = min(BLOCK_SIZE, size - offset)
-            return loop.run_in_executor(None, _read_and_hash, f, n, hasher)
+    def read_from(offset: int) -> asyncio.Future[bytes]:
+        n = min(BLOCK_SIZE, size - offset)
+        return loop.run_in_executor(None, _read_and_hash, f, n, hasher)
 
-        sent = 0
-        ahead = read_from(0)
-        try:
-            while sent < size:
-                block = await asyncio.shield(ahead)
-                if not block:
-                    raise _FileChanged(f"it ended after {sent} of {size} bytes")
-                sent += len(block)
-                if sent < size:
-                    ahead = read_from(sent)
-                if on_progress:
-                    on_progress(sent)
-                yield block
-        finally:
-            await _settle(ahead)  # the file must not be closed under a running read
+    sent = 0
+    ahead = read_from(0)
+    try:
+        while sent < size:
+            block = await asyncio.shield(ahead)
+            if not block:
+                raise _FileChanged(f"it ended after {sent} of {size} bytes")
+            sent += len(block)
+            if sent < size:
+                ahead = read_from(sent)
+            if on_progress:
+                on_progress(sent)
+            yield block
+    finally:
+        await _settle(ahead)  # the file must not be closed under a running read
+
+
+class _Pace:
+    """Whether a transfer keeps up a minimum pace, measured over whole minutes."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self.per_minute = per_minute
+        self.clock = clock
+        self.window_start = clock()
+        self.in_window = 0
+
+    def keeps_up(self, n: int) -> bool:
+        """Count ``n`` bytes; False once a whole minute passed with too few."""
+        self.in_window += n
+        now = self.clock()
+        if now - self.window_start < 60.0:
+            return True
+        ok = self.in_window >= self.per_minute * (now - self.window_start) / 60.0
+        if ok:
+            self.window_start, self.in_window = now, 0
+        return ok
+
+    def describe(self) -> str:
+        elapsed = max(self.clock() - self.window_start, 1e-9)
+        return f"{self.in_window} bytes in {elapsed:.0f} s"
 
 
 class _BlockWriter:

@@ -20,6 +20,7 @@ from .schema import Invalid
 
 CREDENTIAL_NAME = "cleanvoice_api_key"  # the file in $CREDENTIALS_DIRECTORY
 API_KEY_VARIABLE = "CLEANVOICE_API_KEY"
+MIN_KEY_LENGTH = 8  # shorter is no key; it could not be told apart from words in a log
 
 
 class KeyFileSetting(Protocol):
@@ -114,6 +115,11 @@ def check_key(key: str) -> None:
         raise Invalid("is empty")
     if not all(33 <= ord(char) <= 126 for char in key):
         raise Invalid("holds spaces, line breaks or other characters an API key cannot have")
+    if len(key) < MIN_KEY_LENGTH:
+        raise Invalid(
+            f"is only {len(key)} characters long; a Cleanvoice API key is much longer "
+            "(copy the whole key from the dashboard)"
+        )
 
 
 def key_signature(config: KeySource, env: Mapping[str, str] | None = None) -> tuple[object, ...]:

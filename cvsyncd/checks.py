@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cvsyncd import fsinfo
 from cvsyncd.answers import account_balance, balance_unit
-from cvsyncd.api import CleanvoiceClient
+from cvsyncd.api import client_for
 from cvsyncd.config import UNCERTAIN_EXTENSIONS, Config, read_api_key
 from cvsyncd.errors import AccountApiError, ApiError, ConfigError, StoreError
 from cvsyncd.fileops import AtomicFile
@@ -110,7 +110,7 @@ async def check_api(config: Config) -> list[Check]:
     except ConfigError as exc:
         return [(False, "API key", "; ".join(p.message for p in exc.problems))]
     register_secret(key)
-    async with CleanvoiceClient(config.cleanvoice.base_url, key) as client:
+    async with client_for(config.cleanvoice, key) as client:
         try:
             account = await client.account()
         except AccountApiError as exc:
@@ -153,6 +153,6 @@ async def fetch_account(config: Config) -> dict[str, object]:
     """The account as ``GET /v1/account`` describes it (``cvsyncd account``)."""
     key = read_api_key(config)
     register_secret(key)
-    async with CleanvoiceClient(config.cleanvoice.base_url, key) as client:
+    async with client_for(config.cleanvoice, key) as client:
         account = await client.account()
     return dict(account)

@@ -171,7 +171,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
 
 
 def main_entry() -> None:
-    sys.exit(main())
+    from cvsyncd.aio import exit_now_if_stuck
+
+    code = main()
+    exit_now_if_stuck(code)
+    sys.exit(code)
 
 
 # -- commands ---------------------------------------------------------------------
@@ -222,19 +226,19 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from cvsyncd import logs
+    from cvsyncd import aio, logs
     from cvsyncd.service import Daemon
 
     config = _load(args)
     api_key = read_api_key(config)
     register_secret(api_key)
     logs.configure(args.log_level or config.daemon.log_level)
-    asyncio.run(Daemon(config, api_key, args.log_level).run())
+    aio.run(Daemon(config, api_key, args.log_level).run())
     return EXIT_OK
 
 
 def cmd_process(args: argparse.Namespace, out: TextIO) -> int:
-    from cvsyncd import logs
+    from cvsyncd import aio, logs
     from cvsyncd.oneshot import process_files
 
     config = _load(args)
@@ -245,7 +249,7 @@ def cmd_process(args: argparse.Namespace, out: TextIO) -> int:
     def report(line: str) -> None:
         print(line, file=out, flush=True)
 
-    jobs = asyncio.run(process_files(config, api_key, args.files, args.preset, report))
+    jobs = aio.run(process_files(config, api_key, args.files, args.preset, report))
     finished = {JobState.DONE, JobState.DUPLICATE}
     return EXIT_OK if jobs and all(j.state in finished for j in jobs) else EXIT_FAILURE
 
@@ -482,6 +486,7 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
         "paused": None,
         "held": {},
         "folders_paused": {},
+        "not_taken": [],
         "counts": {},
         "active": [],
         "problems": [],
@@ -494,6 +499,8 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
     }
     unavailable = store.get_meta("folders_unavailable") if report["daemon_pid"] else None
     report["folders_paused"] = json.loads(unavailable) if unavailable else {}
+    refused = store.get_meta("inbox_refused") if report["daemon_pid"] else None
+    report["not_taken"] = json.loads(refused) if refused else []
     report["counts"] = {s.value: n for s, n in sorted(store.count_by_state().items())}
     report["active"] = [job_summary(j) for j in store.jobs(ACTIVE)]
     problems = store.jobs([JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.DUPLICATE], limit=10)
@@ -512,6 +519,10 @@ def _print_status(report: dict[str, Any], out: TextIO) -> None:
         print(f"PAUSED by the operator ({name}): {reason}", file=out)
     for name, reason in report["folders_paused"].items():
         print(f"folder {name} paused: {reason}", file=out)
+    if report["not_taken"]:
+        print("not taken (fix these and they are taken):", file=out)
+        for entry in report["not_taken"]:
+            print(f"  {entry['path']}: {entry['reason']}", file=out)
     counts = report["counts"]
     print(
         "jobs:    "

@@ -43,6 +43,7 @@ from cvsyncd.outputs import (
 from cvsyncd.store import Store
 
 S = JobState
+MAX_MARKER_BYTES = 16 * 1024**2  # of a marker file read back to make REAPER/Audition lists
 
 
 def group_id(folder: Folder) -> int | None:
@@ -68,7 +69,10 @@ def render_context(job: Job, folder: Folder, plan: Plan) -> render.RenderContext
     for entry in plan:
         if entry["kind"] == "marker" and entry.get("written") and not entry.get("skip"):
             try:
-                markers[entry["name"]] = Path(entry["path"]).read_text(errors="replace")
+                with open(entry["path"], "rb") as marker:  # bounded: it came from outside
+                    markers[entry["name"]] = marker.read(MAX_MARKER_BYTES).decode(
+                        "utf-8", "replace"
+                    )
             except OSError:
                 continue
     tracks = tuple(Path(i.rel_path).stem for i in job.inputs) if job.facts.get("session") else ()
@@ -78,14 +82,6 @@ def render_context(job: Job, folder: Folder, plan: Plan) -> render.RenderContext
         speakers=folder.speakers,
         track_names=tracks,
         markers=markers,
-    )
-
-
-def expired_message(job: Job) -> str:
-    return (
-        f"the edit {job.edit_id} expired at Cleanvoice before its results could be fetched "
-        "(Cleanvoice keeps files for 7 days); the recording must be submitted again: "
-        f"cvsyncd retry {job.id}"
     )
 
 
@@ -154,7 +150,7 @@ class Delivery:
         if not status.succeeded and schedule.has_expired(
             self.config, job.submitted_at, time.time()
         ):
-            raise PermanentApiError(expired_message(job))
+            raise PermanentApiError(schedule.expired_message(self.config, job))
         if not status.succeeded or status.result is None:
             raise TransientApiError(
                 f"the result of edit {job.edit_id} is not available right "
@@ -217,14 +213,17 @@ class Delivery:
 
     async def write(self, job: Job, folder: Folder) -> None:
         plan: Plan = [dict(o) for o in job.outputs]
-        assert job.result is not None
+        # parsing and rendering a long result takes a while: never on the event loop,
+        # which must keep turning (the watchdog pings only while it does)
+        await asyncio.to_thread(lambda: job.result)
         context = await asyncio.to_thread(render_context, job, folder, plan)
         # a label track named in no way cvsyncd knows is found by its content, now
         await asyncio.to_thread(add_missing_derived, job, folder, plan, context.markers)
         gid = group_id(folder)
-        for entry, data in rendered(job, folder, plan, context):
-            out = await asyncio.to_thread(filled_file, Path(entry["path"]), data, folder, gid)
-            await self._commit(job, plan, entry, out)
+        for entry in [e for e in plan if not e.get("skip") and e["kind"] in RENDERED]:
+            out = await asyncio.to_thread(rendered_file, entry, job, folder, plan, context, gid)
+            if out is not None:
+                await self._commit(job, plan, entry, out)
         self.store.transition(
             job.id,
             S.WRITING,
@@ -326,12 +325,28 @@ def add_missing_derived(job: Job, folder: Folder, plan: Plan, markers: Mapping[s
             plan.insert(len(plan) - 1, entry)
 
 
+RENDERED = ("derived", "json")  # the plan's kinds that are made here, not downloaded
+
+
+def rendered_file(
+    entry: Mapping[str, Any],
+    job: Job,
+    folder: Folder,
+    plan: Plan,
+    context: render.RenderContext,
+    gid: int | None,
+) -> AtomicFile | None:
+    """Render one derived file into a temp file ready to commit (None: nothing to write)."""
+    data = render_entry(entry, job, folder, plan, context)
+    return None if data is None else filled_file(Path(entry["path"]), data, folder, gid)
+
+
 def rendered(
     job: Job, folder: Folder, plan: Plan, context: render.RenderContext
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
     """The plan's locally made files (derived ones and the JSON record) with their bytes."""
     for entry in plan:
-        if entry.get("skip") or entry["kind"] not in ("derived", "json"):
+        if entry.get("skip") or entry["kind"] not in RENDERED:
             continue
         data = render_entry(entry, job, folder, plan, context)
         if data is not None:

@@ -12,8 +12,12 @@
     │   ├── TransientApiError         retry later (network, timeout, 408/429/5xx)
     │   ├── AccountApiError           the key or the account is the problem (401/403, credits)
     │   ├── PermanentApiError         this request will never succeed (400/404/413/422, …)
+    │   │   ├── EditFailed            Cleanvoice itself reported the edit as FAILURE
+    │   │   └── AnswerTooLarge        an answer was larger than cvsyncd reads
     │   └── AmbiguousApiError         a non-idempotent call may or may not have taken effect
     └── JobError                      one job cannot go on (bad input file, output trouble)
+        ├── InputRefused              the input is no longer a regular file (inputs.py)
+        └── InputChanged              the input is another file, or changed (inputs.py)
 
 Only ``cli.main`` turns these into words for a terminal and into exit codes; everything
 else raises them with the facts.
@@ -113,6 +117,14 @@ class PermanentApiError(ApiError):
     kind = "permanent"
 
 
+class EditFailed(PermanentApiError):
+    """Cleanvoice answered FAILURE for an edit: the edit is over, its files may go."""
+
+
+class AnswerTooLarge(PermanentApiError):
+    """An answer was larger than the cap on what cvsyncd reads from the API."""
+
+
 class AmbiguousApiError(ApiError):
     """A request that is not idempotent was sent but its outcome is unknown."""
 
@@ -120,9 +132,11 @@ class AmbiguousApiError(ApiError):
 
 
 class JobError(CvsyncdError):
-    """One job cannot continue. ``retryable`` says whether waiting may help (e.g. disk full)."""
+    """One job cannot continue. ``retryable`` says whether waiting may help (e.g. disk full);
+    ``superseded_by`` names the job that now has the file this one took."""
 
-    def __init__(self, message: str, *, retryable: bool = False):
+    def __init__(self, message: str, *, retryable: bool = False, superseded_by: int | None = None):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.superseded_by = superseded_by

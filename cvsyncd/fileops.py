@@ -160,7 +160,8 @@ def move_file(src: Path, dest: Path) -> Path:
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(src, dest)  # fails if dest exists: no clobbering, unlike rename
+        # fails if dest exists (no clobbering, unlike rename); a link is moved as a link
+        os.link(src, dest, follow_symlinks=False)
     except OSError as exc:
         if exc.errno == errno.EEXIST:
             raise FileExistsError(errno.EEXIST, "destination exists", str(dest)) from None

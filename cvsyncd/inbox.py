@@ -149,11 +149,12 @@ def session_signature(folder: Folder, session: Path) -> tuple[object, ...]:
 
 
 def walk(folder: Folder, start: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
-    """Yield the candidate files below ``start`` (default: the inbox) with their lstat, and
-    for a multi-track folder its sessions (with the session folder's lstat).
+    """Yield the candidate entries below ``start`` (default: the inbox) with their lstat,
+    and for a multi-track folder its sessions (with the session folder's lstat).
 
-    Symlinks are never followed (not even reported here: the watcher says so); ignored and
-    reserved folders are not entered.
+    An entry whose name makes it a candidate is yielded whatever it is (a link, a FIFO …),
+    so that the watcher can say why it is not taken; links are never followed, and ignored
+    and reserved folders are not entered.
     """
     reserved = set(reserved_places(folder))
     sessions: set[Path] = set()
@@ -173,7 +174,7 @@ def walk(folder: Folder, start: Path | None = None) -> Iterator[tuple[Path, os.s
             if not is_candidate(folder, path):
                 continue
             st = _lstat(path)
-            if st is not None and stat.S_ISREG(st.st_mode):
+            if st is not None:
                 yield path, st
 
 

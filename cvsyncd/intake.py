@@ -10,22 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import structlog
 
-from cvsyncd import inbox, overrides
+from cvsyncd import inbox, inputs, overrides
 from cvsyncd.config import Config, Folder
 from cvsyncd.errors import ConfigError
 from cvsyncd.failpoints import failpoint
-from cvsyncd.fileops import sha256_file
 from cvsyncd.jobs import InputFile, Job, JobState
-from cvsyncd.steps import VIDEO_EXTENSIONS, combined_fingerprint, same_file
+from cvsyncd.steps import VIDEO_EXTENSIONS, combined_fingerprint
 from cvsyncd.store import Store
 
 S = JobState
+
+
+class Verdict(str):
+    """What became of a file offered for intake (a word), and for "refused" why, in plain
+    words for the user (``reason``); the watcher lists refused entries for ``status``."""
+
+    reason: str | None
+
+    def __new__(cls, word: str, reason: str | None = None) -> Verdict:
+        verdict = super().__new__(cls, word)
+        verdict.reason = reason
+        return verdict
 
 
 class Intake:
@@ -34,47 +46,60 @@ class Intake:
         self.store = store
         self.log = structlog.get_logger("cvsyncd.pipeline")
 
-    async def take_file(self, folder: Folder, path: Path) -> str:
+    async def take_file(self, folder: Folder, path: Path) -> Verdict:
         """Make a job of a settled recording (a file, or a multi-track session folder).
 
         Return "queued", "known" (a job has it already), "changed" (it changed while being
-        read: let it settle again), "skipped" (not now: empty, gone) or "held" (its
-        ``.cvsyncd.toml`` is broken: it waits for the fix).
+        read: let it settle again), "skipped" (not now: gone), "held" (its
+        ``.cvsyncd.toml`` is broken: it waits for the fix) or "refused" (not a regular
+        file inside the inbox, unreadable or empty: ``reason`` says which and what to do).
+        Nothing is read through a link or from a FIFO (``inputs.py``).
         """
-        if path.is_dir():
-            return await self._take_session(folder, path)
-        rel = path.relative_to(folder.inbox).as_posix()
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return "skipped"
+            return Verdict("skipped")
+        if stat.S_ISDIR(st.st_mode):
+            return await self._take_session(folder, path)
+        rel = path.relative_to(folder.inbox).as_posix()
+        if not stat.S_ISREG(st.st_mode):
+            return self._refuse(folder, rel, inputs.refusal(path, inputs.kind_of(st.st_mode)))
         if st.st_size == 0:
             self.log.warning(
                 "empty file; not taken until it has content", folder=folder.name, path=rel
             )
-            return "skipped"
+            return Verdict("refused", "it is empty (0 bytes); it is taken once it has content")
         if self.store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns):
-            return "known"
+            return Verdict("known")
         if self.store.find_pending_for_name(folder.key, rel) is not None:
             # a job for this file has not been submitted yet: it will notice the change itself
-            return "known"
+            return Verdict("known")
         options = self._options_for(folder, PurePosixPath(rel).parent, rel)
         if options is None:
-            return "held"
-        fingerprint = await asyncio.to_thread(sha256_file, path)
-        if not same_file(os.lstat(path), InputFile.of(rel, st)):
-            return "changed"
+            return Verdict("held")
+        try:
+            st, fingerprint = await asyncio.to_thread(inputs.fingerprint, folder.inbox, rel)
+        except inputs.InputChanged:
+            return Verdict("changed")
+        except inputs.InputRefused as exc:
+            if exc.kind == "missing":
+                return Verdict("skipped")
+            return self._refuse(folder, rel, exc)
         recorded = InputFile.of(rel, st, fingerprint)
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             options.setdefault("video", True)
-        return self._create(folder, rel, [recorded], options, fingerprint, {})
+        return Verdict(self._create(folder, rel, [recorded], options, fingerprint, {}))
 
-    async def _take_session(self, folder: Folder, session: Path) -> str:
+    def _refuse(self, folder: Folder, rel: str, exc: inputs.InputRefused) -> Verdict:
+        self.log.warning("not taken", folder=folder.name, path=rel, reason=exc.message)
+        return Verdict("refused", exc.message)
+
+    async def _take_session(self, folder: Folder, session: Path) -> Verdict:
         """Make one job of a multi-track session: all its tracks, one edit."""
         name = session.relative_to(folder.inbox).as_posix()
         tracks = await asyncio.to_thread(inbox.session_tracks, folder, session)
         if not tracks:
-            return "skipped"
+            return Verdict("skipped")
         rels = [f"{name}/{p.name}" for p, _ in tracks]
         known = self.store.find_by_input(
             folder.key, rels[0], tracks[0][1].st_size, tracks[0][1].st_mtime_ns
@@ -82,20 +107,27 @@ class Intake:
         if known is not None and [(i.rel_path, i.size, i.mtime_ns) for i in known.inputs] == [
             (r, st.st_size, st.st_mtime_ns) for r, (_, st) in zip(rels, tracks, strict=True)
         ]:
-            return "known"
+            return Verdict("known")
         if self.store.find_pending_for_name(folder.key, name) is not None:
-            return "known"
+            return Verdict("known")
         options = self._options_for(folder, PurePosixPath(name), name)
         if options is None:
-            return "held"
+            return Verdict("held")
         recorded = []
-        for rel, (path, st) in zip(rels, tracks, strict=True):
-            fingerprint = await asyncio.to_thread(sha256_file, path)
-            if not same_file(os.lstat(path), InputFile.of(rel, st)):
-                return "changed"
+        for rel in rels:
+            try:
+                st, fingerprint = await asyncio.to_thread(inputs.fingerprint, folder.inbox, rel)
+            except inputs.InputChanged:
+                return Verdict("changed")
+            except inputs.InputRefused as exc:
+                if exc.kind == "missing":
+                    return Verdict("changed")  # a track went away: look at the session again
+                return self._refuse(folder, rel, exc)
             recorded.append(InputFile.of(rel, st, fingerprint))
-        return self._create(
-            folder, name, recorded, options, combined_fingerprint(recorded), {"session": True}
+        return Verdict(
+            self._create(
+                folder, name, recorded, options, combined_fingerprint(recorded), {"session": True}
+            )
         )
 
     def _options_for(

@@ -12,11 +12,14 @@ the one pure function that enforces it, and the store enforces it again in SQL
     any active state ─(permanent error)→ failed
     queued ─(same recording and preset as a done job)→ duplicate
     failed, needs_attention, duplicate ─(cvsyncd retry)→ queued
+    failed with its edit still at Cleanvoice ─(cvsyncd retry)→ processing (not paid again)
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -55,8 +58,9 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     S.WRITING: frozenset({S.DISPOSING, S.FAILED}),
     S.DISPOSING: frozenset({S.DONE}),
     S.DONE: frozenset(),
-    # retry: a deliberate decision of the user, from the start
-    S.FAILED: frozenset({S.QUEUED}),
+    # retry: a deliberate decision of the user, from the start; or, for a job whose edit
+    # is still at Cleanvoice (it failed here, not there), fetching that edit's results again
+    S.FAILED: frozenset({S.QUEUED, S.PROCESSING}),
     S.NEEDS_ATTENTION: frozenset({S.QUEUED, S.FAILED}),
     S.DUPLICATE: frozenset({S.QUEUED}),
 }
@@ -131,7 +135,7 @@ class Job:
     next_attempt_at: float = 0.0
     edit_id: str | None = None
     progress: Mapping[str, Any] | None = None
-    result: Mapping[str, Any] | None = None
+    result_text: str | None = field(default=None, repr=False)  # the result as stored (JSON)
     outputs: tuple[Mapping[str, Any], ...] = ()
     disposed_to: str | None = None
     error: str | None = None
@@ -144,6 +148,12 @@ class Job:
     @property
     def is_multitrack(self) -> bool:
         return len(self.inputs) > 1
+
+    @functools.cached_property
+    def result(self) -> Mapping[str, Any] | None:
+        """The stored result of the edit, parsed when first asked for: it may be megabytes
+        (a long transcript), and most readers of a job never need it."""
+        return None if self.result_text is None else json.loads(self.result_text)
 
 
 def iso_time(ts: float | None) -> str | None:

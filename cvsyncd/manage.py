@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cvsyncd.config import Config, Folder
+from cvsyncd.disposal import error_note
 from cvsyncd.errors import StoreError
 from cvsyncd.jobs import RETRYABLE, TERMINAL, Job, JobState, iso_time
-from cvsyncd.outcomes import error_note
+from cvsyncd.outcomes import can_resume
 from cvsyncd.redact import scrub
 from cvsyncd.store import Store
 
@@ -53,23 +54,40 @@ def retry_jobs(
                 )
             )
             continue
-        warning = ""
-        if job.state is JobState.NEEDS_ATTENTION:
-            warning = " (if Cleanvoice did create the first edit, it may be billed twice)"
+        newer = store.newer_job_for_name(job.folder, job.name, job.id)
+        if newer is not None and not job.facts.get("input_at"):
+            # the file under this name is a later recording now: retrying this job would
+            # upload it and bill it a second time, beside the job that already has it
+            outcomes.append(
+                Outcome(
+                    job_id,
+                    False,
+                    f"job {job_id} was not retried: the file {job.name} is now job "
+                    f"{newer.id} ({newer.state}), a later recording under the same name",
+                )
+            )
+            continue
         try:
-            store.requeue(job_id, "queued again by cvsyncd retry")
+            if job.state is JobState.FAILED and can_resume(config, job):
+                store.resume_edit(job_id, "its edit's results fetched again by cvsyncd retry")
+                message = (
+                    f"job {job_id} ({job.name}) will fetch the results of its edit "
+                    f"{job.edit_id} again; it is not submitted (or paid for) again"
+                )
+            else:
+                store.requeue(job_id, "queued again by cvsyncd retry")
+                warning = ""
+                if job.state is JobState.NEEDS_ATTENTION:
+                    warning = " (if Cleanvoice did create the first edit, it may be billed twice)"
+                message = (
+                    f"job {job_id} ({job.name}) is queued again and "
+                    f"will be uploaded and submitted anew{warning}"
+                )
         except StoreError as exc:
             outcomes.append(Outcome(job_id, False, str(exc)))
             continue
         _remove_error_note(config, job)
-        outcomes.append(
-            Outcome(
-                job_id,
-                True,
-                f"job {job_id} ({job.name}) is queued again and "
-                f"will be uploaded and submitted anew{warning}",
-            )
-        )
+        outcomes.append(Outcome(job_id, True, message))
     return outcomes
 
 

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cvsyncd.api import CleanvoiceClient
+from cvsyncd import inputs
+from cvsyncd.api import client_for
 from cvsyncd.config import Config, Folder
 from cvsyncd.errors import CvsyncdError
-from cvsyncd.fileops import sha256_file
 from cvsyncd.jobs import TERMINAL, InputFile, Job, JobState
 from cvsyncd.pipeline import Pipeline
 from cvsyncd.store import Store, daemon_pid
@@ -53,11 +53,7 @@ async def process_files(
     running = daemon_pid(config.daemon.state_dir)
     store = Store.open(config.daemon.state_dir, daemon=not running)
     try:
-        limits = {
-            "submit": config.cleanvoice.submit_requests_per_minute,
-            "status": config.cleanvoice.status_requests_per_minute,
-        }
-        async with CleanvoiceClient(config.cleanvoice.base_url, api_key, limits=limits) as client:
+        async with client_for(config.cleanvoice, api_key) as client:
             pipeline = Pipeline(config, store, client)
             ids = [await _take(config, store, pipeline, path, preset, report) for path in paths]
             if running:
@@ -82,10 +78,9 @@ async def _take(
         st = path.stat()
         job = store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns)
         if job is None:
-            raise ProcessError(f"{path}: not taken ({verdict})")
+            raise ProcessError(f"{path}: not taken ({getattr(verdict, 'reason', None) or verdict})")
         return job.id
-    st = path.stat()
-    fingerprint = await asyncio.to_thread(sha256_file, path)
+    st, fingerprint = await asyncio.to_thread(inputs.fingerprint, path.parent, path.name)
     options: dict[str, Any] = dict(config.presets[preset] if preset else folder.options)
     name = path.name
     facts = {"preset": preset or folder.preset, "input_at": str(path), "adhoc": True}

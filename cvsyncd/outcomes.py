@@ -15,28 +15,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import time
-from pathlib import Path
 
 import structlog
 
-from cvsyncd import inbox
-from cvsyncd.answers import account_balance, says_insufficient_credits
+from cvsyncd import inbox, schedule
+from cvsyncd.answers import MAX_MESSAGE, account_balance, plain, says_insufficient_credits
 from cvsyncd.api import CleanvoiceClient, backoff_delay
 from cvsyncd.apikey import key_signature, read_api_key
 from cvsyncd.config import Config, Folder
+from cvsyncd.disposal import current_input_path, set_aside_failed_input
 from cvsyncd.errors import (
     AccountApiError,
     AmbiguousApiError,
     ApiError,
     ConfigError,
     CvsyncdError,
+    EditFailed,
     JobError,
     PermanentApiError,
     StoreError,
     TransientApiError,
 )
-from cvsyncd.fileops import fit_name, free_name, move_file, move_tree, write_bytes_atomic
 from cvsyncd.jobs import TERMINAL, TRANSITIONS, Job, JobState
 from cvsyncd.notices import Notices
 from cvsyncd.redact import register_secret
@@ -48,7 +49,10 @@ PAUSE_META_KEY = "paused"
 SAFE_STATE = {S.UPLOADING: S.QUEUED, S.SUBMITTING: S.UPLOADED}
 RETRYABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
 INPUT_STATES = frozenset({S.QUEUED, S.UPLOADING, S.UPLOADED})
+# states in which the job waits on an edit that Cleanvoice keeps for its retention only
+AT_CLEANVOICE = frozenset({S.PROCESSING, S.FETCHING})
 ORPHAN_RECHECK_SECONDS = 300.0
+MAX_ERROR = 2 * MAX_MESSAGE  # characters of an error kept in the store, the log and error.txt
 
 
 class Pause:
@@ -214,7 +218,15 @@ class Outcomes:
             self.pause.engage(account_trouble(exc))
             self.retry_later(job, exc.message, at=self.pause.check_at, count=False)
         elif isinstance(exc, TransientApiError | AmbiguousApiError):
-            self.retry_later(job, exc.message, retry_after=exc.retry_after)
+            if job.state in AT_CLEANVOICE and schedule.has_expired(
+                self.config, job.submitted_at, time.time()
+            ):
+                # retried until the edit's files are gone at Cleanvoice: then it is over
+                self.fail(job, schedule.expired_message(self.config, job), folder)
+            else:
+                self.retry_later(job, exc.message, retry_after=exc.retry_after)
+        elif isinstance(exc, EditFailed):
+            self.fail(job, exc.message, folder, remote_failed=True)
         elif isinstance(exc, PermanentApiError):
             self.fail(job, exc.message, folder)
         elif isinstance(exc, JobError):
@@ -272,6 +284,7 @@ class Outcomes:
     ) -> None:
         """Send the job back to its last safe state, to be retried after a back-off."""
         attempts = job.attempts + 1 if count else job.attempts
+        message = plain(message, MAX_ERROR)
         daemon = self.config.daemon
         when = (
             at
@@ -332,20 +345,36 @@ class Outcomes:
         )
         self._announce(job)
 
-    def fail(self, job: Job, message: str, folder: Folder) -> None:
-        """Fail the job for good and put its input where the user will see why."""
+    def fail(self, job: Job, message: str, folder: Folder, *, remote_failed: bool = False) -> None:
+        """Fail the job for good and put its input where the user will see why.
+
+        The remote edit is deleted only when Cleanvoice itself said it failed
+        (``remote_failed``): any other reason (a cap, a local problem) leaves a paid edit
+        where it is, until its retention runs out, so that nothing paid for is thrown away.
+        """
         if S.FAILED not in TRANSITIONS[job.state]:
             # past the point of no return (outputs written): keep trying instead
             self.retry_later(job, message)
             return
-        if job.edit_id:
+        if job.edit_id and remote_failed:
             self._forget_remote(job.edit_id)
+        message = plain(message, MAX_ERROR)
+        facts = {**job.facts, "edit_failed": True} if remote_failed else dict(job.facts)
         job = self.store.transition(
-            job.id, job.state, S.FAILED, message, error=message, finished_at=time.time()
+            job.id,
+            job.state,
+            S.FAILED,
+            message,
+            error=message,
+            finished_at=time.time(),
+            facts=facts,
         )
         self.log.error("failed", job=job.id, path=job.name, error=message)
+        resumable = can_resume(self.config, job)
         try:
-            moved = set_aside_failed_input(folder, job, message)
+            moved, _ = set_aside_failed_input(
+                folder, job, message, self.config.path, resumable=resumable
+            )
         except OSError as exc:
             self.log.error(
                 "could not move the failed input aside", job=job.id, path=job.name, error=str(exc)
@@ -354,6 +383,12 @@ class Outcomes:
         if moved:
             facts = {**job.facts, "input_at": str(moved)}
             job = self.store.update(job.id, S.FAILED, f"input moved to {moved}", facts=facts)
+            # a move changes a file's change time: record it, so that the file is still
+            # known as the one taken (a retry reads it from there)
+            for position in range(len(job.inputs)):
+                with contextlib.suppress(OSError):
+                    st = os.lstat(current_input_path(folder, job, position))
+                    self.store.set_input(job.id, position, ctime_ns=st.st_ctime_ns)
         self._announce(job)
 
     def _announce(self, job: Job) -> None:
@@ -407,48 +442,12 @@ def account_trouble(exc: AccountApiError) -> str:
     )
 
 
-def input_root(folder: Folder, job: Job) -> Path:
-    """Where a job's recording is now: the file, or the folder of a multi-track session —
-    in the inbox, or in ``failed_dir`` after a failure."""
-    moved = job.facts.get("input_at")
-    return Path(moved) if moved else folder.inbox / job.name
-
-
-def current_input_path(folder: Folder, job: Job, position: int = 0) -> Path:
-    """Where input ``position`` of a job is now."""
-    root = input_root(folder, job)
-    if job.facts.get("session"):
-        return root / Path(job.inputs[position].rel_path).name
-    return root
-
-
-def set_aside_failed_input(folder: Folder, job: Job, message: str) -> Path | None:
-    """Write ``<name>.error.txt`` into ``failed_dir`` and move the input beside it.
-
-    With ``after = "keep"`` the input stays where it is; only the explanation is written.
-    Return where the input went, or None if it did not move.
-    """
-    source = input_root(folder, job)
-    if job.facts.get("input_at"):
-        target: Path | None = source  # already set aside (a retry failed again)
-    elif folder.after == "keep" or job.facts.get("adhoc") or not source.exists():
-        target = None
-    else:
-        target = free_name(folder.failed_dir / job.name)
-        if source.is_dir():
-            move_tree(source, target)
-        else:
-            move_file(source, target)
-    note = target if target is not None else folder.failed_dir / job.name
-    text = (
-        f"cvsyncd could not process {job.name} (job {job.id}).\n\n"
-        f"Why: {message}\n\n"
-        f"When the cause is fixed, run: cvsyncd retry -c CONFIG {job.id}\n"
+def can_resume(config: Config, job: Job, now: float | None = None) -> bool:
+    """Whether a failed job's edit is still at Cleanvoice to be fetched again: it has one,
+    Cleanvoice did not fail it, and its retention has not run out."""
+    return (
+        job.edit_id is not None
+        and job.submitted_at is not None
+        and not job.facts.get("edit_failed")
+        and not schedule.has_expired(config, job.submitted_at, time.time() if now is None else now)
     )
-    write_bytes_atomic(error_note(note), text.encode("utf-8"))
-    return target
-
-
-def error_note(path: Path) -> Path:
-    """``<name>.error.txt`` beside ``path``, shortened if the name would be too long."""
-    return path.with_name(fit_name(path.name, ".error.txt"))

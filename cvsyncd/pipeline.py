@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from cvsyncd.aio import wait_for_any
-from cvsyncd.api import API_TIMEOUT, CleanvoiceClient
+from cvsyncd.api import CleanvoiceClient
 from cvsyncd.config import Config, Folder
 from cvsyncd.delivery import Delivery
 from cvsyncd.errors import CvsyncdError
@@ -238,7 +238,7 @@ class Pipeline:
         submits = self._tasks()
         if submits:
             self.log.info("stopping: waiting for the answer to a create-edit request")
-            await _wait_tasks(submits, force, API_TIMEOUT.read or 60.0)
+            await _wait_tasks(submits, force, self.client.deadline)
         await _cancel(self._tasks())
 
     def _tasks(self, exclude_kind: str | None = None) -> list[asyncio.Task[None]]:

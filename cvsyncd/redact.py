@@ -20,13 +20,21 @@ _URL_WITH_QUERY = re.compile(
     r"""(?P<base>\b[a-zA-Z][a-zA-Z0-9+.-]{0,15}://[^\s?#"'<>]+)[?#][^\s"'<>]*"""
 )
 
-_known_secrets: set[str] = set()
+MIN_SECRET = 8  # shorter text is never taken for a secret (apikey.py refuses such keys)
+# a secret is replaced wherever it is not part of a longer run of letters and digits
+_TOKEN = r"[A-Za-z0-9]"
+
+_known_secrets: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(secret: str) -> re.Pattern[str]:
+    return re.compile(f"(?<!{_TOKEN}){re.escape(secret)}(?!{_TOKEN})")
 
 
 def register_secret(secret: str) -> None:
     """Remember a secret (the API key) so that ``scrub`` removes it from any text."""
-    if secret and len(secret) >= 4:
-        _known_secrets.add(secret)
+    if secret and len(secret) >= MIN_SECRET and secret not in _known_secrets:
+        _known_secrets[secret] = _pattern(secret)
 
 
 def redact_url(url: str) -> str:
@@ -47,9 +55,15 @@ def strip_query(url: str) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove known secrets and the query strings of URLs from free text."""
+    """Remove known secrets and the query strings of URLs from free text.
+
+    A secret is replaced where it stands as a whole token (``key=SECRET``, ``"SECRET"``),
+    not inside a longer word, and only if it is at least MIN_SECRET characters long: a
+    short key must not turn unrelated words into REDACTED.
+    """
     text = _URL_WITH_QUERY.sub(lambda m: f"{m.group('base')}?{REDACTED}", text)
-    for secret in (*_known_secrets, *secrets):
-        if secret:
-            text = text.replace(secret, REDACTED)
+    patterns = list(_known_secrets.values())
+    patterns += [_pattern(s) for s in secrets if s and len(s) >= MIN_SECRET]
+    for pattern in patterns:
+        text = pattern.sub(REDACTED, text)
     return text

@@ -13,6 +13,7 @@ edit's retention (7 days): an edit far beyond its expected time is reported as o
 from __future__ import annotations
 
 from cvsyncd.config import Config
+from cvsyncd.jobs import Job
 
 GROWTH = 1.5
 
@@ -60,3 +61,12 @@ def is_overdue(config: Config, duration: float | None, elapsed: float) -> bool:
 def has_expired(config: Config, submitted_at: float | None, now: float) -> bool:
     """Whether Cleanvoice has deleted the edit's files by now (its retention passed)."""
     return submitted_at is not None and now - submitted_at > config.cleanvoice.retention_seconds
+
+
+def expired_message(config: Config, job: Job) -> str:
+    """Why a job whose edit's retention ran out cannot go on, and what to do."""
+    return (
+        f"the edit {job.edit_id} expired at Cleanvoice before its results could be fetched "
+        "(Cleanvoice keeps files for 7 days); the recording must be submitted again: "
+        f"cvsyncd retry -c {config.path} {job.id}"
+    )

@@ -19,7 +19,7 @@ import structlog
 
 from cvsyncd import __version__
 from cvsyncd.aio import wait_for_any
-from cvsyncd.api import CleanvoiceClient
+from cvsyncd.api import client_for
 from cvsyncd.config import Config
 from cvsyncd.fileops import sweep_temp_files
 from cvsyncd.pipeline import Pipeline
@@ -55,12 +55,7 @@ class Daemon:
         store = Store.open(self.config.daemon.state_dir, daemon=True)
         try:
             self._sweep()
-            cleanvoice = self.config.cleanvoice
-            limits = {
-                "submit": cleanvoice.submit_requests_per_minute,
-                "status": cleanvoice.status_requests_per_minute,
-            }
-            async with CleanvoiceClient(cleanvoice.base_url, self.api_key, limits=limits) as client:
+            async with client_for(self.config.cleanvoice, self.api_key) as client:
                 pipeline = Pipeline(self.config, store, client)
                 pipeline.recover()
                 watcher = Watcher(

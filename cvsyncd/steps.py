@@ -22,32 +22,30 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
-from cvsyncd import inbox, media, presets, schedule
+from cvsyncd import inbox, inputs, media, presets, schedule
 from cvsyncd.api import CleanvoiceClient, file_url_of
 from cvsyncd.config import Config, Folder
-from cvsyncd.delivery import Delivery, expired_message
-from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
+from cvsyncd.delivery import Delivery
+from cvsyncd.disposal import NotOurs, delete_taken, input_place, input_root, move_taken
+from cvsyncd.errors import EditFailed, JobError, PermanentApiError, TransientApiError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.fileops import (
     free_name,
-    move_file,
-    move_tree,
-    remove_file,
-    sha256_file,
 )
 from cvsyncd.jobs import InputFile, Job, JobState
-from cvsyncd.outcomes import Outcomes, current_input_path, input_root
+from cvsyncd.outcomes import Outcomes
 from cvsyncd.outputs import redact_result
-from cvsyncd.store import Store
+from cvsyncd.store import JsonText, Store
 
 S = JobState
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
@@ -79,6 +77,11 @@ def missing_input(folder: Folder, path: Path) -> JobError:
             retryable=True,
         )
     return JobError(f"the input {path} disappeared (deleted or moved away) before it was uploaded")
+
+
+def stored_result(result: Mapping[str, Any]) -> JsonText:
+    """A result as the store keeps it: JSON, without any signed URL's query string."""
+    return JsonText(json.dumps(redact_result(result)))
 
 
 def refusal_message(exc: PermanentApiError) -> str:
@@ -122,21 +125,23 @@ class Steps:
         log = self.log.bind(job=job.id, path=job.name)
         log.info("uploading", size=sum(i.size for i in job.inputs))
         for position, recorded in enumerate(job.inputs):
-            path = current_input_path(folder, job, position)
-            signed = await self.client.request_upload_url(upload_name(path))
+            root, rel = input_place(folder, job, position)
+            signed = await self.client.request_upload_url(upload_name(Path(rel)))
             failpoint("upload.signed")
-            await self.client.upload_file(
-                signed, path, recorded.size, on_progress=self._progress_writer(job)
-            )
-            failpoint("upload.sent")
-            # the same size, mtime, change time and inode as when it was fingerprinted: no
-            # byte can have changed (a write moves the change time, which nobody can set)
-            if not same_file(os.lstat(path), recorded):
-                raise JobError(
-                    f"{path.name} changed while it was being uploaded; "
-                    "the new content will be taken once it has settled",
-                    retryable=True,
+            with self._taken(folder, root, rel, recorded) as source:
+                await self.client.upload_file(
+                    signed, source, recorded.size, on_progress=self._progress_writer(job)
                 )
+                failpoint("upload.sent")
+                # the same size, mtime, change time and inode as when it was fingerprinted:
+                # no byte can have changed (a write moves the change time, which nobody can
+                # set); checked on the descriptor the bytes were read from
+                if not recorded.matches(os.fstat(source.fileno())):
+                    raise JobError(
+                        f"{rel} changed while it was being uploaded; "
+                        "the new content will be taken once it has settled",
+                        retryable=True,
+                    )
             self.store.set_input(job.id, position, file_url=file_url_of(signed))
         self.store.transition(
             job.id,
@@ -150,6 +155,24 @@ class Steps:
         )
         failpoint("upload.done")
         log.info("uploaded")
+
+    @contextlib.contextmanager
+    def _taken(
+        self, folder: Folder, root: Path, rel: str, recorded: InputFile
+    ) -> Iterator[IO[bytes]]:
+        """The input a job took, open, proven to be it (see ``inputs.open_taken``)."""
+        try:
+            with inputs.open_taken(root, rel, recorded) as source:
+                yield source
+        except inputs.InputRefused as exc:
+            if exc.kind == "missing":
+                raise missing_input(folder, root / rel) from None
+            raise
+        except inputs.InputChanged:
+            raise JobError(
+                f"{rel} changed since it was taken; its new content will be taken",
+                retryable=True,
+            ) from None
 
     def _progress_writer(self, job: Job) -> Any:
         last = [time.monotonic()]
@@ -169,8 +192,13 @@ class Steps:
         """Check that every input is media, and note its duration, before paying for it."""
         durations = []
         for position, recorded in enumerate(job.inputs):
-            path = current_input_path(folder, job, position)
-            found = await asyncio.to_thread(media.probe, path)
+            root, rel = input_place(folder, job, position)
+
+            def probe(root: Path = root, rel: str = rel, recorded: InputFile = recorded) -> Any:
+                with self._taken(folder, root, rel, recorded) as source:
+                    return media.probe_file(source)
+
+            found = await asyncio.to_thread(probe)
             if found.problem:
                 raise JobError(f"{recorded.rel_path}: {found.problem}")
             durations.append(found.duration)
@@ -183,23 +211,26 @@ class Steps:
     async def _refresh_if_changed(self, job: Job, folder: Folder) -> Job:
         """Before uploading, make sure the job describes the file as it is now.
 
-        A file that changed since it was taken gets a new fingerprint (the job restarts
-        with the new content); one that is still changing waits for the settle window.
+        A regular file that changed since it was taken gets a new fingerprint (the job
+        restarts with the new content); one that is still changing waits for the settle
+        window. A path that is no longer a regular file inside its folder is refused
+        (``inputs.py``); a new content that another job already has is that job's.
         """
         changed = False
         for position, recorded in enumerate(job.inputs):
-            path = current_input_path(folder, job, position)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                raise missing_input(folder, path) from None
-            if same_file(st, recorded):
+            root, rel = input_place(folder, job, position)
+            if await asyncio.to_thread(inputs.still_taken, root, rel, recorded):
                 continue
-            fingerprint = await asyncio.to_thread(sha256_file, path)
-            if not same_file(os.lstat(path), InputFile.of("", st)):
+            try:
+                st, fingerprint = await asyncio.to_thread(inputs.fingerprint, root, rel)
+            except inputs.InputRefused as exc:
+                if exc.kind == "missing":
+                    raise missing_input(folder, root / rel) from None
+                raise
+            except inputs.InputChanged:
                 raise JobError(
-                    f"{path.name} is still being written; waiting for it to settle", retryable=True
-                )
+                    f"{rel} is still being written; waiting for it to settle", retryable=True
+                ) from None
             self.store.set_input(
                 job.id,
                 position,
@@ -219,6 +250,14 @@ class Steps:
             if fresh.facts.get("session")
             else fresh.inputs[0].fingerprint
         )
+        other = self.store.find_by_identity(job.folder, job.name, fingerprint)
+        if other is not None and other.id != job.id:
+            # the file there now is another job's recording: this job's content is gone
+            raise JobError(
+                f"{job.name} was replaced by a newer recording, which is job {other.id}; "
+                "this job's recording is no longer there, so nothing more is done for it",
+                superseded_by=other.id,
+            )
         self.log.info(
             "input changed before upload; taking the new content", job=job.id, path=job.name
         )
@@ -233,8 +272,8 @@ class Steps:
 
     async def submit(self, job: Job, folder: Folder) -> None:
         for position, recorded in enumerate(job.inputs):
-            st = os.lstat(current_input_path(folder, job, position))
-            if not same_file(st, recorded):
+            root, rel = input_place(folder, job, position)
+            if not await asyncio.to_thread(inputs.still_taken, root, rel, recorded):
                 self.store.transition(
                     job.id,
                     S.UPLOADED,
@@ -287,17 +326,19 @@ class Steps:
 
     async def poll(self, job: Job, folder: Folder) -> None:
         assert job.edit_id
-        status = await self.client.get_edit(job.edit_id)
+        status = await self.client.get_edit(job.edit_id)  # odd answers: transient
         if status.succeeded:
             assert status.result is not None
             self.delivery.remember(job.id, status.result)
+            # a long transcript is megabytes: its copy for the store is made off the loop
+            stored = await asyncio.to_thread(stored_result, status.result)
             failpoint("poll.success")
             self.store.transition(
                 job.id,
                 S.PROCESSING,
                 S.FETCHING,
                 "Cleanvoice finished",
-                result=redact_result(status.result),
+                result=stored,
                 attempts=0,
                 error=None,
                 progress={"status": status.status},
@@ -308,10 +349,10 @@ class Steps:
             return
         if status.failed:
             reason = status.message or "it gave no reason"
-            raise PermanentApiError(f"Cleanvoice could not process this recording: {reason}")
+            raise EditFailed(f"Cleanvoice could not process this recording: {reason}")
         now = time.time()
         if schedule.has_expired(self.config, job.submitted_at, now):
-            raise PermanentApiError(expired_message(job))
+            raise PermanentApiError(schedule.expired_message(self.config, job))
         polls = int(job.facts.get("polls", 0)) + 1
         duration = job.facts.get("duration")
         delay = schedule.next_poll_delay(
@@ -389,25 +430,12 @@ class Steps:
         if job.facts.get("adhoc"):
             return job  # given to `cvsyncd process` from outside any inbox: never touched
         root = input_root(folder, job)
-        paths = [current_input_path(folder, job, i) for i in range(len(job.inputs))]
-        stats = [await asyncio.to_thread(_lstat_or_none, p) for p in paths]
-        if any(
-            st is not None and not same_file(st, rec)
-            for st, rec in zip(stats, job.inputs, strict=True)
-        ):
-            self.log.warning(
-                "the input changed after it was processed; leaving it in place",
-                job=job.id,
-                path=job.name,
-            )
-            return job
         present = await asyncio.to_thread(os.path.lexists, root)
         if folder.after == "delete":
-            for path, st in zip(paths, stats, strict=True):
-                if st is not None:
-                    await asyncio.to_thread(remove_file, path)
-            if job.facts.get("session") and present:
-                await asyncio.to_thread(_remove_session_folder, root)
+            try:
+                await asyncio.to_thread(delete_taken, folder, job)
+            except NotOurs as exc:
+                self._left_in_place(job, str(exc))
             return job
         if job.disposed_to is None:  # plan the name first, so a redo finds the file
             target = await asyncio.to_thread(free_name, folder.done_dir / job.name)
@@ -420,10 +448,12 @@ class Steps:
             ):
                 raise missing_input(folder, root)
             return job  # moved already (a redo after a crash), or removed by the user
-        mover = move_tree if job.facts.get("session") else move_file
         try:
-            await asyncio.to_thread(mover, root, target)
+            await asyncio.to_thread(move_taken, folder, job, target)
             failpoint("dispose.moved")
+        except NotOurs as exc:
+            self._left_in_place(job, str(exc))
+            return self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
         except FileExistsError:
             self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
             raise JobError(
@@ -439,17 +469,10 @@ class Steps:
             raise
         return job
 
-
-def _remove_session_folder(root: Path) -> None:
-    """After deleting a session's tracks: its ready marker, then the folder if empty."""
-    with contextlib.suppress(FileNotFoundError):
-        (root / inbox.READY_MARKER).unlink()
-    with contextlib.suppress(OSError):
-        root.rmdir()
-
-
-def _lstat_or_none(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
+    def _left_in_place(self, job: Job, why: str) -> None:
+        self.log.warning(
+            "the input is no longer the recording that was processed; leaving it in place",
+            job=job.id,
+            path=job.name,
+            reason=why,
+        )

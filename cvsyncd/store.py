@@ -52,6 +52,10 @@ UPDATABLE = frozenset(
 JSON_COLUMNS = frozenset({"progress", "result", "outputs", "facts"})
 
 
+class JsonText(str):
+    """A value for a JSON column that is already JSON text (made off the event loop)."""
+
+
 def options_key(options: Mapping[str, Any]) -> str:
     """Return a canonical text of an edit config, equal for equal configs."""
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
@@ -292,7 +296,10 @@ class Store:
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         now = time.time()
-        values = {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in fields.items()}
+        values = {
+            k: (v if isinstance(v, JsonText) or k not in JSON_COLUMNS else json.dumps(v))
+            for k, v in fields.items()
+        }
         values["state"] = new.value
         values["updated_at"] = now
         assignments = ", ".join(f"{k} = ?" for k in values)
@@ -352,6 +359,37 @@ class Store:
         requeued = self.get(job_id)
         assert requeued is not None
         return requeued
+
+    def resume_edit(self, job_id: int, message: str) -> Job:
+        """Send a failed job whose edit is still at Cleanvoice back to polling that edit
+        (``cvsyncd retry``): its results are fetched again, nothing is submitted again."""
+        job = self.get(job_id)
+        if job is None:
+            raise StoreError(f"there is no job {job_id}")
+        check_transition(job.state, JobState.PROCESSING)
+        facts = {**job.facts, "polls": 0, "retries": int(job.facts.get("retries", 0)) + 1}
+        now = time.time()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = ?, attempts = 0, next_attempt_at = 0, progress = NULL,"
+                " result = NULL, outputs = '[]', disposed_to = NULL, error = NULL, facts = ?,"
+                " finished_at = NULL, updated_at = ? WHERE id = ? AND state = ?",
+                (JobState.PROCESSING.value, json.dumps(facts), now, job_id, job.state.value),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"job {job_id} changed meanwhile; not resumed")
+            _add_event(conn, job_id, JobState.PROCESSING, message, now)
+        resumed = self.get(job_id)
+        assert resumed is not None
+        return resumed
+
+    def newer_job_for_name(self, folder: str, name: str, job_id: int) -> Job | None:
+        """The newest job after ``job_id`` that took a file under the same name, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND id > ? ORDER BY id DESC LIMIT 1",
+            (folder, name, job_id),
+        ).fetchone()
+        return self._job(row) if row else None
 
     def delete_job(self, job_id: int) -> bool:
         """Forget a job entirely (its inputs and history too). Return whether it existed."""
@@ -508,7 +546,7 @@ class Store:
             next_attempt_at=row["next_attempt_at"],
             edit_id=row["edit_id"],
             progress=_loads(row["progress"]),
-            result=_loads(row["result"]),
+            result_text=row["result"],
             outputs=tuple(json.loads(row["outputs"])),
             disposed_to=row["disposed_to"],
             error=row["error"],

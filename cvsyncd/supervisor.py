@@ -32,6 +32,8 @@ from cvsyncd.watcher import Watcher
 
 TURN_SECONDS = 3.0
 FOLDERS_META_KEY = "folders_unavailable"
+REFUSED_META_KEY = "inbox_refused"  # entries not taken, with why (for `cvsyncd status`)
+MAX_REFUSED_SHOWN = 100
 FORGET_META_KEY = "forget_generation"
 STATUS_STATES = (*ACTIVE, JobState.NEEDS_ATTENTION)
 
@@ -58,6 +60,7 @@ class Supervisor:
         self.reload_requested = asyncio.Event()
         self._config_stamp = _stamp(config.path)
         self._folders_shown: str | None = None
+        self._refused_shown: str | None = None
         self._status_shown: str | None = None
         self._forgotten = store.get_meta(FORGET_META_KEY)
 
@@ -101,6 +104,11 @@ class Supervisor:
         if text != self._folders_shown:
             self.store.set_meta(FOLDERS_META_KEY, text)
             self._folders_shown = text
+        refused = self.watcher.refusals()
+        listed = json.dumps(refused[:MAX_REFUSED_SHOWN]) if refused else None
+        if listed != self._refused_shown:
+            self.store.set_meta(REFUSED_META_KEY, listed)
+            self._refused_shown = listed
         counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
         reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []
         reasons += [

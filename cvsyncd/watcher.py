@@ -29,7 +29,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from cvsyncd import fsinfo, inbox
+from cvsyncd import fsinfo, inbox, inputs
 from cvsyncd.aio import wait_for_any
 from cvsyncd.config import Folder
 
@@ -102,7 +102,10 @@ class Watcher:
         self.log = structlog.get_logger("cvsyncd.watcher")
         self._watches: dict[str, FolderWatch] = {f.key: FolderWatch(f) for f in folders}
         self._candidates: dict[Path, Candidate] = {}
-        self._skipped: dict[Path, object] = {}  # intake said "not yet" (e.g. empty)
+        self._skipped: dict[Path, object] = {}  # intake said "not yet" (e.g. gone)
+        # entries not taken for a reason the user can fix (a link, a FIFO, an empty or
+        # unreadable file): listed by `cvsyncd status` until they go away
+        self._refused: dict[Path, tuple[Folder, str]] = {}
         # files that already have a job, as they looked then: rescans skip them without
         # asking the store (a rescan of 10,000 done files costs a walk, not 10,000 queries)
         self._known: dict[Path, object] = {}
@@ -122,6 +125,18 @@ class Watcher:
         """Why a folder's inbox cannot be used now (None if it can)."""
         watch = self._watches.get(folder_key)
         return watch.problem if watch else None
+
+    def refusals(self) -> list[dict[str, str]]:
+        """The inbox entries not taken for a reason the user can fix, and why."""
+        return [
+            {"folder": folder.name, "path": str(path), "reason": reason}
+            for path, (folder, reason) in sorted(self._refused.items())
+        ]
+
+    def _refuse(self, folder: Folder, path: Path, reason: str) -> None:
+        if self._refused.get(path, (None, None))[1] != reason:
+            self.log.warning("not taken", folder=folder.name, path=str(path), reason=reason)
+        self._refused[path] = (folder, reason)
 
     def rescan_all(self) -> None:
         """Forget what was known and look at every inbox again soon (after ``forget``)."""
@@ -271,6 +286,7 @@ class Watcher:
             self._candidates.pop(path, None)
             self._skipped.pop(path, None)
             self._known.pop(path, None)
+            self._refused.pop(path, None)
         if path.name == inbox.OVERRIDE_NAME:  # held recordings below may be taken now
             self._pending_scans.append((folder, path.parent))
             return
@@ -298,13 +314,24 @@ class Watcher:
                 await self._scan(folder, directory)
 
     async def _scan(self, folder: Folder, directory: Path) -> None:
-        """Note every candidate below ``directory`` that is not known yet."""
+        """Note every candidate below ``directory`` that is not known yet; list what is
+        there but cannot be taken (a link, a FIFO …), and forget listed entries that left."""
         found = await asyncio.to_thread(lambda: list(inbox.walk(folder, directory)))
+        seen = {path for path, _ in found}
+        for path, (owner, _) in list(self._refused.items()):
+            if owner.key == folder.key and path.is_relative_to(directory) and path not in seen:
+                del self._refused[path]
         for path, st in found:
             if path in self._candidates:
                 continue
             if stat.S_ISDIR(st.st_mode):  # a multi-track session
                 self._candidates[path] = Candidate(folder, session=True)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                self._refuse(folder, path, inputs.refusal(path, inputs.kind_of(st.st_mode)).message)
+                continue
+            if path in self._refused:  # empty or unreadable before: look again
+                self._candidates[path] = Candidate(folder)
                 continue
             signature = (st.st_size, st.st_mtime_ns)
             if self._skipped.get(path) == signature or self._known.get(path) == signature:
@@ -333,13 +360,10 @@ class Watcher:
                 continue  # paused: keep it for when the inbox is back
             if signature is None or isinstance(signature, str):
                 del self._candidates[path]
-                if signature == "symlink" and path not in watch.told:
-                    watch.told.add(path)
-                    self.log.warning(
-                        "symlink in the inbox: not followed, not taken",
-                        folder=candidate.folder.name,
-                        path=str(path),
-                    )
+                if signature is None:
+                    self._refused.pop(path, None)
+                else:
+                    self._refuse(candidate.folder, path, inputs.refusal(path, signature).message)
                 continue
             if signature != candidate.signature:
                 candidate.signature, candidate.since = signature, now
@@ -364,17 +388,15 @@ class Watcher:
             except OSError:
                 out.append(None)
                 continue
-            if stat.S_ISLNK(st.st_mode):
-                out.append("symlink")
-            elif stat.S_ISDIR(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
                 candidate = self._candidates.get(path)
                 folder = candidate.folder if candidate else None
                 tracks = inbox.session_signature(folder, path) if folder else ()
-                out.append(tracks if tracks else "other")
+                out.append(tracks if tracks else "directory")
             elif stat.S_ISREG(st.st_mode):
                 out.append((st.st_size, st.st_mtime_ns))
             else:
-                out.append("other")
+                out.append(inputs.kind_of(st.st_mode))  # symlink, fifo, device …
         return out
 
     async def _take_ready(self) -> None:
@@ -385,7 +407,7 @@ class Watcher:
             if watch is None:
                 continue
             if watch.problem:
-                self._candidates.setdefault(path, Candidate(folder, session=path.is_dir()))
+                self._candidates.setdefault(path, Candidate(folder, session=_is_directory(path)))
                 continue
             try:
                 verdict = await self.intake(folder, path)
@@ -393,8 +415,20 @@ class Watcher:
                 self.log.exception("could not take a file", folder=folder.name, path=str(path))
                 verdict = "error"
             if verdict == "changed":
-                self._candidates.setdefault(path, Candidate(folder, session=path.is_dir()))
+                self._candidates.setdefault(path, Candidate(folder, session=_is_directory(path)))
             elif verdict == "skipped":
                 with contextlib.suppress(OSError):
                     st = os.lstat(path)
                     self._skipped[path] = (st.st_size, st.st_mtime_ns)
+            elif verdict == "refused":
+                self._refuse(folder, path, getattr(verdict, "reason", None) or "not taken")
+            else:
+                self._refused.pop(path, None)
+
+
+def _is_directory(path: Path) -> bool:
+    """Whether ``path`` is a folder itself (a link to one is not)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False

@@ -53,6 +53,14 @@ def wav_bytes(
     return buffer.getvalue()
 
 
+def adts_bytes(frames: int = 200, length: int = 120) -> bytes:
+    """A real ADTS AAC stream (silent frames of ``length`` bytes, 44.1 kHz stereo), as
+    bytes: mutagen reads its duration, the emulator its first bytes."""
+    header = [0xFF, 0xF1, 0x50, (2 << 6) | ((length >> 11) & 3), (length >> 3) & 0xFF]
+    header += [((length & 7) << 5) | 0x1F, 0xFC]
+    return (bytes(header) + bytes(length - 7)) * frames
+
+
 def make_wav(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 16000) -> Path:
     """Write a real WAV file (a sine tone) and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,9 @@ def test_every_active_state_can_still_finish() -> None:
 
 
 def test_an_edit_is_only_created_after_a_written_intent() -> None:
-    # the only way to an edit id is through "submitting", committed before the POST
-    assert predecessors(S.PROCESSING) == {S.SUBMITTING}
+    # the only way to a new edit id is through "submitting", committed before the POST;
+    # failed → processing polls an edit the job already has (a retry that fetches again)
+    assert predecessors(S.PROCESSING) == {S.SUBMITTING, S.FAILED}
     assert predecessors(S.SUBMITTING) == {S.UPLOADED}
 
 
@@ -57,7 +58,8 @@ def test_the_input_is_only_touched_after_the_outputs() -> None:
 def test_final_states_move_only_by_a_users_decision() -> None:
     assert TRANSITIONS[S.DONE] == frozenset()
     for state in TERMINAL - {S.DONE}:
-        assert TRANSITIONS[state] <= {S.QUEUED, S.FAILED}
+        assert TRANSITIONS[state] <= {S.QUEUED, S.FAILED, S.PROCESSING}
+    assert {s for s in TERMINAL if S.PROCESSING in TRANSITIONS[s]} == {S.FAILED}
 
 
 def test_ambiguity_never_resubmits_on_its_own() -> None:

@@ -157,10 +157,19 @@ def test_probe_names_the_problem_of_bad_files(tmp_path: Path) -> None:
     text.write_text("just some text\n" * 10)
     problem = probe(text).problem
     assert problem is not None and "not an audio or video file" in problem
-    # a media header with a broken body is still media: Cleanvoice decides
+    # a media header is not enough: the header is parsed, and must hold what it promises
+    full = make_wav(tmp_path / "full.wav").read_bytes()
     truncated = tmp_path / "cut.wav"
-    truncated.write_bytes(make_wav(tmp_path / "full.wav").read_bytes()[:100])
-    assert probe(truncated).ok
+    truncated.write_bytes(full[:100])
+    assert "cut short: its header promises 32000 bytes of audio, it holds 56" in str(
+        probe(truncated).problem
+    )
+    header_only = tmp_path / "header.wav"
+    header_only.write_bytes(full[:44])
+    assert "a WAV header followed by no audio at all" in str(probe(header_only).problem)
     weird = tmp_path / "weird.mp3"
     weird.write_bytes(b"ID3" + struct.pack(">B", 4) + b"\x00" * 60)
-    assert probe(weird).ok
+    assert "starts like an MP3 file but cannot be read as one" in str(probe(weird).problem)
+    silent = tmp_path / "silent.wav"
+    silent.write_bytes(full[:40] + b"\x00\x00\x00\x00")  # data chunk of 0 bytes
+    assert probe(silent).problem is not None

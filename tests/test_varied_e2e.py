@@ -18,7 +18,7 @@ import pytest
 
 from cvsyncd.emulator import Emulator, FaultSettings
 from cvsyncd.emulator.variants import POINTS
-from tests.conftest import EMULATOR_KEY, Setup, creates, make_wav
+from tests.conftest import EMULATOR_KEY, Setup, adts_bytes, creates, make_wav
 
 pytestmark = pytest.mark.e2e
 
@@ -149,23 +149,23 @@ def test_a_recording_refused_at_create_fails_alone_with_the_services_words(
             emulator.base_url,
             after="move",
             extra_daemon=FAST,
-            extra_folder='extensions = ["wav", "ogg"]',
+            extra_folder='extensions = ["wav", "aac"]',
         )
-        (setup.inbox / "talk.ogg").write_bytes(b"OggS\x00\x02" + bytes(4000))
+        (setup.inbox / "talk.aac").write_bytes(adts_bytes())
         make_wav(setup.inbox / "fine.wav")
         daemon = setup.daemon()
         try:
-            daemon.wait_for_event("failed", path="talk.ogg", timeout=60)
+            daemon.wait_for_event("failed", path="talk.aac", timeout=60)
             daemon.wait_for_event("done", path="fine.wav", timeout=60)
         finally:
             assert daemon.stop() == 0
         refused = [r for r in emulator.requests() if r["endpoint"] == "create"]
     jobs = {j["name"]: j for j in setup.jobs()}
     assert jobs["fine.wav"]["state"] == "done"
-    assert jobs["talk.ogg"]["state"] == "failed"
-    error = jobs["talk.ogg"]["error"]
+    assert jobs["talk.aac"]["state"] == "failed"
+    error = jobs["talk.aac"]["error"]
     assert "Cleanvoice refused to create an edit for this recording (HTTP 422" in error
     assert "File format not supported. Please use MP3, WAV, M4A, or FLAC" in error
     assert "Nothing was billed" in error
     assert [r["status"] for r in refused].count(422) == 1  # refused once, not retried
-    assert (setup.inbox / "failed" / "talk.ogg.error.txt").is_file()
+    assert (setup.inbox / "failed" / "talk.aac.error.txt").is_file()

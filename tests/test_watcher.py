@@ -201,8 +201,8 @@ def test_a_missing_inbox_is_watched_once_it_appears(tmp_path: Path) -> None:
 
     def create() -> None:
         folder.inbox.mkdir()
-        (folder.inbox / "late.ogg").write_bytes(b"o" * 10)
+        (folder.inbox / "late.flac").write_bytes(b"o" * 10)
 
     # the observer check runs every 10 s; the inbox's files are scanned when it is back
     asyncio.run(watch(folder, recorder, create, lambda: bool(recorder.taken), timeout=25))
-    assert [p.name for p, _, _ in recorder.taken] == ["late.ogg"]
+    assert [p.name for p, _, _ in recorder.taken] == ["late.flac"]
