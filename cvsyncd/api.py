@@ -61,7 +61,7 @@ USER_AGENT = f"cvsyncd/{__version__}"
 API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
 TRANSFER_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024**3
-DEFAULT_MAX_ANSWER_BYTES = 64 * 1024**2  # a 10-hour transcript is about 10 MB of JSON
+DEFAULT_MAX_ANSWER_BYTES = 32 * 1024**2  # about 75 hours of speech, transcribed word by word
 API_DEADLINE = 120.0  # seconds one API call may take, answer included
 MAX_EDIT_ID = 128
 MIN_BYTES_PER_MINUTE = 32 * 1024  # a transfer slower than this over a minute is stalled

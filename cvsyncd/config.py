@@ -88,7 +88,7 @@ class CleanvoiceSettings:
     status_requests_per_minute: int = 300  # status polls, deletes, account checks
     expected_processing_ratio: float = 0.125  # processing seconds per second of audio
     retention_seconds: float = 7 * 24 * 3600.0  # how long Cleanvoice keeps an edit's files
-    max_answer_mb: float = 64.0  # the most read of one API answer (a result, an error)
+    max_answer_mb: float = 32.0  # the most read of one API answer (a result, an error)
     max_download_gb: float = 50.0  # the largest result file downloaded
     request_deadline_seconds: float = 120.0  # one API call, answer included
 
@@ -234,7 +234,7 @@ CLEANVOICE_KEYS: Mapping[str, Setting] = {
     "status_requests_per_minute": integer(300, at_least=1),
     "expected_processing_ratio": number(0.125, above=0),
     "retention_seconds": number(7 * 24 * 3600.0, above=0),
-    "max_answer_mb": number(64.0, above=0),
+    "max_answer_mb": number(32.0, above=0),
     "max_download_gb": number(50.0, above=0),
     "request_deadline_seconds": number(120.0, above=0),
 }

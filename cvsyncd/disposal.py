@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path, PurePosixPath
 
 from cvsyncd import inputs
@@ -179,9 +180,8 @@ def set_aside_failed_input(
     note = target if target is not None else folder.failed_dir / job.name
     if replaced:
         advice = (
-            f"The file now at {source} is not the recording this job took (a newer one "
-            "replaced it); it was left where it is and is processed as a recording of "
-            f"its own. Nothing more is done for job {job.id}."
+            f"{_now_at(source, bool(job.facts.get('session')))} It was left where it is. Nothing more is done for job "
+            f"{job.id}, and it is not retried: that would pay for a recording twice."
         )
     elif resumable:
         advice = (
@@ -194,3 +194,17 @@ def set_aside_failed_input(
     text = f"cvsyncd could not process {job.name} (job {job.id}).\n\nWhy: {message}\n\n{advice}\n"
     write_bytes_atomic(error_note(note), text.encode("utf-8"))
     return target, text
+
+
+def _now_at(source: Path, session: bool) -> str:
+    """What is at a job's path now that it is not the recording the job took."""
+    try:
+        st = os.lstat(source)
+    except OSError:
+        return f"{source} is gone."
+    if stat.S_ISDIR(st.st_mode) if session else stat.S_ISREG(st.st_mode):
+        return (
+            f"The file now at {source} is not the recording this job took: a newer one "
+            "replaced it, and it is processed as a recording of its own."
+        )
+    return f"{inputs.refusal(source, inputs.kind_of(st.st_mode)).message}."

@@ -241,14 +241,19 @@ def written_paths(plan: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def redact_result(value: Any) -> Any:
-    """Return a copy of a result with every URL's query string removed.
+    """Return a result with every URL's query string removed.
 
-    Download URLs are signed: they must not reach the database or the outbox.
+    Download URLs are signed: they must not reach the database or the outbox. Parts with
+    no URL in them are returned as they are, not copied: a long transcript is a million
+    small objects, and a second copy of it would double the memory a result takes.
     """
     if isinstance(value, Mapping):
-        return {k: redact_result(v) for k, v in value.items()}
+        changed = {k: redact_result(v) for k, v in value.items()}
+        same = all(changed[k] is v for k, v in value.items())
+        return value if same else changed
     if isinstance(value, list):
-        return [redact_result(v) for v in value]
+        items = [redact_result(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     if isinstance(value, str) and "://" in value and ("?" in value or "#" in value):
         return redact_url(value)
     return value

@@ -56,6 +56,8 @@ class RenderContext:
     track_names: tuple[str, ...] = ()  # multi-track: speaker i is track_names[i]
     # downloaded marker files by name (see marker_downloads), e.g. {"timeline_audacity": "…"}
     markers: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # what one render may share with the next of the same result (the parsed transcript)
+    cache: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     @property
     def heading(self) -> str:
@@ -118,13 +120,24 @@ def render(suffix: str, result: Mapping[str, Any], context: RenderContext) -> by
         transcript_renderer = _TRANSCRIPTS.get(fmt)
         if transcript_renderer is None:
             raise ValueError(f"unknown output {suffix!r}")
-        transcript = read_transcript(result, context.speakers, context.track_names)
+        transcript = _transcript(result, context)
         output = transcript_renderer(transcript, context.heading)
     elif suffix in _OTHERS:
         output = _OTHERS[suffix](result, context)
     else:
         raise ValueError(f"unknown output {suffix!r}")
     return output if isinstance(output, bytes) else output.encode("utf-8")
+
+
+def _transcript(result: Mapping[str, Any], context: RenderContext) -> Transcript:
+    """The result's transcript, read once for all the formats rendered with one context
+    (reading a long one costs seconds); the context holds it, and drops it with itself."""
+    held = context.cache.get("transcript")
+    if held is not None and held[0] is result:
+        return held[1]
+    transcript = read_transcript(result, context.speakers, context.track_names)
+    context.cache["transcript"] = (result, transcript)
+    return transcript
 
 
 _TRANSCRIPTS: Mapping[str, Callable[[Transcript, str], str | bytes]] = {

@@ -21,6 +21,8 @@ than one speaker; a VTT cue carries the speaker in a ``<v Name>`` voice tag.
 
 from __future__ import annotations
 
+import functools
+
 import html
 import re
 from collections.abc import Mapping, Sequence
@@ -98,15 +100,20 @@ def _phrases(words: Sequence[Word]) -> list[list[Word]]:
 def wrap(tokens: Sequence[str]) -> list[str] | None:
     """Return ``tokens`` as one line or two balanced lines of at most 42 characters, or
     None if they do not fit. One token alone always fits (it may be longer than a line)."""
-    text = " ".join(tokens)
-    if len(text) <= MAX_LINE or len(tokens) == 1:
-        return [text]
+    lengths = [len(token) for token in tokens]
+    total = sum(lengths) + len(tokens) - 1  # joined by single spaces
+    if total <= MAX_LINE or len(tokens) == 1:
+        return [" ".join(tokens)]
     best: tuple[float, int] | None = None
+    top = -1
     for split in range(1, len(tokens)):
-        top, bottom = " ".join(tokens[:split]), " ".join(tokens[split:])
-        if len(top) > MAX_LINE or len(bottom) > MAX_LINE:
+        top += lengths[split - 1] + 1  # the length of " ".join(tokens[:split])
+        if top > MAX_LINE:
+            break  # the top line only grows from here
+        bottom = total - top - 1
+        if bottom > MAX_LINE:
             continue
-        score = abs(len(top) - len(bottom)) + _break_penalty(tokens[split - 1]) / 4
+        score = abs(top - bottom) + _break_penalty(tokens[split - 1]) / 4
         if best is None or (score, split) < best:
             best = (score, split)
     if best is None:
@@ -115,6 +122,21 @@ def wrap(tokens: Sequence[str]) -> list[str] | None:
     return [" ".join(tokens[:split]), " ".join(tokens[split:])]
 
 
+def _fits(lengths: Sequence[int], first: int, last: int, total: int) -> bool:
+    """Whether the tokens of ``lengths[first:last]`` (``total`` characters joined by
+    spaces) fit on one line or two: as ``wrap`` would find, without building any text.
+    The longest top line that fits leaves the shortest bottom line."""
+    if total <= MAX_LINE:
+        return True
+    top = -1
+    for index in range(first, last - 1):
+        if top + lengths[index] + 1 > MAX_LINE:
+            break
+        top += lengths[index] + 1
+    return top > 0 and total - top - 1 <= MAX_LINE
+
+
+@functools.lru_cache(maxsize=4096)
 def _break_penalty(token: str) -> float:
     """How bad it is to break a line or a cue after ``token``."""
     if SENTENCE_END.search(token):
@@ -130,17 +152,18 @@ def _cut(phrase: Sequence[Word], tokens: Sequence[str]) -> list[tuple[int, int]]
     """Cut one phrase into cues: ``(first, last)`` word ranges, as few and as even as may be."""
     count = len(tokens)
     capacity = MAX_LINE * MAX_LINES
+    lengths = [len(token) for token in tokens]
     best: list[tuple[float, int]] = [(0.0, 0)] + [(float("inf"), 0)] * count
     for last in range(1, count + 1):
         length = -1
         for first in range(last - 1, -1, -1):
-            length += len(tokens[first]) + 1
+            length += lengths[first] + 1
             single = first == last - 1
             if not single and (
                 length > capacity or phrase[last - 1].end - phrase[first].start > MAX_DURATION_MS
             ):
                 break
-            if not single and wrap(tokens[first:last]) is None:
+            if not single and not _fits(lengths, first, last, length):
                 continue
             cost = 100 + (capacity - min(length, capacity)) ** 2 / 50
             if last < count:
