@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from cvsyncd.api import CleanvoiceClient, file_url_of
+from cvsyncd.api import CleanvoiceClient, _Pace, file_url_of, is_edit_id
 from cvsyncd.emulator import Emulator, FaultSettings
 from cvsyncd.errors import (
     AccountApiError,
@@ -236,3 +236,33 @@ def test_account_url_is_v1_beside_the_v2_base() -> None:
     client = CleanvoiceClient("https://api.cleanvoice.ai/v2", "k")
     assert client.account_url == "https://api.cleanvoice.ai/v1/account"
     asyncio.run(client.aclose())
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("9a14b8fe-3604-43e4-8c06-06a7491ae8fc", True),
+        ("edit_42", True),
+        ("../../v1/account", False),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("", False),
+        ("9a14 b8fe", False),
+        ("é", False),
+        ("-leading", False),
+    ],
+)
+def test_edit_ids_that_may_go_into_a_url(value: str, ok: bool) -> None:
+    assert is_edit_id(value) is ok
+
+
+def test_a_stalled_transfer_is_noticed_after_a_minute() -> None:
+    now = [0.0]
+    pace = _Pace(32 * 1024, clock=lambda: now[0])
+    assert pace.keeps_up(100)  # within the first minute: no verdict yet
+    now[0] = 61.0
+    assert not pace.keeps_up(1)  # 101 bytes in a minute
+    fast = _Pace(32 * 1024, clock=lambda: now[0])
+    now[0] = 122.0
+    assert fast.keeps_up(40 * 1024)  # a full minute at more than the pace: a new window
+    assert fast.in_window == 0
