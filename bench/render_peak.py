@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import socket
@@ -31,7 +32,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "bench-key-0123456789"
-WORDS = "this is a long transcript made up for the render bench of cvsyncd".split()
+WORDS = [
+    "this",
+    "is",
+    "a",
+    "long",
+    "transcript",
+    "made",
+    "up",
+    "for",
+    "the",
+    "render",
+    "bench",
+    "of",
+    "cvsyncd",
+]
 
 
 def small_wav() -> bytes:
@@ -115,7 +130,7 @@ class StandIn(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         origin = f"http://{self.headers['Host']}"
         if self.path.startswith("/v2/upload"):
@@ -123,11 +138,11 @@ class StandIn(BaseHTTPRequestHandler):
         else:
             self._send(200, b'{"id": "bench-edit"}')
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self._send(200, b"")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.startswith("/v2/edits/"):
             self._send(200, self.answer)
         elif self.path.startswith("/file/"):
@@ -135,7 +150,7 @@ class StandIn(BaseHTTPRequestHandler):
         else:
             self._send(200, b'{"credit": {"total": 100}}')
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._send(200, b"{}")
 
     def log_message(self, *args: Any) -> None:
@@ -233,12 +248,11 @@ def main() -> None:
         sys.exit(1)
     window = [t for t in pings if first_poll <= t <= finished]
     edges = [first_poll, *window, finished]
-    gap = max(b - a for a, b in zip(edges, edges[1:], strict=False))
+    gap = max(b - a for a, b in itertools.pairwise(edges))
     outputs = sorted(p.name for p in (root / "outbox").iterdir())
     print(f"result answer        {len(StandIn.answer) / 2**20:.1f} MiB (cap {args.cap_mb:g} MiB)")
-    print(
-        f"outputs              {len(outputs)} files, {sum((root / 'outbox' / n).stat().st_size for n in outputs) / 2**20:.1f} MiB"
-    )
+    written = sum((root / "outbox" / n).stat().st_size for n in outputs) / 2**20
+    print(f"outputs              {len(outputs)} files, {written:.1f} MiB")
     print(f"submitted → done     {finished - first_poll:.1f} s")
     print(f"RSS at rest          {rest_rss / 1024:.1f} MiB (peak so far {rest_hwm / 1024:.1f} MiB)")
     print(f"peak RSS             {hwm / 1024:.1f} MiB (VmHWM), {rss / 1024:.1f} MiB after")

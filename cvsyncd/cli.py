@@ -21,7 +21,7 @@ from cvsyncd.config import Config, load_config, read_api_key
 from cvsyncd.errors import ConfigError, CvsyncdError
 from cvsyncd.jobs import ACTIVE, Job, JobState, iso_time
 from cvsyncd.redact import register_secret
-from cvsyncd.store import Store, daemon_pid
+from cvsyncd.store import ALL_FOLDERS, Store, daemon_pid
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIGS = (Path("~/.config/cvsyncd/config.toml"), Path("/etc/cvsyncd/config.toml"))
@@ -493,14 +493,13 @@ def status_report(config: Config, store: Store | None) -> dict[str, Any]:
     }
     if store is None:
         return report
-    report["paused"] = store.get_meta("paused")
+    report["paused"] = store.account_pause()
     report["held"] = {
-        ("all folders" if k == "*" else k): v for k, v in store.meta_items("hold:").items()
+        ("all folders" if k == ALL_FOLDERS else k): v for k, v in store.holds().items()
     }
-    unavailable = store.get_meta("folders_unavailable") if report["daemon_pid"] else None
-    report["folders_paused"] = json.loads(unavailable) if unavailable else {}
-    refused = store.get_meta("inbox_refused") if report["daemon_pid"] else None
-    report["not_taken"] = json.loads(refused) if refused else []
+    running = bool(report["daemon_pid"])
+    report["folders_paused"] = store.unavailable_folders() if running else {}
+    report["not_taken"] = store.refused_entries() if running else []
     report["counts"] = {s.value: n for s, n in sorted(store.count_by_state().items())}
     report["active"] = [job_summary(j) for j in store.jobs(ACTIVE)]
     problems = store.jobs([JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.DUPLICATE], limit=10)

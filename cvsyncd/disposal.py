@@ -180,8 +180,9 @@ def set_aside_failed_input(
     note = target if target is not None else folder.failed_dir / job.name
     if replaced:
         advice = (
-            f"{_now_at(source, bool(job.facts.get('session')))} It was left where it is. Nothing more is done for job "
-            f"{job.id}, and it is not retried: that would pay for a recording twice."
+            f"{_now_at(source, bool(job.facts.get('session')))} It was left where it is. "
+            f"Nothing more is done for job {job.id}, and it is not retried: that would pay "
+            "for a recording twice."
         )
     elif resumable:
         advice = (

@@ -19,7 +19,7 @@ from cvsyncd.errors import StoreError
 from cvsyncd.jobs import RETRYABLE, TERMINAL, Job, JobState, iso_time
 from cvsyncd.outcomes import can_resume
 from cvsyncd.redact import scrub
-from cvsyncd.store import Store
+from cvsyncd.store import ALL_FOLDERS, Store
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def forget_jobs(config: Config, store: Store, ids: Iterable[int]) -> list[Outcom
             )
             continue
         store.delete_job(job_id)
-        store.set_meta("forget_generation", str(time.time()))  # a running daemon rescans
+        store.bump_forget_generation()  # a running daemon rescans
         hint = ""
         folder = folder_of(config, job)
         if folder is not None:
@@ -169,8 +169,6 @@ def hold(
 ) -> Outcome:
     """``cvsyncd pause``/``resume``: hold back (or let go) new uploads and submissions of one
     folder or all. Edits already at Cleanvoice are still polled and their results written."""
-    from cvsyncd.pipeline import ALL_FOLDERS, HOLD_PREFIX
-
     key, label = ALL_FOLDERS, "all folders"
     if folder_name:
         folder = next((f for f in config.folders if folder_name in (f.name, str(f.inbox))), None)
@@ -181,8 +179,8 @@ def hold(
             )
         key, label = folder.key, f"folder {folder.name}"
     if resume:
-        store.set_meta(HOLD_PREFIX + key, None)
-        still = store.meta_items(HOLD_PREFIX)
+        store.set_hold(key, None)
+        still = store.holds()
         note = (
             " (all folders are still paused: `cvsyncd resume` without a folder)"
             if ALL_FOLDERS in still and key != ALL_FOLDERS
@@ -190,7 +188,7 @@ def hold(
         )
         return Outcome(0, True, f"{label}: new work resumes{note}")
     text = reason or "paused with cvsyncd pause"
-    store.set_meta(HOLD_PREFIX + key, f"{text} ({time.strftime('%Y-%m-%d %H:%M')})")
+    store.set_hold(key, f"{text} ({time.strftime('%Y-%m-%d %H:%M')})")
     return Outcome(
         0,
         True,

@@ -44,7 +44,6 @@ from cvsyncd.redact import register_secret
 from cvsyncd.store import Store
 
 S = JobState
-PAUSE_META_KEY = "paused"
 # where a job returns when a step of it must be redone later
 SAFE_STATE = {S.UPLOADING: S.QUEUED, S.SUBMITTING: S.UPLOADED}
 RETRYABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
@@ -66,7 +65,7 @@ class Pause:
     def __init__(self, store: Store, config: Config | None = None):
         self.store = store
         self.config = config
-        self.reason: str | None = store.get_meta(PAUSE_META_KEY)
+        self.reason: str | None = store.account_pause()
         self.check_at = 0.0
         self.strikes = 0
         self.log = structlog.get_logger("cvsyncd.pause")
@@ -103,7 +102,7 @@ class Pause:
                 reason=reason,
                 recheck_in=round(self.check_at - time.time()),
             )
-            self.store.set_meta(PAUSE_META_KEY, reason)
+            self.store.set_account_pause(reason)
         self.reason = reason
 
     def release(self) -> None:
@@ -111,7 +110,7 @@ class Pause:
         self.trial = False
         if self.reason is not None:
             self.log.info("the account works again; resuming uploads and submissions")
-            self.store.set_meta(PAUSE_META_KEY, None)
+            self.store.set_account_pause(None)
         self.reason = None
 
     def _reload_key_if_changed(self, client: CleanvoiceClient) -> None:

@@ -35,7 +35,7 @@ from cvsyncd.jobs import ACTIVE, Job, JobState
 from cvsyncd.notices import Notices
 from cvsyncd.outcomes import Outcomes, Pause
 from cvsyncd.steps import Steps
-from cvsyncd.store import Store
+from cvsyncd.store import ALL_FOLDERS, Store
 
 S = JobState
 IDLE_TICK = 5.0  # at rest; intake and finished steps wake the loop at once
@@ -55,7 +55,7 @@ class Pipeline:
     ):
         self.config = config
         self.unavailable = unavailable  # why a folder's inbox cannot be used now
-        self.holds: dict[str, str] = store.meta_items(HOLD_PREFIX)  # `cvsyncd pause`
+        self.holds: dict[str, str] = store.holds()  # `cvsyncd pause`
         self.store = store
         self.client = client
         self.drain_seconds = config.daemon.stop_grace_seconds
@@ -143,6 +143,7 @@ class Pipeline:
 
     def _start_due_steps(self) -> None:
         now = time.time()
+        self.holds = self.store.holds()  # `cvsyncd pause` counts from the moment it returns
         counts = self.store.count_by_state(ACTIVE)  # every second: only the index
         running_kinds = [kind for kind, _ in self._running.values()]
         uploads = running_kinds.count("upload") + counts.get(S.UPLOADED, 0)
@@ -275,8 +276,6 @@ def step_kind(job: Job) -> str | None:
 INBOX_STEPS = frozenset({"upload", "submit", "dispose"})
 # steps that start new (paid) work, held back by `cvsyncd pause`; running edits finish
 NEW_WORK = frozenset({"upload", "submit"})
-HOLD_PREFIX = "hold:"  # store meta: "hold:*" for everything, "hold:<inbox>" for one folder
-ALL_FOLDERS = "*"
 
 STEP_KINDS: Mapping[JobState, str] = {
     S.QUEUED: "upload",

@@ -45,7 +45,7 @@ from cvsyncd.fileops import (
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.outcomes import Outcomes
 from cvsyncd.outputs import redact_result
-from cvsyncd.store import JsonText, Store
+from cvsyncd.store import ALL_FOLDERS, JsonText, Store
 
 S = JobState
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
@@ -120,6 +120,8 @@ class Steps:
     async def upload(self, job: Job, folder: Folder) -> None:
         job = await self._refresh_if_changed(job, folder)
         job = await self._probe(job, folder)
+        if self._held(folder):
+            return  # `cvsyncd pause` came in meanwhile: no upload starts after it
         job = self.store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
@@ -173,6 +175,12 @@ class Steps:
                 f"{rel} changed since it was taken; its new content will be taken",
                 retryable=True,
             ) from None
+
+    def _held(self, folder: Folder) -> bool:
+        """Whether ``cvsyncd pause`` holds this folder's new work, as the store says now
+        (read afresh: a pause must count from the moment the command returned)."""
+        holds = self.store.holds()
+        return ALL_FOLDERS in holds or folder.key in holds
 
     def _progress_writer(self, job: Job) -> Any:
         last = [time.monotonic()]
@@ -287,6 +295,8 @@ class Steps:
             self.store.transition(job.id, S.UPLOADED, S.QUEUED, "upload record incomplete")
             return
         await self.client.reserve("submit")  # wait for the budget before the intent
+        if self._held(folder):
+            return  # `cvsyncd pause` came in meanwhile: no submission starts after it
         # write-ahead intent: from here until the edit id is stored, the outcome is unknown
         job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
         failpoint("submit.intent")

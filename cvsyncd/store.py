@@ -27,6 +27,14 @@ from cvsyncd.migrations import MIGRATIONS as MIGRATIONS  # re-exported for the t
 from cvsyncd.migrations import SCHEMA_VERSION
 
 DB_NAME = "cvsyncd.sqlite3"
+# the keys of the meta table, used only here (the typed methods of Store stand for them)
+META_ACCOUNT_PAUSE = "paused"
+META_HOLD = "hold:"  # + a folder key, or ALL_FOLDERS
+META_FORGET = "forget_generation"
+META_UNAVAILABLE = "folders_unavailable"
+META_REFUSED = "inbox_refused"
+META_LAST_JOB = "last_job_id"
+ALL_FOLDERS = "*"
 LOCK_NAME = "daemon.lock"
 BUSY_TIMEOUT_MS = 10_000
 LOCK_ATTEMPTS = 10
@@ -232,10 +240,12 @@ class Store:
         now = time.time() if now is None else now
         fingerprint = fingerprint or inputs[0].fingerprint
         with self._write() as conn:
+            job_id = self._next_job_id(conn)
             cur = conn.execute(
-                "INSERT OR IGNORE INTO jobs (folder, name, fingerprint, options, options_key,"
-                " state, facts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO jobs (id, folder, name, fingerprint, options, options_key,"
+                " state, facts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    job_id,
                     folder,
                     name,
                     fingerprint,
@@ -249,7 +259,11 @@ class Store:
             )
             if cur.rowcount == 0:
                 return None
-            job_id = int(cur.lastrowid or 0)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (META_LAST_JOB, str(job_id)),
+            )
             conn.executemany(
                 "INSERT INTO inputs (job_id, position, rel_path, size, mtime_ns, fingerprint,"
                 " ctime_ns, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -260,6 +274,13 @@ class Store:
             )
             _add_event(conn, job_id, JobState.QUEUED, "taken from the inbox", now)
         return self.get(job_id)
+
+    def _next_job_id(self, conn: sqlite3.Connection) -> int:
+        """The id for a new job: above every id ever given, so that an id in an old message
+        (``cvsyncd retry 3``) never names another recording after ``forget``."""
+        last = conn.execute("SELECT value FROM meta WHERE key = ?", (META_LAST_JOB,)).fetchone()
+        highest = conn.execute("SELECT MAX(id) FROM jobs").fetchone()[0] or 0
+        return max(int(last[0]) if last else 0, int(highest)) + 1
 
     # -- state changes -------------------------------------------------------------------
 
@@ -505,6 +526,48 @@ class Store:
             "SELECT at, state, message FROM events WHERE job_id = ? ORDER BY id", (job_id,)
         ).fetchall()
         return [(float(r[0]), JobState(r[1]), r[2]) for r in rows]
+
+    # -- daemon-wide state kept beside the jobs (typed: no caller invents a key) ------
+
+    def account_pause(self) -> str | None:
+        """Why new work is paused for the account (a refused key, no credit), or None."""
+        return self.get_meta(META_ACCOUNT_PAUSE)
+
+    def set_account_pause(self, reason: str | None) -> None:
+        self.set_meta(META_ACCOUNT_PAUSE, reason)
+
+    def holds(self) -> dict[str, str]:
+        """``cvsyncd pause``: folder key (or ALL_FOLDERS) → the note, for held folders."""
+        return self.meta_items(META_HOLD)
+
+    def set_hold(self, folder_key: str, note: str | None) -> None:
+        """Hold back new work of one folder (or ALL_FOLDERS); ``None`` lets it go."""
+        self.set_meta(META_HOLD + folder_key, note)
+
+    def forget_generation(self) -> str | None:
+        """Changes whenever ``cvsyncd forget`` ran: a running daemon then rescans."""
+        return self.get_meta(META_FORGET)
+
+    def bump_forget_generation(self) -> None:
+        self.set_meta(META_FORGET, str(time.time()))
+
+    def unavailable_folders(self) -> dict[str, str]:
+        """Folders whose inbox the running daemon cannot use now, and why."""
+        text = self.get_meta(META_UNAVAILABLE)
+        return dict(json.loads(text)) if text else {}
+
+    def set_unavailable_folders(self, folders: Mapping[str, str]) -> None:
+        self.set_meta(
+            META_UNAVAILABLE, json.dumps(dict(folders), sort_keys=True) if folders else None
+        )
+
+    def refused_entries(self) -> list[dict[str, str]]:
+        """Inbox entries the running daemon does not take, with why (for ``status``)."""
+        text = self.get_meta(META_REFUSED)
+        return list(json.loads(text)) if text else []
+
+    def set_refused_entries(self, entries: Sequence[Mapping[str, str]]) -> None:
+        self.set_meta(META_REFUSED, json.dumps([dict(e) for e in entries]) if entries else None)
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -24,17 +23,14 @@ from cvsyncd.api import CleanvoiceClient
 from cvsyncd.config import Config, load_config, read_api_key
 from cvsyncd.errors import ConfigError
 from cvsyncd.jobs import ACTIVE, JobState
-from cvsyncd.pipeline import HOLD_PREFIX, Pipeline
+from cvsyncd.pipeline import Pipeline
 from cvsyncd.redact import register_secret
 from cvsyncd.sdnotify import Notifier, status_line
 from cvsyncd.store import Store
 from cvsyncd.watcher import Watcher
 
 TURN_SECONDS = 3.0
-FOLDERS_META_KEY = "folders_unavailable"
-REFUSED_META_KEY = "inbox_refused"  # entries not taken, with why (for `cvsyncd status`)
 MAX_REFUSED_SHOWN = 100
-FORGET_META_KEY = "forget_generation"
 STATUS_STATES = (*ACTIVE, JobState.NEEDS_ATTENTION)
 
 
@@ -59,10 +55,10 @@ class Supervisor:
         self.log = structlog.get_logger("cvsyncd.service")
         self.reload_requested = asyncio.Event()
         self._config_stamp = _stamp(config.path)
-        self._folders_shown: str | None = None
-        self._refused_shown: str | None = None
+        self._folders_shown: dict[str, str] | None = None
+        self._refused_shown: list[dict[str, str]] | None = None
         self._status_shown: str | None = None
-        self._forgotten = store.get_meta(FORGET_META_KEY)
+        self._forgotten = store.forget_generation()
 
     async def run(self, stop: asyncio.Event) -> None:
         watchdog = asyncio.create_task(self._watchdog(stop))
@@ -76,7 +72,7 @@ class Supervisor:
 
     def turn(self) -> None:
         """One round of supervision (cheap: a few indexed queries and a stat)."""
-        holds = self.store.meta_items(HOLD_PREFIX)
+        holds = self.store.holds()
         if holds != self.pipeline.holds:
             self.log.info(
                 "paused by the operator" if holds else "resumed by the operator",
@@ -84,7 +80,7 @@ class Supervisor:
             )
             self.pipeline.holds = holds
             self.pipeline.wake()
-        if (generation := self.store.get_meta(FORGET_META_KEY)) != self._forgotten:
+        if (generation := self.store.forget_generation()) != self._forgotten:
             self._forgotten = generation  # `cvsyncd forget` ran: its inputs may be taken again
             self.watcher.rescan_all()
         stamp = _stamp(self.config.path)
@@ -100,15 +96,13 @@ class Supervisor:
             for f in self.config.folders
             if (reason := self.watcher.unavailable(f.key))
         }
-        text = json.dumps(paused, sort_keys=True) if paused else None
-        if text != self._folders_shown:
-            self.store.set_meta(FOLDERS_META_KEY, text)
-            self._folders_shown = text
-        refused = self.watcher.refusals()
-        listed = json.dumps(refused[:MAX_REFUSED_SHOWN]) if refused else None
-        if listed != self._refused_shown:
-            self.store.set_meta(REFUSED_META_KEY, listed)
-            self._refused_shown = listed
+        if paused != self._folders_shown:
+            self.store.set_unavailable_folders(paused)
+            self._folders_shown = paused
+        refused = self.watcher.refusals()[:MAX_REFUSED_SHOWN]
+        if refused != self._refused_shown:
+            self.store.set_refused_entries(refused)
+            self._refused_shown = refused
         counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
         reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []
         reasons += [

@@ -188,9 +188,7 @@ def test_a_job_that_fails_leaves_a_newer_take_alone(tmp_path: Path, emulator: Em
     assert refused.returncode == 1 and "is now job 2" in refused.stderr
 
 
-def test_a_job_that_succeeds_leaves_a_newer_take_alone(
-    tmp_path: Path, emulator: Emulator
-) -> None:
+def test_a_job_that_succeeds_leaves_a_newer_take_alone(tmp_path: Path, emulator: Emulator) -> None:
     setup = Setup(tmp_path, emulator.base_url, after="move", extra_daemon=FAST)
     make_wav(setup.inbox / "ep.wav", freq=300)
     daemon = setup.daemon()
@@ -199,8 +197,9 @@ def test_a_job_that_succeeds_leaves_a_newer_take_alone(
         take2 = make_wav(tmp_path / "take2.wav", seconds=2, freq=900)
         os.replace(take2, setup.inbox / "ep.wav")
         daemon.wait_for(
-            lambda: sorted(e.get("job") for e in daemon.events() if e.get("event") == "done")
-            == [1, 2],
+            lambda: (
+                sorted(e.get("job") for e in daemon.events() if e.get("event") == "done") == [1, 2]
+            ),
             what="both takes done",
         )
     finally:

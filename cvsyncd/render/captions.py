@@ -22,7 +22,6 @@ than one speaker; a VTT cue carries the speaker in a ``<v Name>`` voice tag.
 from __future__ import annotations
 
 import functools
-
 import html
 import re
 from collections.abc import Mapping, Sequence
