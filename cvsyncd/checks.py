@@ -2,7 +2,8 @@
 
 Each check gives (ok, subject, detail): ok is True, False (failed: the detail says what
 to do) or None (a warning: it works, but the detail says what may go wrong). Nothing here
-changes the user's folders (a probe file is created and removed at once).
+changes the user's folders (a probe file is created and removed at once), and the state
+directory and database are only looked at, never created or migrated.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from cvsyncd.api import client_for
 from cvsyncd.config import UNCERTAIN_EXTENSIONS, Config, read_api_key
 from cvsyncd.errors import AccountApiError, ApiError, ConfigError, StoreError
 from cvsyncd.fileops import AtomicFile
+from cvsyncd.migrations import SCHEMA_VERSION
+from cvsyncd.places import overlaps
 from cvsyncd.redact import register_secret
-from cvsyncd.store import Store, daemon_pid
+from cvsyncd.store import Store, lock_holder
 
 Check = tuple[bool | None, str, str]
 
@@ -79,36 +82,66 @@ def check_folders(config: Config) -> list[Check]:
 
 
 def check_state(config: Config) -> list[Check]:
+    """The state directory and database, looked at without creating or changing them."""
     state_dir = config.daemon.state_dir
-    pid = daemon_pid(state_dir)
-    try:
-        store = Store.open(state_dir)
-    except StoreError as exc:
-        return [(False, f"state directory {state_dir}", str(exc))]
-    except OSError as exc:
+    subject = f"state directory {state_dir}"
+    if not state_dir.exists():
+        parent = _existing_parent(state_dir)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return [
+                (
+                    False,
+                    subject,
+                    f"does not exist, and {parent} is not writable for this user: create it "
+                    "(mkdir -p, owned by the daemon's user) or set [daemon] state_dir",
+                )
+            ]
+        return [(True, subject, f"does not exist yet; the daemon creates it in {parent}")]
+    fstype = fsinfo.filesystem_type(state_dir)
+    if fsinfo.is_network_filesystem(fstype):
         return [
             (
                 False,
-                f"state directory {state_dir}",
-                f"{exc.strerror}; set [daemon] state_dir to a folder this user may write",
+                subject,
+                f"is on a {fstype} filesystem, where SQLite is not reliable; set [daemon] "
+                "state_dir to a folder on a local disk",
             )
         ]
     try:
-        counts = store.count_by_state()
-    finally:
-        store.close()
-    running = f"; a daemon is running (pid {pid})" if pid else ""
-    return [
-        (True, f"state directory {state_dir}", f"database ok, {sum(counts.values())} jobs{running}")
-    ]
+        facts = Store.inspect(state_dir)
+    except StoreError as exc:
+        return [(False, subject, str(exc))]
+    if facts is None:
+        results: list[Check] = [(True, subject, "no database yet; created at the first start")]
+    else:
+        version, jobs = facts
+        upgrade = (
+            f"; its schema ({version}) is upgraded to {SCHEMA_VERSION} at the next start"
+            if version < SCHEMA_VERSION
+            else ""
+        )
+        results = [(True, subject, f"database ok, {jobs} jobs{upgrade}")]
+    holder = lock_holder(state_dir)
+    if holder is not None:
+        pid, kind = holder
+        what = "a `cvsyncd process` run" if kind == "process" else "a daemon"
+        results.append(
+            (
+                None,
+                "running",
+                f"{what} already uses this state directory (pid {pid}): `cvsyncd status` "
+                "shows what it does; a daemon reloads a changed config by itself (or on SIGHUP)",
+            )
+        )
+    return results
 
 
 async def check_api(config: Config) -> list[Check]:
     subject = f"Cleanvoice API at {config.cleanvoice.base_url}"
     try:
         key = read_api_key(config)
-    except ConfigError as exc:
-        return [(False, "API key", "; ".join(p.message for p in exc.problems))]
+    except ConfigError as exc:  # the same words as `cvsyncd run` would print
+        return [(False, "API key", "; ".join(str(p) for p in exc.problems))]
     register_secret(key)
     async with client_for(config.cleanvoice, key) as client:
         try:
@@ -133,10 +166,19 @@ async def check_api(config: Config) -> list[Check]:
     return [(True, "API key", "found"), (True, subject, f"key accepted{credits}")]
 
 
+def check_places(config: Config) -> list[Check]:
+    """The folders compared on disk (links, mounts): no outbox may lead into an inbox."""
+    return [
+        (False, problem.key, f"{problem.message}; use {problem.valid}")
+        for problem in overlaps(config)
+    ]
+
+
 async def run_checks(config: Config) -> list[Check]:
     """Run every check; the config itself was already loaded (and so is valid)."""
     results: list[Check] = [(True, f"config {config.path}", "valid")]
     results += check_folders(config)
+    results += check_places(config)
     results += check_state(config)
     results += await check_api(config)
     return results

@@ -1,7 +1,10 @@
 """The ``cvsyncd`` command. The only module that prints or chooses exit codes.
 
 Exit codes: 0 success; 1 a runtime problem (the store, the API, a check that failed);
-2 a usage or config error (nothing was done).
+2 a usage or config error (nothing was done). Every error message starts with
+``cvsyncd:`` and goes to stderr, as do the logs of every command; stdout holds only what
+the command reports (and with ``--json``, JSON and nothing else). No traceback reaches a
+user unless ``CVSYNCD_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -12,18 +15,19 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from cvsyncd import __version__
 from cvsyncd.config import Config, load_config, read_api_key
-from cvsyncd.errors import ConfigError, CvsyncdError
-from cvsyncd.jobs import ACTIVE, Job, JobState, iso_time
+from cvsyncd.errors import ConfigError, CvsyncdError, UsageError
+from cvsyncd.jobs import JobState
 from cvsyncd.redact import register_secret
-from cvsyncd.store import ALL_FOLDERS, Store, daemon_pid
+from cvsyncd.store import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+DAEMON_COMMANDS = ("run", "process", "emulator")  # they set up their own logging
 DEFAULT_CONFIGS = (Path("~/.config/cvsyncd/config.toml"), Path("/etc/cvsyncd/config.toml"))
 
 
@@ -35,8 +39,17 @@ def default_config_path(env: dict[str, str] | os._Environ[str] = os.environ) -> 
     return user if user.exists() else DEFAULT_CONFIGS[1]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors worded and coded like every other cvsyncd error."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("cvsyncd").strip()
+        hint = f"cvsyncd {command} --help" if command else "cvsyncd --help"
+        self.exit(EXIT_USAGE, f"cvsyncd: {message} (see `{hint}`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cvsyncd",
         description="Watch inbox folders and clean every new recording with Cleanvoice AI.",
     )
@@ -72,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--after", choices=["keep", "move", "delete"], help="what happens to a recording once done"
     )
     init.add_argument("--api-key-file", help="a file (mode 0600) holding the API key")
+    init.add_argument(
+        "--yes", action="store_true", help="write to a system path (such as /etc) without asking"
+    )
     run = command("run", "run the daemon in the foreground (SIGTERM/SIGINT stop it)", cmd_run)
     run.add_argument(
         "--log-level",
@@ -95,8 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="warning",
         help="log level (default: warning)",
     )
-    status = command("status", "show job counts, active jobs and recent problems", cmd_status)
+    status = command(
+        "status",
+        "a summary: jobs per state and folder, what sets the pace, what needs you",
+        cmd_status,
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--all", action="store_true", help="list every job too")
     jobs = command("jobs", "list jobs", cmd_jobs)
     jobs.add_argument("--state", choices=[s.value for s in JobState], help="only this state")
     jobs.add_argument("--json", action="store_true", help="machine-readable output")
@@ -153,7 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
     """Run the command line; return the exit code."""
     out = stdout or sys.stdout
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command not in DAEMON_COMMANDS:
+        _quiet_logs()  # whatever a library logs goes to stderr, warnings and worse only
+    debug = bool(os.environ.get("CVSYNCD_DEBUG"))
     try:
         return int(args.func(args, out))
     except ConfigError as exc:
@@ -161,13 +188,42 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
+    except UsageError as exc:
+        print(f"cvsyncd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CvsyncdError as exc:
-        if os.environ.get("CVSYNCD_DEBUG"):
+        if debug:
             traceback.print_exc()
         print(f"cvsyncd: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except EOFError:
+        print(
+            "cvsyncd: the input ended before an answer was given; nothing was done", file=sys.stderr
+        )
+        return EXIT_FAILURE
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"cvsyncd: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: say so plainly, and how to see more
+        if debug:
+            traceback.print_exc()
+        print(
+            f"cvsyncd: internal error ({type(exc).__name__}: {exc}); run again with "
+            "CVSYNCD_DEBUG=1 to see where, and please report it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+def _quiet_logs() -> None:
+    from cvsyncd import logs
+
+    logs.configure("warning", sys.stderr, journal=False)
 
 
 def main_entry() -> None:
@@ -184,7 +240,7 @@ def main_entry() -> None:
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.starter import STARTERS, ask, starter_config, write_starter
 
-    path = args.config or default_config_path()
+    path = Path(os.path.abspath(args.config or default_config_path()))
     given = {
         k: v
         for k, v in (
@@ -195,13 +251,34 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
         )
         if v
     }
-    if sys.stdin.isatty() and len(given) < 4:
+    interactive = sys.stdin.isatty()
+    if path.exists():
+        raise CvsyncdError(
+            f"{path} already exists; cvsyncd init never overwrites a config file "
+            "(move it aside, or give another path with -c)"
+        )
+    if not interactive and "inbox" not in given:
+        raise UsageError(
+            "init is not in a terminal, so nothing can be asked: give at least "
+            "--inbox (and --outbox, --preset, --after)"
+        )
+    print(f"cvsyncd init writes a new config file: {path}", file=out, flush=True)
+    if is_system_path(path) and not args.yes:
+        if not interactive:
+            raise UsageError(
+                f"{path} is outside your home and working folders (a system path); "
+                "give --yes to write there, or -c PATH for another place"
+            )
+        answer = input(f"{path} is a system path. Write it there? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing written", file=out)
+            return EXIT_FAILURE
+    if interactive and len(given) < 4:
         answers = ask(input, given)
     elif "inbox" in given:
         preset = given.get("preset", "podcast")
         if preset not in STARTERS:
-            print(f"cvsyncd init: --preset must be one of {', '.join(STARTERS)}", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError(f"--preset must be one of {', '.join(STARTERS)}")
         answers = {
             "inbox": given["inbox"],
             "outbox": given.get("outbox") or str(Path(given["inbox"]).parent / "outbox"),
@@ -209,13 +286,8 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
             "preset_options": dict(STARTERS[preset].options),
             "after": given.get("after", "keep"),
         }
-    else:
-        print(
-            "cvsyncd init: not in a terminal, so nothing can be asked: give at least "
-            "--inbox (and --outbox, --preset, --after)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    else:  # pragma: no cover - refused above
+        raise UsageError("give --inbox")
     write_starter(path, starter_config(**answers, api_key_file=args.api_key_file))
     print(
         f"wrote {path} (mode 0600). Next: put your API key where it says, then run "
@@ -225,11 +297,19 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def is_system_path(path: Path, env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``path`` lies outside the user's home and the working folder (``/etc`` …)."""
+    env = os.environ if env is None else env
+    home = Path(env.get("HOME") or os.path.expanduser("~"))
+    places = [Path.cwd(), home]
+    return not any(path.is_relative_to(place) for place in places if str(place) != "/")
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd import aio, logs
     from cvsyncd.service import Daemon
 
-    config = _load(args)
+    config = _load_to_work(args)
     api_key = read_api_key(config)
     register_secret(api_key)
     logs.configure(args.log_level or config.daemon.log_level)
@@ -241,7 +321,7 @@ def cmd_process(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd import aio, logs
     from cvsyncd.oneshot import process_files
 
-    config = _load(args)
+    config = _load_to_work(args)
     api_key = read_api_key(config)
     register_secret(api_key)
     logs.configure(args.log_level)
@@ -275,18 +355,22 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.reports import print_status, status_report
+
     config = _load(args)
     with _open_store(config) as store:
-        report = status_report(config, store)
+        report = status_report(config, store, every_job=args.all)
     if args.json:
         json.dump(report, out, indent=2)
         out.write("\n")
         return EXIT_OK
-    _print_status(report, out)
+    print_status(report, out)
     return EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.reports import job_summary
+
     config = _load(args)
     states = [JobState(args.state)] if args.state else None
     with _open_store(config) as store:
@@ -310,8 +394,7 @@ def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
 
     states = [JobState.FAILED] * args.failed + [JobState.NEEDS_ATTENTION] * args.needs_attention
     if not args.jobs and not states:
-        print("cvsyncd retry: name job ids, or --failed / --needs-attention", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("retry needs job ids, or --failed / --needs-attention")
     config = _load(args)
     with _open_store(config) as store:
         outcomes = retry_jobs(config, _require(store, config), args.jobs, states)
@@ -338,26 +421,18 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.manage import describe_job
+    from cvsyncd.reports import print_job
 
     config = _load(args)
     with _open_store(config) as store:
         described = describe_job(config, _require(store, config), args.job)
     if described is None:
-        print(f"cvsyncd: there is no job {args.job}", file=sys.stderr)
-        return EXIT_FAILURE
+        raise CvsyncdError(f"there is no job {args.job} (`cvsyncd jobs` lists them)")
     if args.json:
         json.dump(described, out, indent=2)
         out.write("\n")
         return EXIT_OK
-    for key, value in described.items():
-        if key == "history":
-            print("history:", file=out)
-            for event in value:
-                print(f"  {event['at']}  {event['state']:<15} {event['message'] or ''}", file=out)
-        elif isinstance(value, dict | list):
-            print(f"{key}: {json.dumps(value, ensure_ascii=False)}", file=out)
-        else:
-            print(f"{key}: {value}", file=out)
+    print_job(described, out)
     return EXIT_OK
 
 
@@ -425,6 +500,18 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args.config or default_config_path())
 
 
+def _load_to_work(args: argparse.Namespace) -> Config:
+    """The config, for a command that takes recordings: also checked on disk, where a
+    link or a mount may make an outbox lead into an inbox (``places.py``)."""
+    from cvsyncd.places import overlaps
+
+    config = _load(args)
+    problems = overlaps(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
 class _StoreContext:
     def __init__(self, config: Config):
         self.config = config
@@ -455,101 +542,6 @@ def _report(outcomes: list[Any], out: TextIO, empty: str) -> int:
     for outcome in outcomes:
         print(outcome.message, file=out if outcome.ok else sys.stderr)
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    """The facts of one job as ``jobs --json`` shows them (no secrets: none are stored)."""
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "folder": job.folder,
-        "name": job.name,
-        "inputs": [i.rel_path for i in job.inputs],
-        "edit_id": job.edit_id,
-        "error": job.error,
-        "attempts": job.attempts,
-        "progress": job.progress,
-        "outputs": [o["path"] for o in job.outputs if o.get("written")],
-        "disposed_to": job.disposed_to,
-        "duplicate_of": job.facts.get("duplicate_of"),
-        "created_at": iso_time(job.created_at),
-        "updated_at": iso_time(job.updated_at),
-        "finished_at": iso_time(job.finished_at),
-    }
-
-
-def status_report(config: Config, store: Store | None) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "config": str(config.path),
-        "state_dir": str(config.daemon.state_dir),
-        "daemon_pid": daemon_pid(config.daemon.state_dir),
-        "paused": None,
-        "held": {},
-        "folders_paused": {},
-        "not_taken": [],
-        "counts": {},
-        "active": [],
-        "problems": [],
-    }
-    if store is None:
-        return report
-    report["paused"] = store.account_pause()
-    report["held"] = {
-        ("all folders" if k == ALL_FOLDERS else k): v for k, v in store.holds().items()
-    }
-    running = bool(report["daemon_pid"])
-    report["folders_paused"] = store.unavailable_folders() if running else {}
-    report["not_taken"] = store.refused_entries() if running else []
-    report["counts"] = {s.value: n for s, n in sorted(store.count_by_state().items())}
-    report["active"] = [job_summary(j) for j in store.jobs(ACTIVE)]
-    problems = store.jobs([JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.DUPLICATE], limit=10)
-    report["problems"] = [job_summary(j) for j in problems]
-    return report
-
-
-def _print_status(report: dict[str, Any], out: TextIO) -> None:
-    pid = report["daemon_pid"]
-    print(f"daemon:  {'running (pid ' + str(pid) + ')' if pid else 'not running'}", file=out)
-    print(f"config:  {report['config']}", file=out)
-    print(f"state:   {report['state_dir']}", file=out)
-    if report["paused"]:
-        print(f"PAUSED:  {report['paused']}", file=out)
-    for name, reason in report["held"].items():
-        print(f"PAUSED by the operator ({name}): {reason}", file=out)
-    for name, reason in report["folders_paused"].items():
-        print(f"folder {name} paused: {reason}", file=out)
-    if report["not_taken"]:
-        print("not taken (fix these and they are taken):", file=out)
-        for entry in report["not_taken"]:
-            print(f"  {entry['path']}: {entry['reason']}", file=out)
-    counts = report["counts"]
-    print(
-        "jobs:    "
-        + (", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()) or "none yet"),
-        file=out,
-    )
-    if report["active"]:
-        print("active:", file=out)
-        for job in report["active"]:
-            print(f"  #{job['id']:<5} {job['state']:<11} {job['name']}{_progress(job)}", file=out)
-    if report["problems"]:
-        print("recent problems:", file=out)
-        for job in report["problems"]:
-            print(f"  #{job['id']:<5} {job['state']:<15} {job['name']}", file=out)
-            if job["error"]:
-                print(f"         {job['error']}", file=out)
-
-
-def _progress(job: dict[str, Any]) -> str:
-    p = job.get("progress") or {}
-    if "uploaded" in p and p.get("size"):
-        return f"  {100 * p['uploaded'] // p['size']}% uploaded"
-    if p.get("status"):
-        pct = f" {p['percent']}%" if p.get("percent") is not None else ""
-        return f"  {p['status']}{pct}"
-    if job.get("error"):
-        return f"  (retrying: {job['error']})"
-    return ""
 
 
 def _count(n: int, noun: str) -> str:

@@ -4,6 +4,7 @@
 
     CvsyncdError                      base; carries data, never prints
     ├── ConfigError(problems)         every problem of one config file, reported together
+    ├── UsageError                    a command was given what it cannot use (exit code 2)
     ├── StoreError                    the state database cannot be used
     │   ├── StoreCorrupt              quick_check failed
     │   ├── StoreTooNew               written by a newer cvsyncd
@@ -53,6 +54,10 @@ class ConfigError(CvsyncdError):
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(CvsyncdError):
+    """A command line asks for something that cannot be done as asked: nothing was done."""
 
 
 class StoreError(CvsyncdError):

@@ -22,7 +22,7 @@ from typing import Any
 from cvsyncd import inputs
 from cvsyncd.api import client_for
 from cvsyncd.config import Config, Folder
-from cvsyncd.errors import CvsyncdError
+from cvsyncd.errors import UsageError
 from cvsyncd.jobs import TERMINAL, InputFile, Job, JobState
 from cvsyncd.pipeline import Pipeline
 from cvsyncd.store import Store, daemon_pid
@@ -31,8 +31,8 @@ POLL_SECONDS = 0.5
 Report = Callable[[str], None]
 
 
-class ProcessError(CvsyncdError):
-    """A file given to ``cvsyncd process`` cannot be taken."""
+class ProcessError(UsageError):
+    """A file or preset given to ``cvsyncd process`` cannot be used (exit code 2)."""
 
 
 def folder_for_file(config: Config, path: Path) -> tuple[Folder, bool]:
@@ -51,7 +51,7 @@ async def process_files(
         names = ", ".join(config.presets) or "none are defined"
         raise ProcessError(f"there is no preset named {preset!r} (presets: {names})")
     running = daemon_pid(config.daemon.state_dir)
-    store = Store.open(config.daemon.state_dir, daemon=not running)
+    store = Store.open(config.daemon.state_dir, daemon=not running, kind="process")
     try:
         async with client_for(config.cleanvoice, api_key) as client:
             pipeline = Pipeline(config, store, client)

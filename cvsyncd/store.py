@@ -72,22 +72,24 @@ def options_key(options: Mapping[str, Any]) -> str:
 class StateDirLock:
     """An exclusive lock on a state directory, held for the life of a daemon."""
 
-    def __init__(self, state_dir: Path):
+    def __init__(self, state_dir: Path, kind: str = "daemon"):
         self.path = state_dir / LOCK_NAME
+        self.kind = kind  # "daemon", or "process" for a foreground `cvsyncd process`
         self._fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock or raise StoreLocked naming the process that holds it."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         if not _try_lock(fd, attempts=LOCK_ATTEMPTS):
-            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "another process"
+            pid, _, kind = os.read(fd, 64).decode("ascii", "replace").strip().partition(" ")
             os.close(fd)
+            who = "a `cvsyncd process` run" if kind == "process" else "another cvsyncd daemon"
             raise StoreLocked(
-                f"another cvsyncd daemon (pid {holder}) is already using the state directory "
+                f"{who} (pid {pid or '?'}) is already using the state directory "
                 f"{self.path.parent}; stop it first, or give this one its own state_dir"
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid()} {self.kind}".encode())
         self._fd = fd
 
     def release(self) -> None:
@@ -108,8 +110,8 @@ def _try_lock(fd: int, attempts: int = 1) -> bool:
     return False
 
 
-def daemon_pid(state_dir: Path) -> int | None:
-    """Return the pid of the daemon that holds ``state_dir``, or None if none runs."""
+def lock_holder(state_dir: Path) -> tuple[int, str] | None:
+    """Who holds ``state_dir`` now: (pid, "daemon" or "process"), or None if nobody."""
     try:
         fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY)
     except OSError:
@@ -118,10 +120,16 @@ def daemon_pid(state_dir: Path) -> int | None:
         if _try_lock(fd):
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
-        text = os.read(fd, 64).decode("ascii", "replace").strip()
-        return int(text) if text.isdigit() else -1
+        pid, _, kind = os.read(fd, 64).decode("ascii", "replace").strip().partition(" ")
+        return (int(pid) if pid.isdigit() else -1), (kind or "daemon")
     finally:
         os.close(fd)
+
+
+def daemon_pid(state_dir: Path) -> int | None:
+    """Return the pid of the daemon (or ``process`` run) holding ``state_dir``, or None."""
+    holder = lock_holder(state_dir)
+    return holder[0] if holder else None
 
 
 def prepare_state_dir(state_dir: Path) -> None:
@@ -149,7 +157,7 @@ class Store:
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, state_dir: Path, *, daemon: bool = False) -> Store:
+    def open(cls, state_dir: Path, *, daemon: bool = False, kind: str = "daemon") -> Store:
         """Open (creating and migrating if need be) the store in ``state_dir``.
 
         With ``daemon=True`` the state directory is locked for this process, so a second
@@ -159,7 +167,7 @@ class Store:
         prepare_state_dir(state_dir)
         lock = None
         if daemon:
-            lock = StateDirLock(state_dir)
+            lock = StateDirLock(state_dir, kind)
             lock.acquire()
         path = state_dir / DB_NAME
         try:
@@ -172,6 +180,35 @@ class Store:
                 lock.release()
             raise
         return store
+
+    @staticmethod
+    def inspect(state_dir: Path) -> tuple[int, int] | None:
+        """(schema version, number of jobs) of the state database, read without creating,
+        migrating or changing anything; None if there is none yet. Raise StoreCorrupt,
+        StoreTooNew as ``open`` would."""
+        path = state_dir / DB_NAME
+        if not path.exists():
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the state database {path} cannot be read: {exc}") from None
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+            if [r[0] for r in rows] != ["ok"]:
+                raise _corrupt(path, "; ".join(str(r[0]) for r in rows[:3]))
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreTooNew(
+                    f"the state database {path} was written by a newer cvsyncd (schema "
+                    f"{version}; this one knows up to {SCHEMA_VERSION})"
+                )
+            jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] if version else 0
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(path, str(exc)) from None
+        finally:
+            conn.close()
+        return version, int(jobs)
 
     @classmethod
     def open_existing(cls, state_dir: Path) -> Store | None:
@@ -468,6 +505,25 @@ class Store:
                 wanted,
             )
         return {JobState(r[0]): int(r[1]) for r in rows.fetchall()}
+
+    def count_by_folder(self) -> dict[str, dict[JobState, int]]:
+        """Jobs per folder (its key) and state."""
+        rows = self._conn.execute(
+            "SELECT folder, state, COUNT(*) FROM jobs GROUP BY folder, state"
+        ).fetchall()
+        out: dict[str, dict[JobState, int]] = {}
+        for folder, state, count in rows:
+            out.setdefault(str(folder), {})[JobState(state)] = int(count)
+        return out
+
+    def count_retrying(self) -> int:
+        """Active jobs that failed a step at least once and wait for another try."""
+        active = [s.value for s in ACTIVE]
+        row = self._conn.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE state IN ({_marks(active)}) AND attempts > 0",
+            active,
+        ).fetchone()
+        return int(row[0])
 
     def find_by_input(self, folder: str, rel_path: str, size: int, mtime_ns: int) -> Job | None:
         """Return the newest job that took exactly this file (same path, size and mtime)."""

@@ -24,6 +24,7 @@ from cvsyncd.config import Config, load_config, read_api_key
 from cvsyncd.errors import ConfigError
 from cvsyncd.jobs import ACTIVE, JobState
 from cvsyncd.pipeline import Pipeline
+from cvsyncd.places import overlaps
 from cvsyncd.redact import register_secret
 from cvsyncd.sdnotify import Notifier, status_line
 from cvsyncd.store import Store
@@ -119,6 +120,9 @@ class Supervisor:
         self.notifier.reloading()
         try:
             config = load_config(self.config.path)
+            problems = overlaps(config)
+            if problems:
+                raise ConfigError(problems)
             api_key = read_api_key(config)
         except ConfigError as exc:
             self.log.error(

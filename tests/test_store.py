@@ -15,7 +15,7 @@ import pytest
 from cvsyncd import store as store_module
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
 from cvsyncd.jobs import InputFile, JobState, TransitionError
-from cvsyncd.store import DB_NAME, SCHEMA_VERSION, Store, daemon_pid
+from cvsyncd.store import ALL_FOLDERS, DB_NAME, SCHEMA_VERSION, Store, daemon_pid
 
 S = JobState
 OPTIONS = {"fillers": True, "long_silences": True}
@@ -168,13 +168,55 @@ def test_delete_job_forgets_inputs_and_events(store: Store) -> None:
     assert store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS) is not None
 
 
-def test_meta_values(store: Store) -> None:
-    assert store.get_meta("paused") is None
-    store.set_meta("paused", "no credits")
-    store.set_meta("paused", "bad key")
-    assert store.get_meta("paused") == "bad key"
-    store.set_meta("paused", None)
-    assert store.get_meta("paused") is None
+def test_job_ids_are_never_given_twice(state_dir: Path, store: Store) -> None:
+    """An old message says `cvsyncd retry 3`: after `forget 3`, 3 must name nothing."""
+    ids = []
+    for n in range(3):
+        job = store.create_job("/in", f"ep{n}.wav", [make_input(f"ep{n}.wav", str(n) * 64)], {})
+        assert job is not None
+        ids.append(job.id)
+    assert store.delete_job(ids[-1])  # the highest: SQLite alone would give its id again
+    store.close()
+    reopened = Store.open(state_dir)
+    try:
+        again = reopened.create_job("/in", "ep9.wav", [make_input("ep9.wav", "9" * 64)], {})
+        assert again is not None and again.id == ids[-1] + 1
+        assert reopened.get(ids[-1]) is None
+    finally:
+        reopened.close()
+
+
+def test_meta_state_has_typed_methods(store: Store) -> None:
+    assert store.account_pause() is None
+    store.set_account_pause("no credits")
+    store.set_account_pause("bad key")
+    assert store.account_pause() == "bad key"
+    store.set_account_pause(None)
+    assert store.account_pause() is None
+    store.set_hold(ALL_FOLDERS, "until Monday")
+    store.set_hold("/in", "checking")
+    assert store.holds() == {ALL_FOLDERS: "until Monday", "/in": "checking"}
+    store.set_hold(ALL_FOLDERS, None)
+    assert store.holds() == {"/in": "checking"}
+    before = store.forget_generation()
+    store.bump_forget_generation()
+    assert store.forget_generation() != before
+    store.set_unavailable_folders({"show": "the share is not mounted"})
+    assert store.unavailable_folders() == {"show": "the share is not mounted"}
+    store.set_unavailable_folders({})
+    assert store.unavailable_folders() == {}
+    entry = {"folder": "show", "path": "/in/x.wav", "reason": "a FIFO"}
+    store.set_refused_entries([entry])
+    assert store.refused_entries() == [entry]
+
+
+def test_inspect_reads_without_creating_or_migrating(state_dir: Path) -> None:
+    assert Store.inspect(state_dir) is None and not state_dir.exists()
+    Store.open(state_dir).close()
+    db = state_dir / DB_NAME
+    before = db.stat().st_mtime_ns
+    assert Store.inspect(state_dir) == (SCHEMA_VERSION, 0)
+    assert db.stat().st_mtime_ns == before
 
 
 def test_second_daemon_on_same_state_dir_is_refused(state_dir: Path) -> None:
