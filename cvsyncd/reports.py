@@ -208,21 +208,21 @@ def _print_pace(pace: Mapping[str, Any], out: TextIO) -> None:
 
 
 def progress_words(job: Mapping[str, Any]) -> str:
-    """How far a job in progress is, in a few words."""
+    """How far a job in progress is, in a few words (after two spaces), or ""."""
     p = job.get("progress") or {}
-    words = ""
+    parts = []
     if "uploaded" in p and p.get("size"):
-        words = f"  {100 * p['uploaded'] // p['size']}% uploaded"
+        parts.append(f"{100 * p['uploaded'] // p['size']}% uploaded")
     elif p.get("status"):
         pct = f" {p['percent']:g}%" if p.get("percent") is not None else ""
-        words = f"  {p['status']}{pct}"
+        parts.append(f"{p['status']}{pct}")
     if job.get("expected_done_at"):
-        words += f", expected done {job['expected_done_at']}"
+        parts.append(f"expected done {job['expected_done_at']}")
     if job.get("next_check_at") and job["state"] == "processing":
-        words += f", next check {job['next_check_at']}"
+        parts.append(f"next check {job['next_check_at']}")
     if job.get("error"):
-        words += f"  (will try again: {job['error']})"
-    return words
+        parts.append(f"will try again: {job['error']}")
+    return "  " + ", ".join(parts) if parts else ""
 
 
 def counted(counts: Mapping[str, int]) -> str:
