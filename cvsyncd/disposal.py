@@ -89,8 +89,13 @@ def move_taken(folder: Folder, job: Job, target: Path) -> Path:
 
     Raise NotOurs, changing nothing, if a file is not the content the job took — checked
     before the move, and after it: a file swapped in at the last instant is moved back.
+    A move that a crash cut short between its link and its unlink is finished.
     """
     source = input_root(folder, job)
+    if not job.facts.get("session") and _linked_already(source, target, job.inputs[0]):
+        os.unlink(source)
+        fsync_dir(source.parent)
+        return target
     if not ours(folder, job):
         raise NotOurs(f"{source} is not the recording job {job.id} took")
     session = bool(job.facts.get("session"))
@@ -102,6 +107,17 @@ def move_taken(folder: Folder, job: Job, target: Path) -> Path:
         return target
     mover(target, free_name(source))  # not ours after all: put it back
     raise NotOurs(f"{source} was replaced while it was being moved")
+
+
+def _linked_already(source: Path, target: Path, taken: InputFile) -> bool:
+    """Whether ``target`` is already a hard link to ``source``, the file taken: a move
+    (link, then unlink) was cut short between the two."""
+    try:
+        a, b = os.lstat(source), os.lstat(target)
+    except OSError:
+        return False
+    same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) and stat.S_ISREG(a.st_mode)
+    return same and _arrived(target.parent, target.name, taken)
 
 
 def _arrived(base: Path, name: str, taken: InputFile, copied: bool = False) -> bool:

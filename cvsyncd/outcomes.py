@@ -368,7 +368,6 @@ class Outcomes:
             finished_at=time.time(),
             facts=facts,
         )
-        self.log.error("failed", job=job.id, path=job.name, error=message)
         resumable = can_resume(self.config, job)
         try:
             moved, _ = set_aside_failed_input(
@@ -388,6 +387,8 @@ class Outcomes:
                 with contextlib.suppress(OSError):
                     st = os.lstat(current_input_path(folder, job, position))
                     self.store.set_input(job.id, position, ctime_ns=st.st_ctime_ns)
+        # said once the input and its error note are in place
+        self.log.error("failed", job=job.id, path=job.name, error=message, input_at=moved)
         self._announce(job)
 
     def _announce(self, job: Job) -> None:

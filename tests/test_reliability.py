@@ -187,7 +187,7 @@ def test_forget_lets_the_same_input_be_processed_again(tmp_path: Path, emulator:
     [job] = setup.jobs()
     shown = setup.cli("show", "-c", str(setup.config), str(job["id"]))
     assert shown.returncode == 0
-    assert "history:" in shown.stdout and "edit_id: " in shown.stdout
+    assert "history:" in shown.stdout and "edit: " in shown.stdout
     assert "X-Amz-Signature" not in shown.stdout and "cv-test-key" not in shown.stdout
     refused = setup.cli("retry", "-c", str(setup.config), str(job["id"]))
     assert refused.returncode == 1 and "only failed" in refused.stderr

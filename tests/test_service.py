@@ -196,6 +196,7 @@ def test_init_writes_a_private_starter_config(tmp_path: Path) -> None:
             env=env,
             stdin=subprocess.DEVNULL,
             timeout=60,
+            cwd=tmp_path,  # a folder of the user's: no system path
         )
 
     assert init().returncode == 2  # nothing to ask with, nothing given
