@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cvsyncd.emulator import Emulator, FaultSettings  # noqa: E402
-from cvsyncd.store import DB_NAME, Store, options_key  # noqa: E402
+from cvsyncd.jobs.store import DB_NAME, Store, options_key  # noqa: E402
 
 KEY = "soak-key-0123456789"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

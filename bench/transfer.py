@@ -305,7 +305,7 @@ async def timed(work: Awaitable[T], size: int) -> tuple[T, Sample]:
 
 
 def ours_upload(url: str, path: Path, size: int, sha256: str) -> Sample:
-    from cvsyncd.api import CleanvoiceClient
+    from cvsyncd.cleanvoice.client import CleanvoiceClient
 
     async def run() -> Sample:
         async with CleanvoiceClient("http://127.0.0.1:9/v2", API_KEY) as client:
@@ -318,7 +318,7 @@ def ours_upload(url: str, path: Path, size: int, sha256: str) -> Sample:
 
 
 def ours_download(url: str, dest: Path, size: int) -> Sample:
-    from cvsyncd.api import CleanvoiceClient
+    from cvsyncd.cleanvoice.client import CleanvoiceClient
 
     async def run() -> Sample:
         async with CleanvoiceClient("http://127.0.0.1:9/v2", API_KEY) as client:
@@ -411,7 +411,7 @@ async def emulator_urls(base_url: str, path: Path, size: int) -> tuple[str, str]
 
     Return the signed upload URL and the signed download URL of the result.
     """
-    from cvsyncd.api import CleanvoiceClient, file_url_of
+    from cvsyncd.cleanvoice.client import CleanvoiceClient, file_url_of
 
     async with CleanvoiceClient(base_url, API_KEY) as client:
         signed = await client.request_upload_url(path.name)

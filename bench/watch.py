@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cvsyncd.emulator import Emulator  # noqa: E402
-from cvsyncd.fileops import sha256_file  # noqa: E402
 from cvsyncd.jobs import InputFile, JobState  # noqa: E402
-from cvsyncd.store import Store  # noqa: E402
+from cvsyncd.jobs.store import Store  # noqa: E402
+from cvsyncd.outbox.files import sha256_file  # noqa: E402
 
 KEY = "bench-key-0123456789"
 SETTLE = 2.0

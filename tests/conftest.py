@@ -25,6 +25,7 @@ import pytest
 
 from cvsyncd.emulator import Emulator
 
+REPO = Path(__file__).resolve().parent.parent  # the repository's root
 EMULATOR_KEY = "cv-test-key-0123456789"
 
 

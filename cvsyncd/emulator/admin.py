@@ -7,7 +7,6 @@ clients may use these paths; they need no API key and are never subject to fault
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 
@@ -16,19 +15,9 @@ from cvsyncd.emulator.httpio import BodyError, Exchange, Response
 from cvsyncd.emulator.replies import json_response
 from cvsyncd.emulator.state import State
 from cvsyncd.emulator.variants import Variants
+from cvsyncd.urls import is_loopback
 
 ADMIN_BODY_LIMIT = 64 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    """Return True for 127.0.0.0/8, ::1 and IPv4-mapped loopback addresses."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def _problem(status: int, message: str) -> Response:

@@ -1,0 +1,24 @@
+"""``cvsyncd forget JOB…``: forget finished jobs, so the same input is taken again."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from cvsyncd.cli.common import Subcommands, add_command, existing_store, load, report, require
+
+
+def register(sub: Subcommands) -> None:
+    parser = add_command(
+        sub, "forget", "forget finished jobs, so the same input is taken again", run
+    )
+    parser.add_argument("jobs", nargs="+", type=int, metavar="JOB", help="job ids")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.pipeline.actions import forget_jobs
+
+    config = load(args)
+    with existing_store(config) as store:
+        outcomes = forget_jobs(config, require(store, config), args.jobs)
+    return report(outcomes, out, "nothing to forget")

@@ -1,0 +1,47 @@
+"""``cvsyncd pause`` and ``cvsyncd resume``: hold back new work, and let it go again."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from cvsyncd.cli.common import Subcommands, add_command, load, report
+from cvsyncd.jobs import Store
+
+FOLDER_HELP = "a folder's name or inbox (default: all)"
+
+
+def register(sub: Subcommands) -> None:
+    pause = add_command(
+        sub,
+        "pause",
+        "hold back new uploads and submissions (of one folder, or all); "
+        "a running daemon obeys within seconds",
+        run_pause,
+    )
+    pause.add_argument("folder", nargs="?", help=FOLDER_HELP)
+    pause.add_argument("--reason", help="a note shown by cvsyncd status")
+    resume = add_command(
+        sub, "resume", "let a paused folder (or all) take new work again", run_resume
+    )
+    resume.add_argument("folder", nargs="?", help=FOLDER_HELP)
+
+
+def run_pause(args: argparse.Namespace, out: TextIO) -> int:
+    return _hold(args, out, resume=False)
+
+
+def run_resume(args: argparse.Namespace, out: TextIO) -> int:
+    return _hold(args, out, resume=True)
+
+
+def _hold(args: argparse.Namespace, out: TextIO, *, resume: bool) -> int:
+    from cvsyncd.pipeline.actions import hold
+
+    config = load(args)
+    store = Store.open(config.daemon.state_dir)
+    try:
+        outcome = hold(config, store, args.folder, getattr(args, "reason", None), resume=resume)
+    finally:
+        store.close()
+    return report([outcome], out, "")

@@ -1,0 +1,32 @@
+"""``cvsyncd run``: the daemon, in the foreground (systemd, a container, a terminal)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from cvsyncd.cli.common import EXIT_OK, Subcommands, add_command, load_to_work
+from cvsyncd.config import read_api_key
+from cvsyncd.redact import register_secret
+
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def register(sub: Subcommands) -> None:
+    parser = add_command(
+        sub, "run", "run the daemon in the foreground (SIGTERM/SIGINT stop it)", run
+    )
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="override [daemon] log_level")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd import aio
+    from cvsyncd.daemon import logs
+    from cvsyncd.daemon.lifecycle import Daemon
+
+    config = load_to_work(args)
+    api_key = read_api_key(config)
+    register_secret(api_key)
+    logs.configure(args.log_level or config.daemon.log_level)
+    aio.run(Daemon(config, api_key, args.log_level).run())
+    return EXIT_OK

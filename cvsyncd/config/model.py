@@ -1,0 +1,123 @@
+"""The config, as the rest of cvsyncd sees it: frozen dataclasses, and their defaults.
+
+:func:`cvsyncd.config.load_config` makes them (``loading.py``); nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+After = Literal["keep", "move", "delete"]
+
+DEFAULT_BASE_URL = "https://api.cleanvoice.ai/v2"
+# What is taken from an inbox unless a folder says otherwise: the formats that the docs'
+# error example, the Python SDK's upload check and the JS SDK all accept (AIFF and AVI
+# from the SDKs). AAC, Ogg and Opus are named in one part of the docs but refused by the
+# others; a folder may still list them (``cvsyncd check`` warns). See
+# docs/cleanvoice-api.md, "Which files".
+DEFAULT_EXTENSIONS = (
+    "mp3",
+    "wav",
+    "m4a",
+    "flac",
+    "aiff",
+    "aif",
+    "mp4",
+    "mov",
+    "mkv",
+    "webm",
+    "avi",
+)
+# extensions some source accepts, but not all of them: taken only when a folder asks
+UNCERTAIN_EXTENSIONS = frozenset({"aac", "ogg", "opus", "m4v", "wma", "oga"})
+TRANSCRIPT_FORMATS = ("txt", "srt", "vtt", "json", "md", "html", "docx")
+
+
+@dataclass(frozen=True)
+class CleanvoiceSettings:
+    base_url: str = DEFAULT_BASE_URL  # never ends with "/"
+    api_key_file: Path | None = None
+    submit_requests_per_minute: int = 30  # uploads and create-edits (the API's limit)
+    status_requests_per_minute: int = 300  # status polls, deletes, account checks
+    expected_processing_ratio: float = 0.125  # processing seconds per second of audio
+    retention_seconds: float = 7 * 24 * 3600.0  # how long Cleanvoice keeps an edit's files
+    max_answer_mb: float = 32.0  # the most read of one API answer (a result, an error)
+    max_download_gb: float = 50.0  # the largest result file downloaded
+    request_deadline_seconds: float = 120.0  # one API call, answer included
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    state_dir: Path
+    settle_seconds: float = 5.0
+    poll_initial_seconds: float = 30.0
+    poll_max_seconds: float = 120.0
+    poll_min_seconds: float = 5.0
+    max_concurrent_uploads: int = 2
+    max_active_edits: int = 4
+    log_level: str = "info"
+    resubmit_ambiguous: bool = False
+    stop_grace_seconds: float = 60.0  # on SIGTERM, how long running steps may still take
+    retry_initial_seconds: float = 5.0  # first wait after a transient failure; doubles
+    retry_max_seconds: float = 900.0  # the longest wait between two attempts
+
+
+@dataclass(frozen=True)
+class Folder:
+    """One watched inbox and where its results and used inputs go."""
+
+    inbox: Path
+    outbox: Path
+    preset: str | None  # the name from [presets], None for an inline table
+    # The effective Cleanvoice edit config, read-only. Left out of the hash (a mapping has
+    # none); equality still compares it.
+    options: Mapping[str, Any] = field(hash=False)
+    after: After
+    done_dir: Path
+    failed_dir: Path
+    name: str = ""  # a label for logs and the CLI; "" means the inbox folder's name
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS  # lower case, no dot
+    ignore: tuple[str, ...] = ()  # glob patterns, matched against names and relative paths
+    watch: str = "auto"  # auto | events | poll
+    rescan_seconds: float = 300.0
+    multitrack: bool = False  # each immediate subfolder is one multi-track recording
+    multitrack_settle_seconds: float = 60.0
+    transcript_formats: tuple[str, ...] = ("txt", "srt", "vtt", "json")
+    speakers: tuple[str, ...] = ()  # names for SPEAKER_00, SPEAKER_01, …
+    on_conflict: str = "suffix"  # suffix | overwrite | skip
+    file_mode: int = 0o644
+    group: str | None = None
+    on_done: tuple[str, ...] = ()  # argv of a command run after a job is done
+    on_failed: tuple[str, ...] = ()
+    notify_url: str | None = None
+    notify_secret_file: Path | None = None
+    hook_timeout_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        if not self.name:
+            object.__setattr__(self, "name", self.inbox.name or str(self.inbox))
+
+    @property
+    def key(self) -> str:
+        """The stable identity of this folder in the job store."""
+        return str(self.inbox)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # absolute
+    cleanvoice: CleanvoiceSettings
+    daemon: DaemonSettings
+    # name → effective options (after `extends`), all read-only; not hashed, like options
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    folders: tuple[Folder, ...] = ()
+
+    def __post_init__(self) -> None:
+        frozen = {name: MappingProxyType(dict(opts)) for name, opts in self.presets.items()}
+        object.__setattr__(self, "presets", MappingProxyType(frozen))
+        object.__setattr__(self, "folders", tuple(self.folders))

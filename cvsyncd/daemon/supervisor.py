@@ -1,0 +1,170 @@
+"""What the running daemon does beside its work, every few seconds.
+
+- reloads the config on SIGHUP or when the file changed (a broken one keeps the old);
+- obeys ``cvsyncd pause``/``resume`` and ``cvsyncd forget`` (they write to the store);
+- publishes the folders' state for ``cvsyncd status``, and a status line for systemd;
+- pings systemd's watchdog at half its interval, but only while the scheduler and the
+  watcher still turn: a stalled loop stops the pings, and systemd restarts the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import structlog
+
+from cvsyncd import events as ev
+from cvsyncd.aio import wait_for_any
+from cvsyncd.config import load_config, read_api_key
+from cvsyncd.daemon import logs
+from cvsyncd.daemon.systemd import Notifier, status_line
+from cvsyncd.errors import ConfigError
+from cvsyncd.inbox.places import overlaps
+from cvsyncd.inbox.watcher import Watcher
+from cvsyncd.jobs import ACTIVE, JobState
+from cvsyncd.pipeline.runtime import Runtime, RuntimePart
+from cvsyncd.pipeline.scheduler import Pipeline
+from cvsyncd.redact import register_secret
+
+TURN_SECONDS = 3.0
+MAX_REFUSED_SHOWN = 100
+STATUS_STATES = (*ACTIVE, JobState.NEEDS_ATTENTION)
+
+
+class Supervisor(RuntimePart):
+    def __init__(
+        self,
+        runtime: Runtime,
+        pipeline: Pipeline,
+        watcher: Watcher,
+        notifier: Notifier,
+        log_level: str | None,
+    ):
+        self.runtime = runtime
+        self.pipeline = pipeline
+        self.watcher = watcher
+        self.notifier = notifier
+        self.log_level = log_level
+        self.log = structlog.get_logger("cvsyncd.service")
+        self.reload_requested = asyncio.Event()
+        self._config_stamp = _stamp(runtime.config.path)
+        self._folders_shown: dict[str, str] | None = None
+        self._refused_shown: list[dict[str, str]] | None = None
+        self._status_shown: str | None = None
+        self._forgotten = runtime.store.forget_generation()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        watchdog = asyncio.create_task(self._watchdog(stop))
+        try:
+            while not stop.is_set():
+                self.turn()
+                await wait_for_any(stop, self.reload_requested, timeout=TURN_SECONDS)
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+
+    def turn(self) -> None:
+        """One round of supervision (cheap: a few indexed queries and a stat)."""
+        holds = self.store.holds()
+        if holds != self.pipeline.holds:
+            self.log.info(
+                ev.OPERATOR_PAUSED if holds else ev.OPERATOR_RESUMED,
+                folders=sorted(holds),
+            )
+            self.pipeline.holds = holds
+            self.pipeline.wake()
+        if (generation := self.store.forget_generation()) != self._forgotten:
+            self._forgotten = generation  # `cvsyncd forget` ran: its inputs may be taken again
+            self.watcher.rescan_all()
+        stamp = _stamp(self.config.path)
+        if self.reload_requested.is_set() or stamp != self._config_stamp:
+            self.reload_requested.clear()
+            self._config_stamp = stamp
+            self.reload()
+        self._publish()
+
+    def _publish(self) -> None:
+        paused = {
+            f.name: reason
+            for f in self.config.folders
+            if (reason := self.watcher.unavailable(f.key))
+        }
+        if paused != self._folders_shown:
+            self.store.set_unavailable_folders(paused)
+            self._folders_shown = paused
+        refused = self.watcher.refusals()[:MAX_REFUSED_SHOWN]
+        if refused != self._refused_shown:
+            self.store.set_refused_entries(refused)
+            self._refused_shown = refused
+        counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
+        reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []
+        reasons += [
+            f"{'all folders' if k == '*' else k} by the operator" for k in self.pipeline.holds
+        ]
+        reasons += [f"folder {name}: inbox unavailable" for name in paused]
+        line = status_line(counts, "; ".join(reasons) or None, len(self.config.folders))
+        if line != self._status_shown:
+            self.notifier.status(line)
+            self._status_shown = line
+
+    def reload(self) -> None:
+        """Read the config again; keep the running one if the new one is broken."""
+        self.notifier.reloading()
+        try:
+            config = load_config(self.config.path)
+            problems = overlaps(config)
+            if problems:
+                raise ConfigError(problems)
+            api_key = read_api_key(config)
+        except ConfigError as exc:
+            self.log.error(
+                ev.CONFIG_REJECTED,
+                config=str(self.config.path),
+                problems=[str(p) for p in exc.problems],
+            )
+            self.notifier.ready()
+            return
+        for name, old, new in (
+            ("daemon.state_dir", self.config.daemon.state_dir, config.daemon.state_dir),
+            ("cleanvoice.base_url", self.config.cleanvoice.base_url, config.cleanvoice.base_url),
+        ):
+            if old != new:
+                self.log.warning(ev.CONFIG_NEEDS_RESTART, key=name)
+        register_secret(api_key)
+        self.runtime.client.set_api_key(api_key)
+        self.runtime.reconfigure(config)  # every part of the pipeline, at once
+        self.watcher.reconfigure(config.folders, config.daemon.settle_seconds)
+        logs.set_level(self.log_level or config.daemon.log_level)
+        self.log.info(ev.CONFIG_RELOADED, config=str(config.path), folders=len(config.folders))
+        self.notifier.ready()
+
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        interval = self.notifier.watchdog_interval()
+        if interval is None:
+            return
+        limit = 2 * interval  # a loop busy (not resting) this long without a turn is stuck
+        while not stop.is_set():
+            now = time.monotonic()
+            stalled = [
+                name
+                for name, loop in (("scheduler", self.pipeline), ("watcher", self.watcher))
+                if not loop.resting and now - loop.heartbeat > limit
+            ]
+            if stalled:
+                self.log.error(ev.DAEMON_STUCK, stalled=stalled)
+            else:
+                self.notifier.watchdog_ping()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -1,0 +1,51 @@
+"""Jobs: their states and the transitions between them, and the store that keeps them.
+
+::
+
+    jobs/
+    ├── states.py      JobState, TRANSITIONS (the state machine as data), Job, InputFile
+    ├── store.py       Store: the write side (new jobs, state changes, requeue, resume)
+    ├── queries.py     the read side: the questions the pipeline and the commands ask
+    ├── meta.py        daemon-wide values beside the jobs, each with typed methods
+    ├── database.py    the database file: opening, transactions, integrity, migrating
+    ├── migrations.py  the schema, as an ordered list of migrations
+    └── lock.py        one daemon (or `cvsyncd process` run) per state directory
+
+Only this package touches the database; the names below are its face.
+"""
+
+from cvsyncd.jobs.lock import daemon_pid, lock_holder
+from cvsyncd.jobs.meta import ALL_FOLDERS
+from cvsyncd.jobs.states import (
+    ACTIVE,
+    REMOTE,
+    RETRYABLE,
+    TERMINAL,
+    TRANSITIONS,
+    InputFile,
+    Job,
+    JobState,
+    TransitionError,
+    check_transition,
+    iso_time,
+)
+from cvsyncd.jobs.store import JsonText, Store
+
+__all__ = [
+    "ACTIVE",
+    "ALL_FOLDERS",
+    "REMOTE",
+    "RETRYABLE",
+    "TERMINAL",
+    "TRANSITIONS",
+    "InputFile",
+    "Job",
+    "JobState",
+    "JsonText",
+    "Store",
+    "TransitionError",
+    "check_transition",
+    "daemon_pid",
+    "iso_time",
+    "lock_holder",
+]

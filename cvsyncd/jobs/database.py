@@ -1,0 +1,141 @@
+"""The state database file: where it lives, how it is opened, checked and migrated.
+
+Durability rules (see docs/architecture.md, "State"): WAL journal, ``synchronous=FULL``, a
+busy timeout, and every write inside ``BEGIN IMMEDIATE … COMMIT`` (:class:`Database`), so a
+crash leaves either the old or the new row. The schema is versioned with
+``PRAGMA user_version``; each migration runs in one transaction, and a database written by a
+newer cvsyncd is refused, never "repaired".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from cvsyncd import fsinfo
+from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
+from cvsyncd.failpoints import failpoint
+from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
+
+DB_NAME = "cvsyncd.sqlite3"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state directory private to its owner; refuse network filesystems."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        os.chmod(state_dir, 0o700)
+    fstype = fsinfo.filesystem_type(state_dir)
+    if fsinfo.is_network_filesystem(fstype):
+        raise StoreError(
+            f"the state directory {state_dir} is on a {fstype} filesystem; SQLite's locking "
+            "and fsync are not reliable there, so cvsyncd refuses it. Set [daemon] state_dir "
+            "to a folder on a local disk (the inboxes and outboxes may stay on the share)"
+        )
+
+
+def inspect(state_dir: Path) -> tuple[int, int] | None:
+    """(schema version, number of jobs) of the state database, read without creating,
+    migrating or changing anything; None if there is none yet. Raise StoreCorrupt,
+    StoreTooNew as ``open`` would."""
+    path = state_dir / DB_NAME
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise StoreError(f"the state database {path} cannot be read: {exc}") from None
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+        if [r[0] for r in rows] != ["ok"]:
+            raise corrupt(path, "; ".join(str(r[0]) for r in rows[:3]))
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreTooNew(
+                f"the state database {path} was written by a newer cvsyncd (schema "
+                f"{version}; this one knows up to {SCHEMA_VERSION})"
+            )
+        jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] if version else 0
+    except sqlite3.DatabaseError as exc:
+        raise corrupt(path, str(exc)) from None
+    finally:
+        conn.close()
+    return version, int(jobs)
+
+
+class Database:
+    """An open state database: the connection, and the one way to write to it."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self._conn = conn
+        self.path = path
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Run the body in one ``BEGIN IMMEDIATE`` transaction; roll back on any error."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _check_integrity(self) -> None:
+        try:
+            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise corrupt(self.path, str(exc)) from None
+        if [r[0] for r in rows] != ["ok"]:
+            raise corrupt(self.path, "; ".join(str(r[0]) for r in rows[:3]))
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreTooNew(
+                f"the state database {self.path} has schema version {version}, but this "
+                f"cvsyncd only knows versions up to {SCHEMA_VERSION}: it was written by a "
+                "newer cvsyncd. Install that version again; cvsyncd will not change the file"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._write():
+                for statement in MIGRATIONS[target - 1]:
+                    self._conn.execute(statement)
+                    failpoint("migrate.statement")
+                self._conn.execute(f"PRAGMA user_version = {target}")
+            failpoint("migrate.committed")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the database file private to its owner, with the durability pragmas set."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        raise corrupt(path, str(exc)) from None
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise StoreError(f"the state database {path} cannot use WAL journaling (got {mode})")
+    return conn
+
+
+def corrupt(path: Path, detail: str) -> StoreCorrupt:
+    return StoreCorrupt(
+        f"the state database {path} is damaged ({detail}). cvsyncd has not changed it and "
+        f"will not start on it. Keep a copy for diagnosis; to start afresh, move it aside "
+        f"(mv {path} {path}.damaged) — jobs in progress would then be forgotten and the "
+        "inboxes scanned anew"
+    )

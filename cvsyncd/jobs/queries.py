@@ -1,0 +1,193 @@
+"""Reading jobs: the store's queries, each answering one question the pipeline asks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from cvsyncd.jobs.database import Database
+from cvsyncd.jobs.states import ACTIVE, InputFile, Job, JobState
+
+
+def options_key(options: Mapping[str, Any]) -> str:
+    """Return a canonical text of an edit config, equal for equal configs."""
+    return json.dumps(options, sort_keys=True, separators=(",", ":"))
+
+
+class JobQueries(Database):
+    """The read side of the job store."""
+
+    def get(self, job_id: int) -> Job | None:
+        row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._job(row) if row else None
+
+    def jobs(self, states: Iterable[JobState] | None = None, limit: int | None = None) -> list[Job]:
+        """Return jobs, newest first, optionally only those in ``states``."""
+        sql, args = "SELECT * FROM jobs", []
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" WHERE state IN ({_marks(wanted)})"
+            args.extend(wanted)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [self._job(r) for r in self._conn.execute(sql, args).fetchall()]
+
+    def due_jobs(self, now: float, exclude: Iterable[int] = ()) -> list[Job]:
+        """Return active jobs whose next attempt is due, oldest first."""
+        skip = set(exclude)
+        active = [s.value for s in ACTIVE]
+        rows = self._conn.execute(
+            f"SELECT * FROM jobs WHERE state IN ({_marks(active)})"
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at, id",
+            (*active, now),
+        ).fetchall()
+        return [self._job(r) for r in rows if r["id"] not in skip]
+
+    def next_due_at(self, after: float = 0.0) -> float | None:
+        """Return the earliest next-attempt time after ``after`` among active jobs, or None."""
+        active = [s.value for s in ACTIVE]
+        row = self._conn.execute(
+            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({_marks(active)})"
+            " AND next_attempt_at > ?",
+            (*active, after),
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def count_by_state(self, states: Iterable[JobState] | None = None) -> dict[JobState, int]:
+        """Jobs per state; with ``states``, only those (cheap: read from the index)."""
+        if states is None:
+            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+        else:
+            wanted = [s.value for s in states]
+            rows = self._conn.execute(
+                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({_marks(wanted)})"
+                " GROUP BY state",
+                wanted,
+            )
+        return {JobState(r[0]): int(r[1]) for r in rows.fetchall()}
+
+    def count_by_folder(self) -> dict[str, dict[JobState, int]]:
+        """Jobs per folder (its key) and state."""
+        rows = self._conn.execute(
+            "SELECT folder, state, COUNT(*) FROM jobs GROUP BY folder, state"
+        ).fetchall()
+        out: dict[str, dict[JobState, int]] = {}
+        for folder, state, count in rows:
+            out.setdefault(str(folder), {})[JobState(state)] = int(count)
+        return out
+
+    def count_retrying(self) -> int:
+        """Active jobs that failed a step at least once and wait for another try."""
+        active = [s.value for s in ACTIVE]
+        row = self._conn.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE state IN ({_marks(active)}) AND attempts > 0",
+            active,
+        ).fetchone()
+        return int(row[0])
+
+    def find_by_input(self, folder: str, rel_path: str, size: int, mtime_ns: int) -> Job | None:
+        """Return the newest job that took exactly this file (same path, size and mtime)."""
+        row = self._conn.execute(
+            "SELECT jobs.* FROM inputs JOIN jobs ON jobs.id = inputs.job_id"
+            " WHERE jobs.folder = ? AND inputs.rel_path = ? AND inputs.size = ?"
+            " AND inputs.mtime_ns = ? ORDER BY jobs.id DESC LIMIT 1",
+            (folder, rel_path, size, mtime_ns),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def find_by_identity(self, folder: str, name: str, fingerprint: str) -> Job | None:
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND fingerprint = ?",
+            (folder, name, fingerprint),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def find_pending_for_name(self, folder: str, name: str) -> Job | None:
+        """Return a job for this name that has not been submitted yet, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND state IN (?, ?, ?)"
+            " ORDER BY id DESC LIMIT 1",
+            (
+                folder,
+                name,
+                JobState.QUEUED.value,
+                JobState.UPLOADING.value,
+                JobState.UPLOADED.value,
+            ),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def find_same_content(
+        self, fingerprint: str, options: Mapping[str, Any], exclude: int | None = None
+    ) -> Job | None:
+        """Return the oldest other job with the same content and effective options.
+
+        Failed jobs and duplicates do not count: they hold no results to point to.
+        """
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE fingerprint = ? AND options_key = ? AND id IS NOT ?"
+            " AND state NOT IN (?, ?) ORDER BY id LIMIT 1",
+            (
+                fingerprint,
+                options_key(options),
+                exclude,
+                JobState.FAILED.value,
+                JobState.DUPLICATE.value,
+            ),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def events(self, job_id: int) -> list[tuple[float, JobState, str | None]]:
+        rows = self._conn.execute(
+            "SELECT at, state, message FROM events WHERE job_id = ? ORDER BY id", (job_id,)
+        ).fetchall()
+        return [(float(r[0]), JobState(r[1]), r[2]) for r in rows]
+
+    def newer_job_for_name(self, folder: str, name: str, job_id: int) -> Job | None:
+        """The newest job after ``job_id`` that took a file under the same name, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND id > ? ORDER BY id DESC LIMIT 1",
+            (folder, name, job_id),
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def _job(self, row: sqlite3.Row) -> Job:
+        inputs = self._conn.execute(
+            "SELECT rel_path, size, mtime_ns, fingerprint, file_url, ctime_ns, inode FROM inputs"
+            " WHERE job_id = ? ORDER BY position",
+            (row["id"],),
+        ).fetchall()
+        return Job(
+            id=row["id"],
+            folder=row["folder"],
+            name=row["name"],
+            fingerprint=row["fingerprint"],
+            options=json.loads(row["options"]),
+            state=JobState(row["state"]),
+            inputs=tuple(InputFile(*i) for i in inputs),
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            edit_id=row["edit_id"],
+            progress=_loads(row["progress"]),
+            result_text=row["result"],
+            outputs=tuple(json.loads(row["outputs"])),
+            disposed_to=row["disposed_to"],
+            error=row["error"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            submitted_at=row["submitted_at"],
+            finished_at=row["finished_at"],
+            facts=json.loads(row["facts"]),
+        )
+
+
+def _marks(values: Sequence[object]) -> str:
+    """The ``?, ?, ?`` placeholders for an ``IN (…)`` list of ``values``."""
+    return ", ".join("?" * len(values))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,54 @@
+"""The one object the running pipeline shares, and that a reload swaps in one place.
+
+The config, the job store, the Cleanvoice client, the account pause and the notices are
+held here. Every part of the pipeline (the scheduler, intake, each step, the outcomes)
+reads them through its :class:`Runtime`, so a reloaded config takes effect everywhere at
+the next step by one assignment (:meth:`Runtime.reconfigure`), instead of being handed
+to each part again. A step that is running keeps the values it began with.
+"""
+
+from __future__ import annotations
+
+from cvsyncd.cleanvoice.client import CleanvoiceClient
+from cvsyncd.config import Config, Folder
+from cvsyncd.jobs import Job, Store
+from cvsyncd.pipeline.account import AccountPause
+from cvsyncd.pipeline.notices import Notices
+
+
+class Runtime:
+    """Config, store, client, account pause and notices of one running pipeline."""
+
+    def __init__(self, config: Config, store: Store, client: CleanvoiceClient):
+        self.config = config
+        self.store = store
+        self.client = client
+        self.pause = AccountPause(store, config)
+        self.notices = Notices(store)
+
+    def reconfigure(self, config: Config) -> None:
+        """Use ``config`` from the next step on."""
+        self.config = config
+        self.pause.config = config
+
+    def folder_of(self, job: Job) -> Folder | None:
+        """The folder a job belongs to in the current config (None: no longer there)."""
+        return next((f for f in self.config.folders if f.key == job.folder), None)
+
+
+class RuntimePart:
+    """A part of the pipeline: it reads the shared values through its runtime."""
+
+    runtime: Runtime
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
+
+    @property
+    def client(self) -> CleanvoiceClient:
+        return self.runtime.client

@@ -1,0 +1,297 @@
+"""The job scheduler: which step of which job runs next, within the configured limits.
+
+The database is the truth. Each turn of the loop asks the store for jobs whose next
+attempt is due and starts the step their state calls for (the ``steps`` table of
+:class:`Pipeline`, keyed by job state), as long as the
+limits allow: ``max_concurrent_uploads`` files being uploaded or uploaded-but-not-yet-
+submitted, ``max_active_edits`` edits at Cleanvoice, the same number of downloads as
+uploads. When a step fails, ``outcomes.py`` decides what the failure means for the job.
+
+Stopping is in two stages, like uvicorn's: the first request stops new steps and lets
+running ones finish for ``stop_grace_seconds`` (a create-edit in flight is never cut off:
+cutting it would leave the job ambiguous); the second request, or the end of the grace
+period, cancels what is left. Every step persists its state before and after
+its side effect, so a cancelled step is simply redone (or, for a create-edit, reported)
+at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from cvsyncd import events as ev
+from cvsyncd.aio import wait_for_any
+from cvsyncd.config import Folder
+from cvsyncd.errors import CvsyncdError
+from cvsyncd.failpoints import armed
+from cvsyncd.jobs import ACTIVE, ALL_FOLDERS, Job, JobState
+from cvsyncd.pipeline.account import AccountPause
+from cvsyncd.pipeline.delivery import Delivery
+from cvsyncd.pipeline.disposal import Disposals
+from cvsyncd.pipeline.intake import Intake
+from cvsyncd.pipeline.outcomes import Outcomes
+from cvsyncd.pipeline.runtime import Runtime, RuntimePart
+from cvsyncd.pipeline.submit import Submissions
+from cvsyncd.pipeline.upload import Uploads
+
+S = JobState
+IDLE_TICK = 5.0  # at rest; intake and finished steps wake the loop at once
+
+StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a job in some state needs next: a kind (for limits and logs) and its code."""
+
+    kind: str  # upload, submit, poll, fetch, write, dispose, duplicate
+    run: StepFn
+
+
+class Pipeline(RuntimePart):
+    """Drives every job from queued to done (or failed / needs_attention)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        unavailable: Callable[[str], str | None] = lambda key: None,
+    ):
+        self.runtime = runtime
+        self.unavailable = unavailable  # why a folder's inbox cannot be used now
+        self.holds: dict[str, str] = runtime.store.holds()  # `cvsyncd pause`
+        self.log = structlog.get_logger("cvsyncd.pipeline")
+        self.outcomes = Outcomes(runtime)
+        self.delivery = Delivery(runtime)
+        self.intake_steps = Intake(runtime)
+        uploads, submissions = Uploads(runtime), Submissions(runtime, self.delivery)
+        disposals = Disposals(runtime)
+        # the step each state calls for: the whole pipeline in one table
+        self.steps: Mapping[JobState, Step] = {
+            S.QUEUED: Step("upload", uploads.upload),
+            S.UPLOADED: Step("submit", submissions.submit),
+            S.PROCESSING: Step("poll", submissions.poll),
+            S.FETCHING: Step("fetch", self.delivery.fetch),
+            S.WRITING: Step("write", self.delivery.write),
+            S.DISPOSING: Step("dispose", disposals.dispose),
+        }
+        self.settle_duplicate = Step("duplicate", self.intake_steps.duplicate)
+        self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self.heartbeat = time.monotonic()  # the last turn of the loop (for the watchdog)
+        self.resting = False
+
+    @property
+    def pause(self) -> AccountPause:
+        return self.runtime.pause
+
+    @property
+    def drain_seconds(self) -> float:
+        return self.config.daemon.stop_grace_seconds
+
+    def step_for(self, job: Job) -> Step | None:
+        """Which step a due job needs next (None: none, it is final)."""
+        if job.state is S.QUEUED and "duplicate_of" in job.facts:
+            return self.settle_duplicate
+        return self.steps.get(job.state)
+
+    def wake(self) -> None:
+        """Look for due work now rather than at the next tick."""
+        self._wake.set()
+
+    # -- recovery -------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Make the jobs left by a previous run (or a crash) safe to continue.
+
+        An interrupted upload is redone; a create-edit whose answer never got stored is
+        ambiguous (it may have been billed) and goes to needs_attention unless the user
+        chose automatic resubmission; everything else resumes where it stopped.
+        """
+        for job in self.store.jobs([S.UPLOADING, S.SUBMITTING]):
+            log = self.log.bind(job=job.id, path=job.name)
+            if job.state is S.UPLOADING:
+                self.store.transition(
+                    job.id,
+                    S.UPLOADING,
+                    S.QUEUED,
+                    "the upload was interrupted; it will be redone",
+                    next_attempt_at=0,
+                )
+                log.info(ev.JOB_UPLOAD_REDO)
+            else:
+                self.outcomes.ambiguous_submit(
+                    job, "cvsyncd stopped while the create-edit request was in flight"
+                )
+
+    # -- the loop -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, force: asyncio.Event) -> None:
+        """Run steps until ``stop`` is set, then drain (until ``force`` or the grace ends)."""
+        while not stop.is_set():
+            self.heartbeat = time.monotonic()
+            if armed("scheduler.stall"):  # test only: a hung scheduler for the watchdog test
+                await stop.wait()
+            self.pause.maybe_recheck(self.client)
+            self._start_due_steps()
+            self._wake.clear()
+            self.resting = True  # waiting for work is not a stall
+            await wait_for_any(stop, self._wake, timeout=self._sleep_seconds())
+            self.resting = False
+        await self._drain(force)
+
+    def _sleep_seconds(self) -> float:
+        """Until the next job falls due; jobs due now but waiting for a free slot are woken
+        by the step that frees it, not by polling."""
+        now = time.time()
+        next_due = self.store.next_due_at(after=now)
+        if next_due is None:
+            return IDLE_TICK
+        return min(IDLE_TICK, max(0.05, next_due - now))
+
+    def _start_due_steps(self) -> None:
+        now = time.time()
+        self.holds = self.store.holds()  # `cvsyncd pause` counts from the moment it returns
+        counts = self.store.count_by_state(ACTIVE)  # every second: only the index
+        running_kinds = [kind for kind, _ in self._running.values()]
+        uploads = running_kinds.count("upload") + counts.get(S.UPLOADED, 0)
+        edits = counts.get(S.SUBMITTING, 0) + counts.get(S.PROCESSING, 0)
+        downloads = running_kinds.count("fetch")
+        limits = self.config.daemon
+        for job in self.store.due_jobs(now, exclude=self._running):
+            folder = self.runtime.folder_of(job)
+            if folder is None:
+                self.outcomes.hold_orphan(job)
+                continue
+            step = self.step_for(job)
+            if step is None:
+                continue
+            kind = step.kind
+            if kind in INBOX_STEPS and self.unavailable(folder.key):
+                continue  # the folder is paused: its inbox is not there
+            if kind in NEW_WORK and (ALL_FOLDERS in self.holds or folder.key in self.holds):
+                continue  # the operator said `cvsyncd pause`
+            if kind in NEW_WORK and self.pause.holds_back(
+                sum(1 for k in running_kinds if k in NEW_WORK)
+            ):
+                continue  # the account is in trouble (a trial lets one step go)
+            if kind == "upload":
+                if uploads >= limits.max_concurrent_uploads:
+                    continue
+                uploads += 1
+            elif kind == "submit":
+                if edits >= limits.max_active_edits:
+                    continue
+                edits += 1
+            elif kind == "fetch":
+                if downloads >= limits.max_concurrent_uploads:
+                    continue
+                downloads += 1
+            self._start(step, job, folder)
+            running_kinds.append(kind)
+
+    def _start(self, step: Step, job: Job, folder: Folder) -> None:
+        task = asyncio.create_task(
+            self._run_step(step, job, folder), name=f"job-{job.id}-{step.kind}"
+        )
+        self._running[job.id] = (step.kind, task)
+
+    async def _run_step(self, step: Step, job: Job, folder: Folder) -> None:
+        log = self.log.bind(job=job.id, path=job.name, step=step.kind)
+        try:
+            await step.run(job, folder)
+        except asyncio.CancelledError:
+            log.info(ev.JOB_STEP_INTERRUPTED)
+            raise
+        except CvsyncdError as exc:
+            self.outcomes.handle(job.id, exc, folder)
+        except OSError as exc:
+            self.outcomes.handle_os_error(job.id, exc, folder)
+        except Exception:
+            log.exception(ev.JOB_STEP_ERROR)
+            self.outcomes.unexpected(job.id)
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+
+    async def _drain(self, force: asyncio.Event) -> None:
+        """Let running steps finish within the grace period; then cancel them.
+
+        A create-edit still in flight when the grace ends is not cancelled (that would make
+        its outcome unknown); its own request timeout bounds the wait. A second stop
+        request (``force``) cancels everything at once.
+        """
+        if self._running:
+            await self._drain_steps(force)
+        await self.runtime.notices.drain(timeout=0.1 if force.is_set() else 10.0)
+
+    async def _drain_steps(self, force: asyncio.Event) -> None:
+        self.log.info(
+            ev.PIPELINE_DRAINING,
+            running=len(self._running),
+            grace_seconds=self.drain_seconds,
+        )
+        await _wait_tasks(self._tasks(), force, self.drain_seconds)
+        late = self._tasks(exclude_kind="submit")
+        if late:
+            self.log.warning(
+                ev.PIPELINE_INTERRUPTING,
+                interrupted=len(late),
+            )
+            await _cancel(late)
+        submits = self._tasks()
+        if submits:
+            self.log.info(ev.PIPELINE_AWAITING_CREATE)
+            await _wait_tasks(submits, force, self.client.deadline)
+        await _cancel(self._tasks())
+
+    def _tasks(self, exclude_kind: str | None = None) -> list[asyncio.Task[None]]:
+        return [t for kind, t in self._running.values() if kind != exclude_kind and not t.done()]
+
+    # -- intake (called by the watcher) ---------------------------------------------
+
+    def is_known(self, folder: Folder, rel_path: str, size: int, mtime_ns: int) -> bool:
+        """Whether this exact file (path, size, mtime) already became a job."""
+        return self.store.find_by_input(folder.key, rel_path, size, mtime_ns) is not None
+
+    async def intake(self, folder: Folder, path: Path) -> str:
+        """Turn a settled file into a job; return the verdict of ``Intake.take_file``."""
+        verdict = await self.intake_steps.take_file(folder, path)
+        if verdict == "queued":
+            self.wake()
+        return verdict
+
+
+# steps that read or move the input, and so wait while its inbox is unavailable
+INBOX_STEPS = frozenset({"upload", "submit", "dispose"})
+# steps that start new (paid) work, held back by `cvsyncd pause`; running edits finish
+NEW_WORK = frozenset({"upload", "submit"})
+
+
+async def _wait_tasks(
+    tasks: list[asyncio.Task[None]], force: asyncio.Event, timeout: float
+) -> None:
+    """Wait until all ``tasks`` are done, ``force`` is set, or ``timeout`` passes."""
+    if not tasks:
+        return
+    everything = asyncio.ensure_future(asyncio.wait(tasks))  # cancelling this spares the tasks
+    forced = asyncio.ensure_future(force.wait())
+    try:
+        await asyncio.wait(
+            [everything, forced], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        forced.cancel()
+        everything.cancel()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,217 @@
+"""The upload step: queued → uploading → uploaded.
+
+Before anything is sent, the job is made to describe the file as it is now (a file that
+changed since it was taken is taken anew), every input is proven to be the regular file
+that was taken and checked to be media (``inbox/inputs.py``, ``inbox/media.py``), and
+``cvsyncd pause`` is read afresh. Then, per input: ask for a signed URL, PUT the bytes
+through the proven descriptor, check on that descriptor that nothing changed while they
+went, and record the file URL. A step interrupted anywhere is redone from queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from cvsyncd import events as ev
+from cvsyncd.cleanvoice.client import file_url_of
+from cvsyncd.config import Folder
+from cvsyncd.errors import JobError
+from cvsyncd.failpoints import failpoint
+from cvsyncd.inbox import inputs, media
+from cvsyncd.jobs import ALL_FOLDERS, InputFile, Job, JobState, Store
+from cvsyncd.pipeline.disposal import input_place, missing_input
+from cvsyncd.pipeline.runtime import Runtime, RuntimePart
+
+S = JobState
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
+PROGRESS_EVERY = 5.0
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def upload_name(path: Path) -> str:
+    """A plain ASCII file name for Cleanvoice's storage (the extension kept)."""
+    stem = _UNSAFE_NAME.sub("_", path.stem).strip("._") or "recording"
+    suffix = _UNSAFE_NAME.sub("", path.suffix)
+    return f"{stem[:80]}{suffix}"
+
+
+def combined_fingerprint(inputs: Sequence[InputFile]) -> str:
+    """The content fingerprint of a multi-track session: its tracks' names and contents."""
+    lines = sorted(f"{Path(i.rel_path).name}:{i.fingerprint}" for i in inputs)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def held(store: Store, folder: Folder) -> bool:
+    """Whether ``cvsyncd pause`` holds this folder's new work, as the store says now
+    (read afresh: a pause must count from the moment the command returned)."""
+    holds = store.holds()
+    return ALL_FOLDERS in holds or folder.key in holds
+
+
+class Uploads(RuntimePart):
+    """The upload step of every job."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.log = structlog.get_logger("cvsyncd.pipeline")
+
+    async def upload(self, job: Job, folder: Folder) -> None:
+        job = await self._refresh_if_changed(job, folder)
+        job = await self._probe(job, folder)
+        if held(self.store, folder):
+            return  # `cvsyncd pause` came in meanwhile: no upload starts after it
+        job = self.store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
+        failpoint("upload.started")
+        log = self.log.bind(job=job.id, path=job.name)
+        log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))
+        for position, recorded in enumerate(job.inputs):
+            root, rel = input_place(folder, job, position)
+            signed = await self.client.request_upload_url(upload_name(Path(rel)))
+            failpoint("upload.signed")
+            with self._taken(folder, root, rel, recorded) as source:
+                await self.client.upload_file(
+                    signed, source, recorded.size, on_progress=self._progress_writer(job)
+                )
+                failpoint("upload.sent")
+                # the same size, mtime, change time and inode as when it was fingerprinted:
+                # no byte can have changed (a write moves the change time, which nobody can
+                # set); checked on the descriptor the bytes were read from
+                if not recorded.matches(os.fstat(source.fileno())):
+                    raise JobError(
+                        f"{rel} changed while it was being uploaded; "
+                        "the new content will be taken once it has settled",
+                        retryable=True,
+                    )
+            self.store.set_input(job.id, position, file_url=file_url_of(signed))
+        self.store.transition(
+            job.id,
+            S.UPLOADING,
+            S.UPLOADED,
+            "uploaded",
+            attempts=0,
+            error=None,
+            progress=None,
+            next_attempt_at=0,
+        )
+        failpoint("upload.done")
+        log.info(ev.JOB_UPLOADED)
+
+    @contextlib.contextmanager
+    def _taken(
+        self, folder: Folder, root: Path, rel: str, recorded: InputFile
+    ) -> Iterator[IO[bytes]]:
+        """The input a job took, open, proven to be it (see ``inputs.open_taken``)."""
+        try:
+            with inputs.open_taken(root, rel, recorded) as source:
+                yield source
+        except inputs.InputRefused as exc:
+            if exc.kind == "missing":
+                raise missing_input(folder, root / rel) from None
+            raise
+        except inputs.InputChanged:
+            raise JobError(
+                f"{rel} changed since it was taken; its new content will be taken",
+                retryable=True,
+            ) from None
+
+    def _progress_writer(self, job: Job) -> Any:
+        last = [time.monotonic()]
+        size = sum(i.size for i in job.inputs)
+
+        def write(sent: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY:
+                last[0] = now
+                self.store.update(
+                    job.id, S.UPLOADING, None, progress={"uploaded": sent, "size": size}
+                )
+
+        return write
+
+    async def _probe(self, job: Job, folder: Folder) -> Job:
+        """Check that every input is media, and note its duration, before paying for it."""
+        durations = []
+        for position, recorded in enumerate(job.inputs):
+            root, rel = input_place(folder, job, position)
+
+            def probe(root: Path = root, rel: str = rel, recorded: InputFile = recorded) -> Any:
+                with self._taken(folder, root, rel, recorded) as source:
+                    return media.probe_file(source)
+
+            found = await asyncio.to_thread(probe)
+            if found.problem:
+                raise JobError(f"{recorded.rel_path}: {found.problem}")
+            durations.append(found.duration)
+        known = [d for d in durations if d]
+        duration = max(known) if known else None
+        if duration == job.facts.get("duration"):
+            return job
+        return self.store.update(job.id, job.state, None, facts={**job.facts, "duration": duration})
+
+    async def _refresh_if_changed(self, job: Job, folder: Folder) -> Job:
+        """Before uploading, make sure the job describes the file as it is now.
+
+        A regular file that changed since it was taken gets a new fingerprint (the job
+        restarts with the new content); one that is still changing waits for the settle
+        window. A path that is no longer a regular file inside its folder is refused
+        (``inputs.py``); a new content that another job already has is that job's.
+        """
+        changed = False
+        for position, recorded in enumerate(job.inputs):
+            root, rel = input_place(folder, job, position)
+            if await asyncio.to_thread(inputs.still_taken, root, rel, recorded):
+                continue
+            try:
+                st, fingerprint = await asyncio.to_thread(inputs.fingerprint, root, rel)
+            except inputs.InputRefused as exc:
+                if exc.kind == "missing":
+                    raise missing_input(folder, root / rel) from None
+                raise
+            except inputs.InputChanged:
+                raise JobError(
+                    f"{rel} is still being written; waiting for it to settle", retryable=True
+                ) from None
+            self.store.set_input(
+                job.id,
+                position,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                ctime_ns=st.st_ctime_ns,
+                inode=st.st_ino,
+                fingerprint=fingerprint,
+            )
+            changed = True
+        if not changed:
+            return job
+        fresh = self.store.get(job.id)
+        assert fresh is not None
+        fingerprint = (
+            combined_fingerprint(fresh.inputs)
+            if fresh.facts.get("session")
+            else fresh.inputs[0].fingerprint
+        )
+        other = self.store.find_by_identity(job.folder, job.name, fingerprint)
+        if other is not None and other.id != job.id:
+            # the file there now is another job's recording: this job's content is gone
+            raise JobError(
+                f"{job.name} was replaced by a newer recording, which is job {other.id}; "
+                "this job's recording is no longer there, so nothing more is done for it",
+                superseded_by=other.id,
+            )
+        self.log.info(ev.JOB_INPUT_CHANGED, job=job.id, path=job.name)
+        return self.store.update(
+            job.id,
+            job.state,
+            "the input changed before upload; taking its new content",
+            fingerprint=fingerprint,
+        )

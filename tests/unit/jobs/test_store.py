@@ -1,0 +1,364 @@
+"""The SQLite job store, on a real database file in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cvsyncd import fsinfo
+from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
+from cvsyncd.jobs import InputFile, JobState, TransitionError
+from cvsyncd.jobs.lock import daemon_pid
+from cvsyncd.jobs.meta import ALL_FOLDERS
+from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
+from cvsyncd.jobs.store import DB_NAME, Store
+
+S = JobState
+OPTIONS = {"fillers": True, "long_silences": True}
+
+
+def make_input(name: str = "show/ep1.wav", fingerprint: str = "a" * 64) -> InputFile:
+    return InputFile(name, 1234, 1_700_000_000_000_000_000, fingerprint)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def store(state_dir: Path) -> Iterator[Store]:
+    s = Store.open(state_dir)
+    yield s
+    s.close()
+
+
+def test_open_creates_private_state_dir_and_database(state_dir: Path, store: Store) -> None:
+    assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state_dir / DB_NAME).st_mode) == 0o600
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+def test_durability_pragmas_are_set(store: Store) -> None:
+    conn = store._conn
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_create_job_and_read_it_back(store: Store) -> None:
+    job = store.create_job(
+        "/in", "show/ep1.wav", [make_input()], OPTIONS, facts={"preset": "podcast"}
+    )
+    assert job is not None
+    assert job.state is S.QUEUED
+    assert job.options == OPTIONS
+    assert job.inputs == (make_input(),)
+    assert job.facts == {"preset": "podcast"}
+    assert store.events(job.id)[0][1] is S.QUEUED
+
+
+def test_same_input_never_becomes_two_jobs(store: Store) -> None:
+    first = store.create_job("/in", "show/ep1.wav", [make_input()], OPTIONS)
+    again = store.create_job("/in", "show/ep1.wav", [make_input()], OPTIONS)
+    assert first is not None and again is None
+    assert len(store.jobs()) == 1
+    # new content under the same name is a new recording
+    other = store.create_job("/in", "show/ep1.wav", [make_input(fingerprint="b" * 64)], OPTIONS)
+    assert other is not None and other.id != first.id
+
+
+def test_transition_checks_current_state_in_sql(store: Store) -> None:
+    job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    moved = store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
+    assert moved.state is S.UPLOADING
+    with pytest.raises(StoreError, match="no longer queued"):
+        store.transition(job.id, S.QUEUED, S.UPLOADING)
+    with pytest.raises(TransitionError):
+        store.transition(job.id, S.UPLOADING, S.DONE)
+    assert store.get(job.id).state is S.UPLOADING  # type: ignore[union-attr]
+
+
+def test_update_sets_fields_and_json(store: Store) -> None:
+    job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    job = store.update(
+        job.id,
+        S.QUEUED,
+        None,
+        attempts=3,
+        error="boom",
+        progress={"uploaded": 10, "size": 20},
+        next_attempt_at=123.0,
+    )
+    assert (job.attempts, job.error, job.next_attempt_at) == (3, "boom", 123.0)
+    assert job.progress == {"uploaded": 10, "size": 20}
+    with pytest.raises(ValueError, match="not updatable"):
+        store.update(job.id, S.QUEUED, None, created_at=0)
+
+
+def test_due_jobs_and_next_due(store: Store) -> None:
+    a = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], OPTIONS)
+    b = store.create_job("/in", "b.wav", [make_input("b.wav", "2" * 64)], OPTIONS)
+    assert a and b
+    store.update(b.id, S.QUEUED, None, next_attempt_at=time.time() + 100)
+    due = store.due_jobs(time.time())
+    assert [j.id for j in due] == [a.id]
+    assert store.due_jobs(time.time(), exclude=[a.id]) == []
+    assert store.next_due_at(after=-1) == 0
+    assert store.next_due_at(after=time.time()) == pytest.approx(time.time() + 100, abs=5)
+    store.transition(a.id, S.QUEUED, S.FAILED, "bad")
+    assert store.next_due_at() == pytest.approx(time.time() + 100, abs=5)
+
+
+def test_find_by_input_and_pending(store: Store) -> None:
+    rec = make_input("show/ep1.wav")
+    job = store.create_job("/in", rec.rel_path, [rec], OPTIONS)
+    assert job is not None
+    assert store.find_by_input("/in", rec.rel_path, rec.size, rec.mtime_ns).id == job.id  # type: ignore[union-attr]
+    assert store.find_by_input("/in", rec.rel_path, rec.size + 1, rec.mtime_ns) is None
+    assert store.find_by_input("/other", rec.rel_path, rec.size, rec.mtime_ns) is None
+    assert store.find_pending_for_name("/in", rec.rel_path).id == job.id  # type: ignore[union-attr]
+    store.transition(job.id, S.QUEUED, S.FAILED)
+    assert store.find_pending_for_name("/in", rec.rel_path) is None
+
+
+def test_find_same_content_matches_fingerprint_and_options(store: Store) -> None:
+    a = store.create_job("/in", "a.wav", [make_input("a.wav")], {"fillers": True, "x": 1})
+    assert a is not None
+    # same options in another key order: the same effective preset
+    assert store.find_same_content("a" * 64, {"x": 1, "fillers": True}).id == a.id  # type: ignore[union-attr]
+    assert store.find_same_content("a" * 64, {"fillers": False}) is None
+    assert store.find_same_content("a" * 64, {"fillers": True, "x": 1}, exclude=a.id) is None
+
+
+def test_state_survives_reopen(state_dir: Path) -> None:
+    s = Store.open(state_dir)
+    job = s.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    s.transition(job.id, S.QUEUED, S.UPLOADING)
+    s.set_input(job.id, 0, file_url="http://127.0.0.1/storage/ep.wav")
+    s.close()
+    s = Store.open(state_dir)
+    try:
+        again = s.get(job.id)
+        assert again is not None and again.state is S.UPLOADING
+        assert again.inputs[0].file_url == "http://127.0.0.1/storage/ep.wav"
+    finally:
+        s.close()
+
+
+def test_delete_job_forgets_inputs_and_events(store: Store) -> None:
+    job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    assert store.delete_job(job.id)
+    assert store.get(job.id) is None
+    assert store.events(job.id) == []
+    assert store.find_by_input("/in", "ep.wav", 1234, make_input().mtime_ns) is None
+    assert store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS) is not None
+
+
+def test_job_ids_are_never_given_twice(state_dir: Path, store: Store) -> None:
+    """An old message says `cvsyncd retry 3`: after `forget 3`, 3 must name nothing."""
+    ids = []
+    for n in range(3):
+        job = store.create_job("/in", f"ep{n}.wav", [make_input(f"ep{n}.wav", str(n) * 64)], {})
+        assert job is not None
+        ids.append(job.id)
+    assert store.delete_job(ids[-1])  # the highest: SQLite alone would give its id again
+    store.close()
+    reopened = Store.open(state_dir)
+    try:
+        again = reopened.create_job("/in", "ep9.wav", [make_input("ep9.wav", "9" * 64)], {})
+        assert again is not None and again.id == ids[-1] + 1
+        assert reopened.get(ids[-1]) is None
+    finally:
+        reopened.close()
+
+
+def test_meta_state_has_typed_methods(store: Store) -> None:
+    assert store.account_pause() is None
+    store.set_account_pause("no credits")
+    store.set_account_pause("bad key")
+    assert store.account_pause() == "bad key"
+    store.set_account_pause(None)
+    assert store.account_pause() is None
+    store.set_hold(ALL_FOLDERS, "until Monday")
+    store.set_hold("/in", "checking")
+    assert store.holds() == {ALL_FOLDERS: "until Monday", "/in": "checking"}
+    store.set_hold(ALL_FOLDERS, None)
+    assert store.holds() == {"/in": "checking"}
+    before = store.forget_generation()
+    store.bump_forget_generation()
+    assert store.forget_generation() != before
+    store.set_unavailable_folders({"show": "the share is not mounted"})
+    assert store.unavailable_folders() == {"show": "the share is not mounted"}
+    store.set_unavailable_folders({})
+    assert store.unavailable_folders() == {}
+    entry = {"folder": "show", "path": "/in/x.wav", "reason": "a FIFO"}
+    store.set_refused_entries([entry])
+    assert store.refused_entries() == [entry]
+
+
+def test_inspect_reads_without_creating_or_migrating(state_dir: Path) -> None:
+    assert Store.inspect(state_dir) is None and not state_dir.exists()
+    Store.open(state_dir).close()
+    db = state_dir / DB_NAME
+    before = db.stat().st_mtime_ns
+    assert Store.inspect(state_dir) == (SCHEMA_VERSION, 0)
+    assert db.stat().st_mtime_ns == before
+
+
+def test_second_daemon_on_same_state_dir_is_refused(state_dir: Path) -> None:
+    first = Store.open(state_dir, daemon=True)
+    try:
+        assert daemon_pid(state_dir) == os.getpid()
+        # a second daemon, in another process, must fail and say why
+        code = (
+            "import sys; from pathlib import Path; from cvsyncd.jobs import Store\n"
+            "from cvsyncd.errors import StoreLocked\n"
+            "try:\n    Store.open(Path(sys.argv[1]), daemon=True)\n"
+            "except StoreLocked as e:\n    print(e); sys.exit(3)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(state_dir)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 3
+        assert f"pid {os.getpid()}" in proc.stdout
+        # commands that only read may still open it
+        reader = Store.open(state_dir)
+        reader.close()
+    finally:
+        first.close()
+    assert daemon_pid(state_dir) is None
+    Store.open(state_dir, daemon=True).close()
+
+
+def test_lock_is_released_by_the_kernel_when_the_daemon_dies(state_dir: Path) -> None:
+    code = (
+        "import os, sys; from pathlib import Path; from cvsyncd.jobs import Store\n"
+        "Store.open(Path(sys.argv[1]), daemon=True); print('locked', flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(state_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == -9 and "locked" in proc.stdout
+    Store.open(state_dir, daemon=True).close()
+
+
+def test_database_from_a_newer_version_is_refused_and_left_alone(state_dir: Path) -> None:
+    Store.open(state_dir).close()
+    db = state_dir / DB_NAME
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(StoreTooNew, match="newer cvsyncd"):
+        Store.open(state_dir)
+    assert db.read_bytes() == before
+
+
+def test_corrupt_database_is_refused_and_never_recreated(state_dir: Path) -> None:
+    state_dir.mkdir(mode=0o700)
+    db = state_dir / DB_NAME
+    db.write_bytes(b"this is not a database" * 100)
+    before = db.read_bytes()
+    with pytest.raises(StoreCorrupt, match="damaged") as info:
+        Store.open(state_dir)
+    assert "mv " in str(info.value)  # says how to start afresh
+    assert db.read_bytes() == before
+
+
+def test_damaged_pages_fail_the_quick_check(state_dir: Path) -> None:
+    s = Store.open(state_dir)
+    for i in range(300):
+        s.create_job("/in", f"f{i}.wav", [make_input(f"f{i}.wav", f"{i:064d}")], OPTIONS)
+    s._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    s.close()
+    db = state_dir / DB_NAME
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for offset in range(2 * page + 100, len(data) - page, page * 3):
+        data[offset : offset + 200] = b"\xff" * 200  # scribble over b-tree pages, keep the header
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt):
+        Store.open(state_dir)
+
+
+def test_network_filesystem_is_refused(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # no NFS server can run here: the mount table lookup is replaced, the refusal is real
+    monkeypatch.setattr(fsinfo, "filesystem_type", lambda path: "nfs4")
+    with pytest.raises(StoreError, match="nfs4 filesystem"):
+        Store.open(state_dir)
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_jobs(state_dir: Path) -> None:
+    """A database written by the first release (schema 1) gains the inputs' change time and
+    inode; its jobs stay, with those unknown (None)."""
+    state_dir.mkdir(mode=0o700)
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO jobs (folder, name, fingerprint, options, options_key, state,"
+        " created_at, updated_at) VALUES ('/in', 'a.wav', 'f', '{}', '{}', 'done', 1, 1)"
+    )
+    conn.execute("INSERT INTO inputs VALUES (1, 0, 'a.wav', 10, 20, 'f', NULL)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = Store.open(state_dir)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION >= 2
+        job = store.get(1)
+        assert job is not None and job.state is S.DONE
+        assert job.inputs[0] == InputFile("a.wav", 10, 20, "f")
+        assert job.inputs[0].ctime_ns is None and job.inputs[0].inode is None
+    finally:
+        store.close()
+
+
+def test_kill_during_the_second_migration_keeps_version_1(state_dir: Path) -> None:
+    state_dir.mkdir(mode=0o700)
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    code = (
+        "import sys; from pathlib import Path; from cvsyncd.jobs import Store\n"
+        "Store.open(Path(sys.argv[1])).close()\n"
+    )
+    env = {**os.environ, "CVSYNCD_FAILPOINTS": "migrate.statement:1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(state_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -9  # killed after the first ALTER TABLE of migration 2
+    conn = sqlite3.connect(state_dir / DB_NAME)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(inputs)")]
+        assert "ctime_ns" not in columns
+    finally:
+        conn.close()
+    Store.open(state_dir).close()  # and the migration then succeeds
