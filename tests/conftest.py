@@ -230,6 +230,28 @@ class DaemonProcess:
             f"timed out waiting for {what or predicate}; daemon log:\n" + "".join(self.lines[-60:])
         )
 
+    def stays(self, condition: Callable[[], bool], seconds: float, why: str) -> None:
+        """Assert that ``condition`` holds for ``seconds`` (checked every 0.1 s) while the
+        daemon keeps running: "nothing else happened", over a bounded window. ``why``
+        says why that window is long enough to have seen it happen."""
+        deadline = time.monotonic() + seconds
+        while True:
+            assert condition(), f"it happened within {seconds} s ({why}); log:\n" + "".join(
+                self.lines[-40:]
+            )
+            assert self.proc.poll() is None, "the daemon exited:\n" + "".join(self.lines[-40:])
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+
+    def count(self, event: str, **fields: Any) -> int:
+        """How many times ``event`` was logged (with ``fields``) so far."""
+        return sum(
+            1
+            for e in self.events()
+            if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+        )
+
     def wait_for_event(self, event: str, timeout: float = 30, **fields: Any) -> dict[str, Any]:
         found: list[dict[str, Any]] = []
 

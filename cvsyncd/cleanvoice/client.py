@@ -208,7 +208,7 @@ class CleanvoiceClient:
     async def get_edit(self, edit_id: str) -> EditStatus:
         """Poll an edit. Any odd answer (a redirect, 404, 410, a body without a status) is
         transient: a known edit is polled again until its retention runs out, never
-        given up on one answer (RELIABILITY.md, promise 17)."""
+        given up on one answer (docs/reliability.md, promise 17)."""
         try:
             body = await self._call("GET", self._edit_url(edit_id), budget="status")
         except AnswerTooLarge:

@@ -21,7 +21,7 @@ from cvsyncd.jobs.database import inspect as inspect_database
 from cvsyncd.jobs.lock import StateDirLock
 from cvsyncd.jobs.meta import META_LAST_JOB, DaemonState
 from cvsyncd.jobs.queries import JobQueries, options_key
-from cvsyncd.jobs.states import InputFile, Job, JobState, check_transition
+from cvsyncd.jobs.states import RETRYABLE, InputFile, Job, JobState, check_transition
 
 # Columns a caller may set together with (or without) a state change.
 UPDATABLE = frozenset(
@@ -231,6 +231,11 @@ class Store(JobQueries, DaemonState):
         job = self.get(job_id)
         if job is None:
             raise StoreError(f"there is no job {job_id}")
+        if job.state not in RETRYABLE:  # an active job is the pipeline's, not the operator's
+            raise StoreError(
+                f"job {job_id} is {job.state}; only failed, needs_attention and duplicate "
+                "jobs can be queued again"
+            )
         check_transition(job.state, JobState.QUEUED)
         facts = {k: v for k, v in job.facts.items() if k not in ("duplicate_of", "polls")}
         if job.edit_id:
@@ -259,6 +264,8 @@ class Store(JobQueries, DaemonState):
         job = self.get(job_id)
         if job is None:
             raise StoreError(f"there is no job {job_id}")
+        if job.state is not JobState.FAILED or not job.edit_id:
+            raise StoreError(f"job {job_id} is {job.state} without an edit to fetch again")
         check_transition(job.state, JobState.PROCESSING)
         facts = {**job.facts, "polls": 0, "retries": int(job.facts.get("retries", 0)) + 1}
         now = time.time()

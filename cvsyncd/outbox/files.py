@@ -1,6 +1,6 @@
 """Durable file operations: atomic outputs, safe moves, and sweeping our own leftovers.
 
-The protocol for every file cvsyncd creates (RELIABILITY.md, promise 1): write a temp file
+The protocol for every file cvsyncd creates (docs/reliability.md, promise 1): write a temp file
 in the destination folder under a name the watcher and media servers ignore
 (``.cvsyncd-<random>.part``), fsync it, close it, rename it over the final name, then fsync
 the folder. A reader sees the whole file or none of it, and after a crash the only debris

@@ -1,6 +1,6 @@
 """Where a job's recording is, and moving, setting aside or deleting exactly that content.
 
-A job only ever moves, deletes or renames the content it took (RELIABILITY.md, promise
+A job only ever moves, deletes or renames the content it took (docs/reliability.md, promise
 16): the user may have dropped a corrected take under the same name meanwhile, or the
 path may have become a link. So every such action checks, through ``inputs.still_taken``
 (no link followed), that each file is still the one taken, acts, and then checks the

@@ -1,7 +1,7 @@
 """The submit and poll steps: uploaded → submitting → processing → fetching.
 
 Submit writes its intent before it sends the create-edit request and the edit id after
-(RELIABILITY.md, promise 5): a crash or a lost answer in between leaves the job
+(docs/reliability.md, promise 5): a crash or a lost answer in between leaves the job
 *ambiguous*, never resubmitted on its own. ``cvsyncd pause`` is read afresh just before
 the intent. Poll asks Cleanvoice on the schedule of ``schedule.py``; a finished edit's
 result is stored (without signed URLs) and kept live for the fetch that follows.

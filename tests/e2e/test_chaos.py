@@ -1,8 +1,12 @@
-"""Chaos: 32 recordings, the daemon killed with SIGKILL at random moments (at least 8
-times) while the emulator injects faults. In the end every recording is done or visibly
-needs_attention, none was created twice, and no partial output exists.
+"""Chaos: RECORDINGS (32) recordings, the daemon killed with SIGKILL KILLS (10) times at
+random moments while the emulator injects faults (FAULTS: 12 % of requests, every kind but
+a deliberate edit failure). In the end every recording is done or visibly
+needs_attention, none was created twice, and no partial output exists — and the run was
+chaotic enough to mean something: at least MIN_KILLS_IN_STEPS kills landed inside a step,
+and faults of at least MIN_FAULT_KINDS kinds were served.
 
-The seed is printed; ``CVSYNCD_CHAOS_SEED=N`` replays a run.
+The seed and the figures are printed (``pytest -s``); ``CVSYNCD_CHAOS_SEED=N`` replays a
+run.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import pytest
 from cvsyncd.emulator import Emulator, FaultSettings
 from cvsyncd.emulator.faults import KINDS
 from cvsyncd.outbox.files import is_temp_name
-from tests.conftest import EMULATOR_KEY, Setup, make_wav
+from tests.conftest import EMULATOR_KEY, DaemonProcess, Setup, make_wav
 
 pytestmark = pytest.mark.e2e
 
 RECORDINGS = 32
 KILLS = 10
+MIN_KILLS_IN_STEPS = 2  # of KILLS; runs cut 3 to 9 steps short (seeds 1 to 6)
+MIN_FAULT_KINDS = 3  # of the kinds in FAULTS; runs serve 8 to 10 (seeds 1 to 6)
 FAULTS = FaultSettings(
     rate=0.12,
     kinds=frozenset(KINDS) - {"failure"},  # every fault but a deliberate edit failure
@@ -36,6 +42,19 @@ FAULTS = FaultSettings(
 
 def recording_of(file_url: str) -> str:
     return unquote(PurePosixPath(urlsplit(file_url).path).name)
+
+
+STEP_BOUNDS = {"job.uploading": "job.uploaded", "job.submitting": "job.submitted"}
+
+
+def inside_a_step(setup: Setup, daemon: DaemonProcess) -> bool:
+    """Whether a kill landed while a step was under way: an upload or a create-edit the
+    log shows begun and not ended, or one of our temp files in the outbox (a download or
+    a write cut short)."""
+    events = [e.get("event") for e in daemon.events()]
+    if any(events.count(start) > events.count(end) for start, end in STEP_BOUNDS.items()):
+        return True
+    return any(is_temp_name(p.name) for p in setup.outbox.rglob("*"))
 
 
 def test_chaos(tmp_path: Path) -> None:
@@ -74,12 +93,13 @@ def run_chaos(tmp_path: Path, emulator: Emulator, rng: random.Random) -> dict[st
         )
         originals[f"ep{i:02d}.wav"] = path.read_bytes()
 
-    kills = 0
+    kills = in_steps = 0
     while kills < KILLS:
         daemon = setup.daemon()
         time.sleep(rng.uniform(0.4, 2.5))
         daemon.kill()
         kills += 1
+        in_steps += inside_a_step(setup, daemon)
 
     final_states = ("done", "needs_attention")
     daemon = setup.daemon()
@@ -124,13 +144,19 @@ def run_chaos(tmp_path: Path, emulator: Emulator, rng: random.Random) -> dict[st
             assert (setup.inbox / name).read_bytes() == originals[name.name]
             assert "may or may not" in job["error"]
     faults = Counter(r["fault"] for r in emulator.requests() if r.get("fault"))
+    # the run was chaotic: kills cut steps short, and faults of several kinds were served
+    # (a run in which every kill fell between steps would prove little)
+    assert in_steps >= MIN_KILLS_IN_STEPS, f"only {in_steps} of {kills} kills inside a step"
+    assert len(faults) >= MIN_FAULT_KINDS, f"faults served: {dict(faults)}"
     return {
         "recordings": RECORDINGS,
         "kills": kills,
+        "kills_inside_steps": in_steps,
         "creates": len(creates),
         "duplicates": len(duplicates),
         "done": states["done"],
         "ambiguous": states["needs_attention"],
         "faults_injected": sum(faults.values()),
+        "fault_kinds": len(faults),
         "requests": len(emulator.requests()),
     }

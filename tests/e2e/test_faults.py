@@ -159,7 +159,11 @@ def test_no_credits_pauses_without_failing_jobs(tmp_path: Path) -> None:
         daemon = setup.daemon()
         try:
             daemon.wait_for_event("account.paused")
-            time.sleep(2)
+            daemon.stays(
+                lambda: daemon.count("job.failed") == 0 and not creates(emulator),
+                2,
+                "the paused job would be submitted or failed at the next turn, within ms",
+            )
         finally:
             assert daemon.stop() == 0
         [job] = setup.jobs()

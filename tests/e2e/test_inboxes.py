@@ -41,11 +41,14 @@ def run_until_done(
 ) -> DaemonProcess:
     daemon = setup.daemon(env=env)
     try:
-        daemon.wait_for_event("daemon.started")
-        time.sleep(0.3)
+        daemon.wait_for_event("daemon.started")  # logged once the observers are up
         action()
         daemon.wait_for(lambda: done_count(daemon) >= count, timeout=timeout, what=f"{count} done")
-        time.sleep(1.0)  # and nothing more is taken
+        daemon.stays(
+            lambda: daemon.count("job.queued") == count,
+            1.0,
+            "a second take would be queued one settle window (0.5 s) after the file changed",
+        )
     finally:
         assert daemon.stop() == 0
     return daemon
@@ -157,7 +160,11 @@ def test_an_inbox_that_vanishes_pauses_its_folder(tmp_path: Path, emulator: Emul
         aside.rename(setup.inbox)  # and it is back, with everything
         daemon.wait_for_event("inbox.back")
         daemon.wait_for(lambda: done_count(daemon) == 4, what="the new file done")
-        time.sleep(1.5)
+        daemon.stays(
+            lambda: daemon.count("job.queued") == 4,
+            1.5,
+            "the rescan after the inbox came back ran before the new file was done",
+        )
     finally:
         assert daemon.stop() == 0
     assert len(creates(emulator)) == 4  # the old files were not taken again

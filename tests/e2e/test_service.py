@@ -85,7 +85,9 @@ def test_sd_notify_ready_status_watchdog_reload_stopping(
     )
     try:
         wait_until(lambda: "READY=1" in notify_socket.texts(), what="READY=1")
-        started = [e for e in daemon.events() if e.get("event") in ("watching", "started")]
+        started = [
+            e for e in daemon.events() if e.get("event") in ("inbox.watching", "daemon.started")
+        ]
         assert started, "READY=1 came before the observers were started"
         assert any(t.startswith("STATUS=idle, watching 1 folder") for t in notify_socket.texts())
         make_wav(setup.inbox / "ep.wav")
@@ -122,8 +124,11 @@ def test_a_stalled_scheduler_stops_the_watchdog_pings(
     try:
         daemon.wait_for_event("daemon.stuck", timeout=20)
         seen = len([t for t in notify_socket.texts() if t == "WATCHDOG=1"])
-        time.sleep(2)
-        assert len([t for t in notify_socket.texts() if t == "WATCHDOG=1"]) == seen
+        daemon.stays(
+            lambda: len([t for t in notify_socket.texts() if t == "WATCHDOG=1"]) == seen,
+            2,
+            "a daemon that pinged would ping every 0.5 s (half of WATCHDOG_USEC)",
+        )
     finally:
         daemon.stop()
 
@@ -138,7 +143,11 @@ def test_operator_pause_and_resume(tmp_path: Path, emulator: Emulator) -> None:
         daemon.wait_for_event("operator.paused")
         make_wav(setup.inbox / "ep.wav")
         daemon.wait_for_event("job.queued", path="ep.wav")
-        time.sleep(2)
+        daemon.stays(
+            lambda: daemon.count("job.uploading") == 0,
+            2,
+            "a job free to go starts uploading at the scheduler's next turn, within ms",
+        )
         assert [j["state"] for j in setup.jobs()] == ["queued"]
         status = setup.cli("status", "-c", str(setup.config)).stdout
         assert "PAUSED by the operator (all folders): studio maintenance" in status

@@ -60,7 +60,7 @@ def test_every_log_call_names_a_listed_event() -> None:
     calls = log_calls()
     assert len(calls) > 60  # the scan finds the calls (a broken scan would pass vacuously)
     wrong = []
-    used = set()
+    used: set[str] = set()
     for where, arg in calls:
         names = names_in(arg)
         if names is None or not all(hasattr(ev, n) for n in names):

@@ -7,6 +7,7 @@ import hashlib
 import io
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,8 +59,10 @@ def test_the_whole_flow(tmp_path: Path, emulator: Emulator) -> None:
             [file_url_of(signed)], {"fillers": True, "transcription": True}
         )
         status = await client.get_edit(edit_id)
+        deadline = time.monotonic() + 30
         while not status.succeeded:
             assert not status.failed
+            assert time.monotonic() < deadline, f"still {status.status} after 30 s"
             await asyncio.sleep(0.2)
             status = await client.get_edit(edit_id)
         sink = io.BytesIO()
@@ -160,7 +163,9 @@ def test_truncated_download_is_detected(tmp_path: Path, emulator: Emulator) -> N
         await client.upload_file(signed, wav, wav.stat().st_size)
         edit_id = await client.create_edit([file_url_of(signed)], {})
         status = await client.get_edit(edit_id)
+        deadline = time.monotonic() + 30
         while not status.succeeded:
+            assert time.monotonic() < deadline, f"still {status.status} after 30 s"
             await asyncio.sleep(0.2)
             status = await client.get_edit(edit_id)
         emulator.set_faults(

@@ -24,7 +24,7 @@ SYSTEMD = REPO / "contrib" / "systemd"
 PLIST = REPO / "contrib" / "launchd" / "ai.cleanvoice.cvsyncd.plist"
 # (unit file, the name systemd-analyze is asked about)
 UNITS = [("cvsyncd.service", "cvsyncd.service"), ("cvsyncd@.service", "cvsyncd@podcast.service")]
-MAX_EXPOSURE = 2.0  # RELIABILITY.md, promise 14
+MAX_EXPOSURE = 2.0  # docs/reliability.md, promise 14
 
 Unit = dict[str, list[tuple[str, str]]]
 

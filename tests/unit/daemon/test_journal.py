@@ -289,7 +289,9 @@ def test_journal_fields_is_pure() -> None:
     )
 
 
-def test_systemd_python_sends_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stand_in_systemd_journal_module_is_used_when_importable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # systemd-python is not installed here; this stand-in records what sendv was given
     calls: list[tuple[bytes, ...]] = []
     package = types.ModuleType("systemd")

@@ -179,7 +179,7 @@ def test_the_process_environment_is_the_default(
     assert os.environ["NOTIFY_SOCKET"] == listener.address  # read, never changed
 
 
-def test_systemd_python_sends_when_it_is_installed(
+def test_a_stand_in_systemd_daemon_module_is_used_when_importable(
     monkeypatch: pytest.MonkeyPatch, listener: Listener
 ) -> None:
     # systemd-python is not installed here; this stand-in has its notify() signature and

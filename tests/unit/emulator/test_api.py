@@ -127,8 +127,10 @@ def test_upload_process_download_delete(start: Callable[..., Started]) -> None:
     emulator, api = start(processing_seconds=0.7)
     data = wav_bytes()
     edit_id = create(api, [public(upload(api, "ep1.wav", data))])
-    seen = []
+    seen: list[str] = []
+    deadline = time.monotonic() + 10
     while True:
+        assert time.monotonic() < deadline, f"not done after 10 s: {seen}"
         body = api.get(f"/edits/{edit_id}").json()
         assert body["task_id"] == edit_id
         if body["status"] == "SUCCESS":

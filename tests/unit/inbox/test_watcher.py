@@ -17,7 +17,7 @@ import pytest
 
 from cvsyncd.config import Folder
 from cvsyncd.inbox.rules import ignored_name, is_candidate
-from cvsyncd.inbox.watcher import Watcher
+from cvsyncd.inbox.watcher import CHECK_SECONDS, Watcher
 
 SETTLE = 0.6
 
@@ -60,20 +60,29 @@ async def watch(
     until: Callable[[], bool],
     timeout: float = 15.0,
 ) -> None:
-    """Run a watcher, perform ``action`` (sync or async) and wait for ``until``."""
+    """Run a watcher, perform ``action`` (sync or async) once its observers are up, wait
+    for ``until``, then check that nothing more is handed over for two settle windows (a
+    second hand-over of a settled file would come within one)."""
     stop = asyncio.Event()
     watcher = Watcher((folder,), SETTLE, recorder.intake, recorder.is_known)
     task = asyncio.create_task(watcher.run(stop))
-    await asyncio.sleep(0.3)  # observers are up
-    result = action()
-    if asyncio.iscoroutine(result):
-        await result
-    deadline = time.monotonic() + timeout
-    while not until() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(SETTLE * 2)  # and nothing more comes
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    try:
+        await asyncio.wait_for(watcher.started.wait(), 10)  # the observers are up
+        result = action()
+        if asyncio.iscoroutine(result):
+            await result
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, f"not handed over within {timeout} s"
+            await asyncio.sleep(0.05)
+        taken = len(recorder.taken)
+        quiet_until = time.monotonic() + SETTLE * 2
+        while time.monotonic() < quiet_until:
+            assert len(recorder.taken) == taken, "handed over again after it was taken"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
 
 @pytest.mark.parametrize(
@@ -203,6 +212,7 @@ def test_a_missing_inbox_is_watched_once_it_appears(tmp_path: Path) -> None:
         folder.inbox.mkdir()
         (folder.inbox / "late.flac").write_bytes(b"o" * 10)
 
-    # the observer check runs every 10 s; the inbox's files are scanned when it is back
+    # the inboxes are checked every CHECK_SECONDS; the inbox's files are scanned when it is back
+    assert CHECK_SECONDS < 25 / 2
     asyncio.run(watch(folder, recorder, create, lambda: bool(recorder.taken), timeout=25))
     assert [p.name for p, _, _ in recorder.taken] == ["late.flac"]

@@ -424,7 +424,9 @@ def test_cancelling_a_hook_kills_it(tmp_path: Path) -> None:
         task = asyncio.create_task(
             run_command(["sh", "-c", f"echo $$ > {pids}; exec sleep 60"], EVENT, timeout=30)
         )
+        deadline = time.monotonic() + 10
         while not pids.exists() or not pids.read_text().strip():
+            assert time.monotonic() < deadline, "the hook did not start"
             await asyncio.sleep(0.02)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
