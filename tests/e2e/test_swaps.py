@@ -205,7 +205,7 @@ def test_a_job_that_succeeds_leaves_a_newer_take_alone(tmp_path: Path, emulator:
         )
     finally:
         assert stop_quickly(daemon) < 10
-    left = [e for e in daemon.events() if e.get("event", "").startswith("the input is no longer")]
+    left = [e for e in daemon.events() if e.get("event") == "job.input_replaced"]
     assert [e["job"] for e in left] == [1]
     assert len(creates(emulator)) == 2
     # take 2 was moved aside by its own job only; take 1's results and take 2's are apart
