@@ -7,13 +7,13 @@ import asyncio
 from typing import TextIO
 
 from cvsyncd.cleanvoice.answers import account_balance, balance_unit
-from cvsyncd.cli.common import EXIT_OK, Subcommands, add_command, add_json_option, load, write_json
+from cvsyncd.cli.common import EXIT_OK, add_json_option, load, setup, write_json
 from cvsyncd.config import Config, read_api_key
 from cvsyncd.redact import register_secret
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(sub, "account", "show the Cleanvoice account's credit balance", run)
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     add_json_option(parser)
 
 

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from cvsyncd import fsinfo
 from cvsyncd.cleanvoice.answers import account_balance, balance_unit
-from cvsyncd.cli.common import EXIT_FAILURE, EXIT_OK, Subcommands, add_command, count, load
+from cvsyncd.cli.common import EXIT_FAILURE, EXIT_OK, count, load, setup
 from cvsyncd.config import UNCERTAIN_EXTENSIONS, Config, read_api_key
 from cvsyncd.errors import AccountApiError, ApiError, ConfigError, StoreError
 from cvsyncd.inbox.places import overlaps
@@ -28,10 +28,8 @@ from cvsyncd.redact import register_secret
 Check = tuple[bool | None, str, str]
 
 
-def register(sub: Subcommands) -> None:
-    add_command(
-        sub, "check", "check the config, the folders, the state directory and the API key", run
-    )
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

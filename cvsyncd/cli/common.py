@@ -10,25 +10,19 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from cvsyncd.config import Config, load_config
 from cvsyncd.errors import ConfigError, CvsyncdError
-from cvsyncd.jobs import Store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when used: `cvsyncd --version` must not pay for them
+    from cvsyncd.config import Config
+    from cvsyncd.jobs import Store
     from cvsyncd.pipeline.actions import Outcome
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIGS = (Path("~/.config/cvsyncd/config.toml"), Path("/etc/cvsyncd/config.toml"))
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
-
-
-class Subcommands(Protocol):
-    """What ``add_subparsers`` returns (argparse keeps its class private)."""
-
-    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
 def default_config_path(env: dict[str, str] | os._Environ[str] = os.environ) -> Path:
@@ -48,11 +42,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"cvsyncd: {message} (see `{hint}`)\n")
 
 
-def add_command(
-    sub: Subcommands, name: str, help_text: str, handler: Handler, *, config: bool = True
-) -> argparse.ArgumentParser:
-    """Add the command ``name``, run by ``handler``; with ``config``, its ``-c`` option."""
-    parser = sub.add_parser(name, help=help_text, description=help_text)
+def setup(parser: argparse.ArgumentParser, handler: Handler, *, config: bool = True) -> None:
+    """Make ``parser`` run ``handler``; with ``config``, give it the ``-c`` option."""
     if config:
         parser.add_argument(
             "-c",
@@ -63,7 +54,6 @@ def add_command(
             "~/.config/cvsyncd/config.toml, /etc/cvsyncd/config.toml)",
         )
     parser.set_defaults(func=handler)
-    return parser
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +61,8 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> Config:
+    from cvsyncd.config import load_config
+
     return load_config(args.config or default_config_path())
 
 
@@ -87,9 +79,13 @@ def load_to_work(args: argparse.Namespace) -> Config:
 
 
 @contextlib.contextmanager
-def existing_store(config: Config) -> Iterator[Store | None]:
-    """The state database if there is one (None if there is none yet), closed after."""
-    store = Store.open_existing(config.daemon.state_dir)
+def existing_store(config: Config, *, verify: bool = True) -> Iterator[Store | None]:
+    """The state database if there is one (None if there is none yet), closed after.
+    ``verify=False``: a command that only reads skips the integrity check (the daemon
+    runs it at every start, and `cvsyncd check` on demand)."""
+    from cvsyncd.jobs import Store
+
+    store = Store.open_existing(config.daemon.state_dir, verify=verify)
     try:
         yield store
     finally:

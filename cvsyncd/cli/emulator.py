@@ -5,19 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from cvsyncd.cli.common import Subcommands, add_command
+from cvsyncd.cli.common import setup
 
 
-def register(sub: Subcommands) -> None:
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
     from cvsyncd.emulator import add_arguments
 
-    parser = add_command(
-        sub,
-        "emulator",
-        "serve a local Cleanvoice API emulator (for trying cvsyncd and for tests)",
-        run,
-        config=False,
-    )
+    setup(parser, run, config=False)
     add_arguments(parser)
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from cvsyncd.cli.common import Subcommands, add_command, existing_store, load, report, require
+from cvsyncd.cli.common import existing_store, load, report, require, setup
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub, "forget", "forget finished jobs, so the same input is taken again", run
-    )
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     parser.add_argument("jobs", nargs="+", type=int, metavar="JOB", help="job ids")
 
 

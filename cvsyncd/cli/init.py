@@ -12,25 +12,22 @@ from typing import TextIO
 from cvsyncd.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
-    Subcommands,
-    add_command,
     default_config_path,
+    setup,
 )
 from cvsyncd.errors import CvsyncdError, UsageError
 
 
-def register(sub: Subcommands) -> None:
-    init = add_command(
-        sub, "init", "write a commented starter config (asks when run in a terminal)", run
-    )
-    init.add_argument("--inbox", help="the folder recordings are dropped into")
-    init.add_argument("--outbox", help="the folder results go to")
-    init.add_argument("--preset", help="a starter preset: podcast, interview or noise-only")
-    init.add_argument(
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
+    parser.add_argument("--inbox", help="the folder recordings are dropped into")
+    parser.add_argument("--outbox", help="the folder results go to")
+    parser.add_argument("--preset", help="a starter preset: podcast, interview or noise-only")
+    parser.add_argument(
         "--after", choices=["keep", "move", "delete"], help="what happens to a recording once done"
     )
-    init.add_argument("--api-key-file", help="a file (mode 0600) holding the API key")
-    init.add_argument(
+    parser.add_argument("--api-key-file", help="a file (mode 0600) holding the API key")
+    parser.add_argument(
         "--yes", action="store_true", help="write to a system path (such as /etc) without asking"
     )
 

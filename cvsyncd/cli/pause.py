@@ -5,26 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from cvsyncd.cli.common import Subcommands, add_command, load, report
+from cvsyncd.cli.common import load, report, setup
 from cvsyncd.jobs import Store
 
 FOLDER_HELP = "a folder's name or inbox (default: all)"
 
 
-def register(sub: Subcommands) -> None:
-    pause = add_command(
-        sub,
-        "pause",
-        "hold back new uploads and submissions (of one folder, or all); "
-        "a running daemon obeys within seconds",
-        run_pause,
-    )
-    pause.add_argument("folder", nargs="?", help=FOLDER_HELP)
-    pause.add_argument("--reason", help="a note shown by cvsyncd status")
-    resume = add_command(
-        sub, "resume", "let a paused folder (or all) take new work again", run_resume
-    )
-    resume.add_argument("folder", nargs="?", help=FOLDER_HELP)
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    if name == "pause":
+        setup(parser, run_pause)
+        parser.add_argument("folder", nargs="?", help=FOLDER_HELP)
+        parser.add_argument("--reason", help="a note shown by cvsyncd status")
+    else:  # resume
+        setup(parser, run_resume)
+        parser.add_argument("folder", nargs="?", help=FOLDER_HELP)
 
 
 def run_pause(args: argparse.Namespace, out: TextIO) -> int:

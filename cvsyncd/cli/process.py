@@ -6,21 +6,15 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
-from cvsyncd.cli.common import EXIT_FAILURE, EXIT_OK, Subcommands, add_command, load_to_work
+from cvsyncd.cli.common import EXIT_FAILURE, EXIT_OK, load_to_work, setup
 from cvsyncd.cli.run import LOG_LEVELS
 from cvsyncd.config import read_api_key
 from cvsyncd.jobs import JobState
 from cvsyncd.redact import register_secret
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "process",
-        "process files once, in the foreground, and exit (for "
-        "scripts and cron): 0 when all are done, 1 otherwise",
-        run,
-    )
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("--preset", help="a preset of the config to use instead of the folder's")
     parser.add_argument(

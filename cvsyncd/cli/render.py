@@ -5,18 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from cvsyncd.cli.common import Subcommands, add_command, existing_store, load, report, require
+from cvsyncd.cli.common import existing_store, load, report, require, setup
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "render",
-        "write done jobs' transcripts, summaries and marker files "
-        "again from their stored results (after changing formats or speaker "
-        "names); no API call",
-        run,
-    )
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     parser.add_argument("jobs", nargs="+", type=int, metavar="JOB", help="job ids")
 
 

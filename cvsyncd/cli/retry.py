@@ -5,19 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from cvsyncd.cli.common import Subcommands, add_command, existing_store, load, report, require
+from cvsyncd.cli.common import existing_store, load, report, require, setup
 from cvsyncd.errors import UsageError
 from cvsyncd.jobs import JobState
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "retry",
-        "queue failed, needs_attention or duplicate jobs again "
-        "(submits them anew, asking nothing further)",
-        run,
-    )
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     parser.add_argument("jobs", nargs="*", type=int, metavar="JOB", help="job ids")
     parser.add_argument("--failed", action="store_true", help="all failed jobs")
     parser.add_argument(

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from cvsyncd.cli.common import EXIT_OK, Subcommands, add_command, load_to_work
+from cvsyncd.cli.common import EXIT_OK, load_to_work, setup
 from cvsyncd.config import read_api_key
 from cvsyncd.redact import register_secret
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub, "run", "run the daemon in the foreground (SIGTERM/SIGINT stop it)", run
-    )
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="override [daemon] log_level")
 
 

@@ -8,20 +8,19 @@ from typing import Any, TextIO
 
 from cvsyncd.cli.common import (
     EXIT_OK,
-    Subcommands,
-    add_command,
     add_json_option,
     existing_store,
     load,
     require,
     say,
+    setup,
     write_json,
 )
 from cvsyncd.errors import CvsyncdError
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(sub, "show", "everything known about a job", run)
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     parser.add_argument("job", type=int, metavar="JOB", help="a job id")
     add_json_option(parser)
 
@@ -30,7 +29,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.pipeline.actions import describe_job
 
     config = load(args)
-    with existing_store(config) as store:
+    with existing_store(config, verify=False) as store:
         described = describe_job(config, require(store, config), args.job)
     if described is None:
         raise CvsyncdError(f"there is no job {args.job} (`cvsyncd jobs` lists them)")

@@ -8,23 +8,17 @@ from typing import Any, TextIO
 
 from cvsyncd.cli.common import (
     EXIT_OK,
-    Subcommands,
-    add_command,
     add_json_option,
     existing_store,
     load,
     say,
+    setup,
     write_json,
 )
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "status",
-        "a summary: jobs per state and folder, what sets the pace, what needs you",
-        run,
-    )
+def arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    setup(parser, run)
     add_json_option(parser)
     parser.add_argument("--all", action="store_true", help="list every job too")
 
@@ -33,7 +27,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.pipeline.report import status_report
 
     config = load(args)
-    with existing_store(config) as store:
+    with existing_store(config, verify=False) as store:
         report = status_report(config, store, every_job=args.all)
     if args.json:
         return write_json(report, out)

@@ -16,6 +16,7 @@ Only this package touches the database; the names below are its face.
 
 from cvsyncd.jobs.lock import daemon_pid, lock_holder
 from cvsyncd.jobs.meta import ALL_FOLDERS
+from cvsyncd.jobs.queries import Listing
 from cvsyncd.jobs.states import (
     ACTIVE,
     REMOTE,
@@ -42,6 +43,7 @@ __all__ = [
     "Job",
     "JobState",
     "JsonText",
+    "Listing",
     "Store",
     "TransitionError",
     "check_transition",

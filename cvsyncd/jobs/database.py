@@ -60,7 +60,7 @@ def inspect(state_dir: Path) -> tuple[int, int] | None:
                 f"{version}; this one knows up to {SCHEMA_VERSION})"
             )
         jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] if version else 0
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in a damaged page
         raise corrupt(path, str(exc)) from None
     finally:
         conn.close()
@@ -88,7 +88,7 @@ class Database:
     def _check_integrity(self) -> None:
         try:
             rows = self._conn.execute("PRAGMA quick_check").fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in a damaged page
             raise corrupt(self.path, str(exc)) from None
         if [r[0] for r in rows] != ["ok"]:
             raise corrupt(self.path, "; ".join(str(r[0]) for r in rows[:3]))
@@ -124,7 +124,7 @@ def connect(path: Path) -> sqlite3.Connection:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in a damaged page
         raise corrupt(path, str(exc)) from None
     if str(mode).lower() != "wal":
         conn.close()

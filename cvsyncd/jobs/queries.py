@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from cvsyncd.jobs.database import Database
 from cvsyncd.jobs.states import ACTIVE, InputFile, Job, JobState
+
+# every column of jobs, the result left out (as NULL)
+WITHOUT_RESULT = (
+    "id, folder, name, fingerprint, options, options_key, state, attempts, next_attempt_at,"
+    " edit_id, progress, NULL AS result, outputs, disposed_to, error, facts, created_at,"
+    " updated_at, submitted_at, finished_at"
+)
 
 
 def options_key(options: Mapping[str, Any]) -> str:
@@ -16,16 +24,68 @@ def options_key(options: Mapping[str, Any]) -> str:
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 
+class Due(NamedTuple):
+    """A job whose step is due: when it fell due, which job, which folder."""
+
+    at: float
+    id: int
+    folder: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Which jobs a listing shows: newest first, filtered, one page at a time."""
+
+    states: Sequence[JobState] = ()
+    folders: Sequence[str] = ()  # folder keys
+    before: int | None = None  # only ids below this one (the next page)
+    limit: int | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, args = [], list[Any]()
+        if self.states:
+            clauses.append(f"jobs.state IN ({_marks(self.states)})")
+            args += [s.value for s in self.states]
+        if self.folders:
+            clauses.append(f"jobs.folder IN ({_marks(self.folders)})")
+            args += list(self.folders)
+        if self.before is not None:
+            clauses.append("jobs.id < ?")
+            args.append(self.before)
+        sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql += " ORDER BY jobs.id DESC"
+        if self.limit is not None:
+            sql += " LIMIT ?"
+            args.append(self.limit)
+        return sql, args
+
+
 class JobQueries(Database):
     """The read side of the job store."""
+
+    def summaries_json(self, listing: Listing) -> Iterator[str]:
+        """Each listed job's summary as JSON text (kept by the database's triggers, see
+        migration 3), read row by row: memory stays flat however many jobs there are."""
+        where, args = listing.where()
+        sql = f"SELECT summaries.json FROM jobs JOIN summaries ON job_id = jobs.id{where}"
+        for (text,) in self._conn.execute(sql, args):
+            yield text
+
+    def lines(self, listing: Listing) -> Iterator[tuple[int, str, str, str | None, str | None]]:
+        """(id, state, name, edit id, error) of each listed job, read row by row."""
+        where, args = listing.where()
+        yield from self._conn.execute(
+            f"SELECT jobs.id, state, name, edit_id, error FROM jobs{where}", args
+        )
 
     def get(self, job_id: int) -> Job | None:
         row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row) if row else None
 
     def jobs(self, states: Iterable[JobState] | None = None, limit: int | None = None) -> list[Job]:
-        """Return jobs, newest first, optionally only those in ``states``."""
-        sql, args = "SELECT * FROM jobs", []
+        """Return jobs, newest first, optionally only those in ``states``; without their
+        results (``get`` reads a job whole: a result may be megabytes)."""
+        sql, args = f"SELECT {WITHOUT_RESULT} FROM jobs", []
         if states is not None:
             wanted = [s.value for s in states]
             sql += f" WHERE state IN ({_marks(wanted)})"
@@ -35,12 +95,39 @@ class JobQueries(Database):
             sql += f" LIMIT {int(limit)}"
         return [self._job(r) for r in self._conn.execute(sql, args).fetchall()]
 
+    def due(
+        self,
+        state: JobState,
+        now: float,
+        limit: int,
+        after: tuple[float, int] | None = None,
+        duplicates: bool | None = None,
+    ) -> list[Due]:
+        """The next ``limit`` jobs in ``state`` whose next attempt is due, oldest first (and
+        after the ``after`` of a previous page): only their ids, read from the index, so a
+        scheduler pass costs what it can start, not the size of the backlog. ``duplicates``
+        picks queued jobs that are (True) or are not (False) known duplicates."""
+        sql = (
+            "SELECT next_attempt_at, id, folder FROM jobs WHERE state = ? AND next_attempt_at <= ?"
+        )
+        args: list[Any] = [state.value, now]
+        if after is not None:
+            sql += " AND (next_attempt_at, id) > (?, ?)"
+            args += list(after)
+        if duplicates is not None:
+            is_null = "IS NOT NULL" if duplicates else "IS NULL"
+            sql += f" AND facts ->> '$.duplicate_of' {is_null}"
+        sql += " ORDER BY next_attempt_at, id LIMIT ?"
+        args.append(limit)
+        return [Due(at, job_id, folder) for at, job_id, folder in self._conn.execute(sql, args)]
+
     def due_jobs(self, now: float, exclude: Iterable[int] = ()) -> list[Job]:
-        """Return active jobs whose next attempt is due, oldest first."""
+        """Every active job whose next attempt is due, oldest first (for tests and tools;
+        the scheduler pages through ``due``)."""
         skip = set(exclude)
         active = [s.value for s in ACTIVE]
         rows = self._conn.execute(
-            f"SELECT * FROM jobs WHERE state IN ({_marks(active)})"
+            f"SELECT {WITHOUT_RESULT} FROM jobs WHERE state IN ({_marks(active)})"
             " AND next_attempt_at <= ? ORDER BY next_attempt_at, id",
             (*active, now),
         ).fetchall()

@@ -57,12 +57,16 @@ class Store(JobQueries, DaemonState):
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, state_dir: Path, *, daemon: bool = False, kind: str = "daemon") -> Store:
+    def open(
+        cls, state_dir: Path, *, daemon: bool = False, kind: str = "daemon", verify: bool = True
+    ) -> Store:
         """Open (creating and migrating if need be) the store in ``state_dir``.
 
         With ``daemon=True`` the state directory is locked for this process, so a second
         daemon on the same directory fails with StoreLocked. Raise StoreCorrupt when the
-        database fails its integrity check and StoreTooNew when a newer cvsyncd wrote it.
+        database fails its integrity check (``verify``: a command that only reads skips
+        it, as it costs a read of the whole file) and StoreTooNew when a newer cvsyncd
+        wrote it.
         """
         prepare_state_dir(state_dir)
         lock = None
@@ -73,7 +77,8 @@ class Store(JobQueries, DaemonState):
         try:
             conn = connect(path)
             store = cls(conn, path, lock)
-            store._check_integrity()
+            if verify:
+                store._check_integrity()
             store._migrate()
         except BaseException:
             if lock:
@@ -84,11 +89,11 @@ class Store(JobQueries, DaemonState):
     inspect = staticmethod(inspect_database)
 
     @classmethod
-    def open_existing(cls, state_dir: Path) -> Store | None:
+    def open_existing(cls, state_dir: Path, *, verify: bool = True) -> Store | None:
         """Open the store for a command that only reads or edits jobs; None if none exists."""
         if not (state_dir / DB_NAME).exists():
             return None
-        return cls.open(state_dir)
+        return cls.open(state_dir, verify=verify)
 
     def close(self) -> None:
         self._conn.close()

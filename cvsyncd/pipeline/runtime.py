@@ -33,7 +33,10 @@ class Runtime:
 
     def folder_of(self, job: Job) -> Folder | None:
         """The folder a job belongs to in the current config (None: no longer there)."""
-        return next((f for f in self.config.folders if f.key == job.folder), None)
+        return self.folder_by_key(job.folder)
+
+    def folder_by_key(self, key: str) -> Folder | None:
+        return next((f for f in self.config.folders if f.key == key), None)
 
 
 class RuntimePart:

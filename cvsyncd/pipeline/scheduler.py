@@ -32,6 +32,7 @@ from cvsyncd.config import Folder
 from cvsyncd.errors import CvsyncdError
 from cvsyncd.failpoints import armed
 from cvsyncd.jobs import ACTIVE, ALL_FOLDERS, Job, JobState
+from cvsyncd.jobs.queries import Due
 from cvsyncd.pipeline.account import AccountPause
 from cvsyncd.pipeline.delivery import Delivery
 from cvsyncd.pipeline.disposal import Disposals
@@ -43,6 +44,7 @@ from cvsyncd.pipeline.upload import Uploads
 
 S = JobState
 IDLE_TICK = 5.0  # at rest; intake and finished steps wake the loop at once
+PAGE = 64  # due jobs read at a time when the kind of step has no limit
 
 StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
 
@@ -82,6 +84,13 @@ class Pipeline(RuntimePart):
             S.DISPOSING: Step("dispose", disposals.dispose),
         }
         self.settle_duplicate = Step("duplicate", self.intake_steps.duplicate)
+        # the order a pass looks at due jobs: the end of the pipeline first (finishing
+        # frees slots), and for queued jobs, duplicates apart from uploads
+        self._due_order: list[tuple[JobState, Step, bool | None]] = [
+            (state, self.steps[state], False if state is S.QUEUED else None)
+            for state in reversed(list(self.steps))
+        ]
+        self._due_order.append((S.QUEUED, self.settle_duplicate, True))
         self._running: dict[int, tuple[str, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self.heartbeat = time.monotonic()  # the last turn of the loop (for the watchdog)
@@ -156,45 +165,64 @@ class Pipeline(RuntimePart):
         return min(IDLE_TICK, max(0.05, next_due - now))
 
     def _start_due_steps(self) -> None:
+        """Start the steps that are due, as far as the limits allow.
+
+        A pass reads from the store only what it can start: for each state, the next due
+        jobs up to the free slots of that kind of step (a page at a time, further only when
+        some were held back), so it costs O(free slots), not O(backlog). States are taken
+        from the end of the pipeline backwards: finishing work frees slots for new work.
+        """
         now = time.time()
         self.holds = self.store.holds()  # `cvsyncd pause` counts from the moment it returns
-        counts = self.store.count_by_state(ACTIVE)  # every second: only the index
+        counts = self.store.count_by_state(ACTIVE)  # from the index only
         running_kinds = [kind for kind, _ in self._running.values()]
-        uploads = running_kinds.count("upload") + counts.get(S.UPLOADED, 0)
-        edits = counts.get(S.SUBMITTING, 0) + counts.get(S.PROCESSING, 0)
-        downloads = running_kinds.count("fetch")
         limits = self.config.daemon
-        for job in self.store.due_jobs(now, exclude=self._running):
-            folder = self.runtime.folder_of(job)
-            if folder is None:
+        free: dict[str, int] = {
+            "upload": limits.max_concurrent_uploads
+            - running_kinds.count("upload")
+            - counts.get(S.UPLOADED, 0),
+            "submit": limits.max_active_edits
+            - counts.get(S.SUBMITTING, 0)
+            - counts.get(S.PROCESSING, 0),
+            "fetch": limits.max_concurrent_uploads - running_kinds.count("fetch"),
+        }
+        for state, step, duplicates in self._due_order:
+            limited = step.kind in free
+            after: tuple[float, int] | None = None
+            while counts.get(state) and (not limited or free[step.kind] > 0):
+                page_size = min(PAGE, free[step.kind]) if limited else PAGE
+                page = self.store.due(state, now, page_size, after, duplicates)
+                for due in page:
+                    if due.id in self._running or not self._may_start(step, due, running_kinds):
+                        continue
+                    running_kinds.append(step.kind)
+                    if limited:
+                        free[step.kind] -= 1
+                if len(page) < page_size:
+                    break
+                after = (page[-1].at, page[-1].id)
+
+    def _may_start(self, step: Step, due: Due, running_kinds: list[str]) -> bool:
+        """Start ``step`` for the due job unless its folder or the account holds it back."""
+        folder = self.runtime.folder_by_key(due.folder)
+        job = self.store.get(due.id) if folder is None or step.kind in NEW_WORK else None
+        if folder is None:
+            if job is not None:
                 self.outcomes.hold_orphan(job)
-                continue
-            step = self.step_for(job)
-            if step is None:
-                continue
-            kind = step.kind
-            if kind in INBOX_STEPS and self.unavailable(folder.key):
-                continue  # the folder is paused: its inbox is not there
-            if kind in NEW_WORK and (ALL_FOLDERS in self.holds or folder.key in self.holds):
-                continue  # the operator said `cvsyncd pause`
-            if kind in NEW_WORK and self.pause.holds_back(
-                sum(1 for k in running_kinds if k in NEW_WORK)
-            ):
-                continue  # the account is in trouble (a trial lets one step go)
-            if kind == "upload":
-                if uploads >= limits.max_concurrent_uploads:
-                    continue
-                uploads += 1
-            elif kind == "submit":
-                if edits >= limits.max_active_edits:
-                    continue
-                edits += 1
-            elif kind == "fetch":
-                if downloads >= limits.max_concurrent_uploads:
-                    continue
-                downloads += 1
-            self._start(step, job, folder)
-            running_kinds.append(kind)
+            return False
+        if step.kind in INBOX_STEPS and self.unavailable(folder.key):
+            return False  # the folder is paused: its inbox is not there
+        if step.kind in NEW_WORK and (ALL_FOLDERS in self.holds or folder.key in self.holds):
+            return False  # the operator said `cvsyncd pause`
+        if step.kind in NEW_WORK and self.pause.holds_back(
+            sum(1 for k in running_kinds if k in NEW_WORK)
+        ):
+            return False  # the account is in trouble (a trial lets one step go)
+        job = job or self.store.get(due.id)
+        if job is None or self.step_for(job) is not step:
+            return False  # changed meanwhile (or forgotten)
+        self._start(step, job, folder)
+        return True
 
     def _start(self, step: Step, job: Job, folder: Folder) -> None:
         task = asyncio.create_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -15,11 +16,12 @@ import pytest
 
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
-from cvsyncd.jobs import InputFile, JobState, TransitionError
+from cvsyncd.jobs import InputFile, JobState, Listing, TransitionError
 from cvsyncd.jobs.lock import daemon_pid
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
 from cvsyncd.jobs.store import DB_NAME, Store
+from cvsyncd.pipeline.report import job_summary
 
 S = JobState
 OPTIONS = {"fillers": True, "long_silences": True}
@@ -309,7 +311,7 @@ def test_network_filesystem_is_refused(state_dir: Path, monkeypatch: pytest.Monk
 
 def test_a_version_1_database_is_migrated_and_keeps_its_jobs(state_dir: Path) -> None:
     """A database written by the first release (schema 1) gains the inputs' change time and
-    inode; its jobs stay, with those unknown (None)."""
+    inode (2) and the jobs' summaries (3); its jobs stay, with those unknown (None)."""
     state_dir.mkdir(mode=0o700)
     conn = sqlite3.connect(state_dir / DB_NAME)
     for statement in MIGRATIONS[0]:
@@ -329,6 +331,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(state_dir: Path) ->
         assert job is not None and job.state is S.DONE
         assert job.inputs[0] == InputFile("a.wav", 10, 20, "f")
         assert job.inputs[0].ctime_ns is None and job.inputs[0].inode is None
+        [summary] = store.summaries_json(Listing())
+        assert json.loads(summary) == job_summary(job)
     finally:
         store.close()
 
