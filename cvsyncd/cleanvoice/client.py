@@ -119,7 +119,6 @@ class CleanvoiceClient:
             USER_AGENT,
             max_download_bytes=max_download_bytes,
             describe=self._describe,
-            transport=transport,
         )
 
     async def __aenter__(self) -> CleanvoiceClient:

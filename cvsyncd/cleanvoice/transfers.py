@@ -1,26 +1,41 @@
 """Moving files to and from signed storage URLs: streamed, bounded, byte for byte.
 
-:class:`Transfers` owns an ``httpx`` client that carries no credentials at all: a signed
-URL is its own key, and the API key must never travel to storage. Every hop (redirects
-included) must be https, or http to this machine (the emulator). Uploads stream the open
-file in large blocks with an exact ``Content-Length`` and follow no redirect (the body
-cannot be sent twice); downloads ask for the file as it is (``Accept-Encoding:
-identity``), resume with ``Range``, stop at a size cap and at a pace under
-MIN_BYTES_PER_MINUTE. Memory stays flat as files grow: two blocks at most are held.
+A transfer runs in a thread of its own with the standard library's ``http.client``: the
+socket is read straight into one reused buffer (``readinto``) and the file written from
+it, and an upload reads the file into one buffer and sends from it. No block is allocated
+or copied in Python, the event loop does none of the work, and the kernel's page cache is
+the only other party, as with curl. (httpx, which talks to the API, copies each block of a
+body four times on its way through h11 and httpcore, into fresh allocations: a gigabyte
+cost twice curl's CPU and a page fault per 4 KiB; ``bench/transfer.py`` measures both.)
+
+The connection carries no credentials at all: a signed URL is its own key, and the API
+key must never travel to storage. Every hop (redirects included) must be https, or http to
+this machine (the emulator). Uploads send an exact ``Content-Length`` and follow no
+redirect (the body cannot be sent twice); downloads ask for the file as it is
+(``Accept-Encoding: identity``), resume with ``Range``, stop at a size cap and at a pace
+under MIN_BYTES_PER_MINUTE. An https transfer goes through the proxy the environment
+names (``https_proxy`` or ``all_proxy``, unless ``no_proxy`` exempts the host), as httpx
+would take it. Cancelling the awaiting task shuts the socket, which ends the thread at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
+import http.client
+import socket
+import ssl
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit
+from typing import IO, Any, TypeVar
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
-import httpcore
-import httpx
 import structlog
 
 from cvsyncd import events as ev
@@ -28,16 +43,15 @@ from cvsyncd.errors import PermanentApiError, TransientApiError
 from cvsyncd.redact import redact_url, strip_query
 from cvsyncd.urls import is_loopback_url
 
+T = TypeVar("T")
 BLOCK_SIZE = 1024 * 1024
-# httpcore reads response bodies 64 KiB at a time, each read a trip through anyio and the
-# event loop, while asyncio's transport receives up to 256 KiB at once: reading that much
-# gives downloads about 1.4 times the throughput for 30 % less CPU (bench/transfer.py).
-# It is a class constant of httpcore, not an option of a client.
-if hasattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES"):
-    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = 256 * 1024
-TRANSFER_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
+CONNECT_TIMEOUT = 15.0
+IO_TIMEOUT = 120.0  # a read or a write that waits longer than this fails
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024**3
 MIN_BYTES_PER_MINUTE = 32 * 1024  # a transfer slower than this over a minute is stalled
+MAX_DESCRIPTION = 300  # characters of a server's words or an error kept in a message
 
 ProgressCallback = Callable[[int], None]
 Describe = Callable[[BaseException], str]
@@ -68,22 +82,15 @@ class Transfers:
         *,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         describe: Describe = str,
-        transport: httpx.AsyncBaseTransport | None = None,
     ):
+        self.user_agent = user_agent
         self.max_download_bytes = max_download_bytes
         self.log = structlog.get_logger("cvsyncd.api")
         self._describe = describe
-        self._http = httpx.AsyncClient(
-            headers={"User-Agent": user_agent},
-            timeout=TRANSFER_TIMEOUT,
-            follow_redirects=True,
-            max_redirects=5,
-            event_hooks={"request": [_refuse_insecure_hop]},
-            transport=transport,
-        )
+        self._tls: ssl.SSLContext | None = None
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Nothing to release: every transfer closes its own connection."""
 
     async def upload_file(
         self,
@@ -95,14 +102,14 @@ class Transfers:
         sha256: bool = False,
     ) -> str | None:
         """PUT ``size`` bytes of ``source`` to ``signed_url``; with ``sha256``, return their
-        SHA-256 (hashing costs about half the speed of a fast link, so it is optional).
+        SHA-256 (hashing on the way costs speed on a fast link, so it is optional).
 
         ``source`` is an open file (read from its current position; the pipeline opens
-        inputs through ``inputs.open_taken``) or a path. The body is streamed in large
-        blocks with an exact ``Content-Length``, so memory does not grow with the file. No
-        redirect is followed (the body cannot be sent twice). A 403 means the signed URL was
-        refused (expired): transient, ask for a new one. A file that shrank while being read
-        raises TransientApiError with ``code="file-changed"``.
+        inputs through ``inputs.open_taken``) or a path. ``on_progress`` is called on the
+        event loop with the bytes sent so far. No redirect is followed (the body cannot be
+        sent twice). A 403 means the signed URL was refused (expired): transient, ask for a
+        new one. A file that shrank while being read raises TransientApiError with
+        ``code="file-changed"``.
         """
         check_transfer_url(signed_url)
         self.log.debug(ev.API_UPLOAD, url=redact_url(signed_url), size=size)
@@ -112,122 +119,229 @@ class Transfers:
                     signed_url, file, size, on_progress=on_progress, sha256=sha256
                 )
         hasher = hashlib.sha256() if sha256 else None
-        content = _read_blocks(source, size, hasher, on_progress)
-        what = f"upload to {redact_url(signed_url)}"
-        try:
-            response = await self._http.put(
-                signed_url,
-                content=content,
-                headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
-                follow_redirects=False,
-            )
-        except _FileChanged as exc:
-            raise TransientApiError(
-                f"the input changed while being uploaded: {exc}", code="file-changed"
-            ) from None
-        except httpx.TransportError as exc:
-            raise TransientApiError(f"{what} failed: {self._describe(exc)}") from None
-        if response.status_code >= 300:
-            kind = (
-                PermanentApiError if response.status_code in (400, 411, 413) else TransientApiError
-            )
-            raise kind(f"{what} failed: HTTP {response.status_code}", status=response.status_code)
+        loop = asyncio.get_running_loop()
+
+        def progress(sent: int) -> None:
+            if on_progress is not None:
+                loop.call_soon_threadsafe(on_progress, sent)
+
+        def work(line: _Line) -> None:
+            self._upload(line, signed_url, source, size, hasher, progress)
+
+        await _in_thread(work)
         return hasher.hexdigest() if hasher else None
 
     async def download(self, url: str, sink: IO[bytes], *, offset: int = 0) -> int:
         """Stream ``url`` into ``sink`` (an open binary file); return the file's size.
 
         The file arrives byte for byte: ``Accept-Encoding: identity`` is asked for and the
-        body is not decoded (a server that compresses anyway is decoded, and then neither
-        its length nor a resume can be checked). With ``offset`` > 0 the sink already
-        holds that many bytes of an interrupted download: the rest is asked for with
-        ``Range``, or, if the server sends the whole file instead, the sink is emptied and
-        filled from the start. Refuse non-https URLs (but loopback), files over
-        ``max_download_bytes``, bodies cut short and bodies slower than
+        body is not decoded (a server that compresses anyway with gzip or deflate is
+        decoded, and then neither its length nor a resume can be checked). With ``offset``
+        > 0 the sink already holds that many bytes of an interrupted download: the rest is
+        asked for with ``Range``, or, if the server sends the whole file instead, the sink
+        is emptied and filled from the start. Refuse non-https URLs (but loopback), files
+        over ``max_download_bytes``, bodies cut short and bodies slower than
         MIN_BYTES_PER_MINUTE; a failure leaves in the sink what arrived, so that the caller
         may resume from ``sink.tell()``.
         """
         check_transfer_url(url)
         self.log.debug(ev.API_DOWNLOAD, url=redact_url(url), offset=offset)
+        return await _in_thread(lambda line: self._download(line, url, sink, offset))
+
+    # -- in the transfer's thread ------------------------------------------------------
+
+    def _upload(
+        self,
+        line: _Line,
+        url: str,
+        source: IO[bytes],
+        size: int,
+        hasher: Any,
+        progress: ProgressCallback,
+    ) -> None:
+        what = f"upload to {redact_url(url)}"
+        try:
+            conn, target = self._connect(line, url)
+            conn.putrequest("PUT", target, skip_accept_encoding=True)
+            for name, value in (
+                ("User-Agent", self.user_agent),
+                ("Content-Length", str(size)),
+                ("Content-Type", "application/octet-stream"),
+            ):
+                conn.putheader(name, value)
+            conn.endheaders()
+            try:
+                _send_body(conn, source, size, hasher, progress)
+            except OSError:  # the server may have answered early, and closed
+                response = _early_answer(conn)
+                if response is None:
+                    raise
+            else:
+                response = conn.getresponse()
+            _drain(response)
+        except _FileChanged as exc:
+            raise TransientApiError(
+                f"the input changed while being uploaded: {exc}", code="file-changed"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransientApiError(f"{what} failed: {self._explain(exc)}") from None
+        status = response.status
+        if status >= 300:
+            kind = PermanentApiError if status in (400, 411, 413) else TransientApiError
+            raise kind(f"{what} failed: HTTP {status}", status=status)
+
+    def _download(self, line: _Line, url: str, sink: IO[bytes], offset: int) -> int:
         what = f"download of {redact_url(url)}"
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         position = offset
-        pending: list[bytes] = []  # written in large blocks, and kept on a break for a resume
-        pending_size = 0
-        writer = _BlockWriter(sink)
-        pace = _Pace(MIN_BYTES_PER_MINUTE)
         try:
-            async with self._http.stream("GET", url, headers=headers) as response:
-                encoded = response.headers.get("Content-Encoding", "identity").lower()
-                if encoded not in ("", "identity") and offset:
-                    await asyncio.to_thread(_empty, sink)  # no resume of a compressed body
-                    offset = 0
-                position, total = await self._start_download(response, sink, offset, what)
-                if encoded not in ("", "identity"):
-                    total = None  # the length is the compressed one
-                    chunks = response.aiter_bytes()
-                else:
-                    chunks = response.aiter_raw()
-                async for chunk in chunks:
-                    position += len(chunk)
-                    if position > self.max_download_bytes:
-                        raise PermanentApiError(
-                            f"{what}: more than {self.max_download_bytes} bytes"
-                        )
-                    if not pace.keeps_up(len(chunk)):
-                        raise TransientApiError(
-                            f"{what} slowed to a trickle ({pace.describe()}); trying again"
-                        )
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= BLOCK_SIZE:
-                        await writer.write(b"".join(pending))
-                        pending.clear()
-                        pending_size = 0
-            await writer.write(b"".join(pending))
-            await writer.finish()
-        except TransientApiError:
-            await writer.write(b"".join(pending))
-            await writer.finish()
-            raise
-        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
-            await writer.write(b"".join(pending))
-            await writer.finish()
+            response = self._get(line, url, headers, what)
+            encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+            decoder = _Decoder.of(encoding, what)
+            if decoder is not None and offset:
+                _empty(sink)  # no resume of a compressed body
+                offset = 0
+            position, total = self._start_download(response, sink, offset, what)
+            if decoder is not None:
+                total = None  # the length is the compressed one
+            pace = _Pace(MIN_BYTES_PER_MINUTE)
+            buffer = memoryview(bytearray(BLOCK_SIZE))
+            while n := response.readinto(buffer):
+                if not pace.keeps_up(n):
+                    raise TransientApiError(
+                        f"{what} slowed to a trickle ({pace.describe()}); trying again"
+                    )
+                blocks = [buffer[:n]] if decoder is None else decoder.feed(buffer[:n])
+                for block in blocks:
+                    position = self._write(sink, block, position, what)
+            for block in decoder.flush() if decoder is not None else ():
+                position = self._write(sink, block, position, what)
+        except (OSError, http.client.HTTPException, zlib.error) as exc:
             raise TransientApiError(
-                f"{what} broke off after {position} bytes: {self._describe(exc)}"
+                f"{what} broke off after {position} bytes: {self._explain(exc)}"
             ) from None
-        finally:
-            await writer.settle()
         if total is not None and position != total:
             raise TransientApiError(f"{what} was cut short: {position} of {total} bytes")
         return position
 
-    async def _start_download(
-        self, response: httpx.Response, sink: IO[bytes], offset: int, what: str
+    def _write(self, sink: IO[bytes], block: memoryview | bytes, position: int, what: str) -> int:
+        position += len(block)
+        if position > self.max_download_bytes:
+            raise PermanentApiError(f"{what}: more than {self.max_download_bytes} bytes")
+        sink.write(block)
+        return position
+
+    def _start_download(
+        self, response: http.client.HTTPResponse, sink: IO[bytes], offset: int, what: str
     ) -> tuple[int, int | None]:
         """Check a download's answer; return (where the body starts, the full size)."""
-        status = response.status_code
+        status = response.status
         if offset and status == 206:
-            start, total = parse_content_range(response.headers.get("Content-Range"))
+            start, total = parse_content_range(response.getheader("Content-Range"))
             if start != offset:
-                await asyncio.to_thread(_empty, sink)
+                _empty(sink)
                 raise TransientApiError(f"{what}: the server resumed at byte {start}, not {offset}")
             return offset, total
         if status >= 300:
             # a signed URL that fails (expired, 404 from a storage hiccup …) is asked for
             # anew with the next poll; the edit's retention bounds how long that goes on
             if offset:  # whatever went wrong, the next attempt starts from scratch
-                await asyncio.to_thread(_empty, sink)
+                _empty(sink)
             raise TransientApiError(f"{what} failed: HTTP {status}", status=status)
         if offset:  # the server ignored Range and sends everything
-            await asyncio.to_thread(_empty, sink)
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
+            _empty(sink)
+        length = response.getheader("Content-Length") or ""
+        total = int(length) if length.isdigit() else None
         if total is not None and total > self.max_download_bytes:
             raise PermanentApiError(f"{what}: {total} bytes is over the size cap")
         return 0, total
+
+    def _get(
+        self, line: _Line, url: str, headers: dict[str, str], what: str
+    ) -> http.client.HTTPResponse:
+        """GET ``url``, following up to MAX_REDIRECTS redirects, each hop checked."""
+        for _ in range(MAX_REDIRECTS + 1):
+            check_transfer_url(url)
+            conn, target = self._connect(line, url)
+            conn.request("GET", target, headers={"User-Agent": self.user_agent, **headers})
+            response = conn.getresponse()
+            location = response.getheader("Location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                return response
+            response.close()
+            url = urljoin(url, location.strip())
+        raise TransientApiError(f"{what}: more than {MAX_REDIRECTS} redirects")
+
+    def _connect(self, line: _Line, url: str) -> tuple[http.client.HTTPConnection, str]:
+        """Open a connection for ``url`` (through a proxy if one applies); return it and
+        the request target."""
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        proxy = proxy_for(parts)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "http":  # loopback (check_transfer_url): never through a proxy
+            conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
+        elif proxy is None:
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=CONNECT_TIMEOUT, context=self._tls_context()
+            )
+        else:  # a tunnel (CONNECT) through the proxy, which sees the host and no more
+            conn = http.client.HTTPSConnection(
+                proxy.hostname or "",
+                proxy.port or 80,
+                timeout=CONNECT_TIMEOUT,
+                context=self._tls_context(),
+            )
+            conn.set_tunnel(host, port, headers=_proxy_auth(proxy))
+        line.attach(conn)
+        conn.connect()
+        if conn.sock is not None:
+            conn.sock.settimeout(IO_TIMEOUT)
+        return conn, target
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            import httpx  # the same trust store (and SSL_CERT_FILE …) as the API client
+
+            self._tls = httpx.create_ssl_context()
+        return self._tls
+
+    def _explain(self, exc: BaseException) -> str:
+        text = self._describe(exc)
+        return text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION] + " …"
+
+
+def proxy_for(parts: SplitResult) -> SplitResult | None:
+    """Return the proxy the environment names for an https URL, or None.
+
+    ``https_proxy`` (or ``all_proxy``) applies unless ``no_proxy`` exempts the host; plain
+    http goes only to this machine, which is never proxied.
+    """
+    if parts.scheme != "https" or is_loopback_url(parts.geturl()):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get("https") or proxies.get("all")
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not proxy or bypass(parts.hostname or "", proxies):
+        return None
+    found = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if found.scheme != "http" or not found.hostname:
+        raise TransientApiError(
+            f"the environment's https_proxy is a {found.scheme or 'scheme-less'}:// URL, and "
+            "transfers can only go through an http://host:port proxy: correct or unset it, "
+            "and restart cvsyncd"
+        )
+    return found
+
+
+def _proxy_auth(proxy: SplitResult) -> dict[str, str]:
+    if proxy.username is None:
+        return {}
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode()}
 
 
 def parse_content_range(value: str | None) -> tuple[int, int | None]:
@@ -251,38 +365,156 @@ class _FileChanged(Exception):
     """The input file no longer has the size it had when the upload started."""
 
 
-async def _read_blocks(
-    f: IO[bytes], size: int, hasher: Any, on_progress: ProgressCallback | None
-) -> AsyncIterator[bytes]:
-    """Yield exactly ``size`` bytes of the open file ``f`` in large blocks, hashing them on
-    the way.
+def _send_body(
+    conn: http.client.HTTPConnection,
+    source: IO[bytes],
+    size: int,
+    hasher: Any,
+    progress: ProgressCallback,
+) -> None:
+    """Send exactly ``size`` bytes of ``source`` through one reused buffer."""
+    buffer = memoryview(bytearray(max(1, min(BLOCK_SIZE, size))))
+    sock = conn.sock
+    sent = 0
+    while sent < size:
+        n = source.readinto(buffer[: size - sent])  # type: ignore[attr-defined]
+        if not n:
+            raise _FileChanged(f"it ended after {sent} of {size} bytes")
+        block = buffer[:n]
+        if hasher is not None:
+            hasher.update(block)
+        sock.sendall(block)
+        sent += n
+        progress(sent)
 
-    The next block is read and hashed in a worker thread while the event loop sends the
-    one just yielded (both release the GIL), so hashing adds nothing to the sending time;
-    two blocks at most are in memory. ``run_in_executor`` starts the work at once, where
-    ``to_thread`` would start it only after httpcore has written the yielded block.
+
+def _early_answer(conn: http.client.HTTPConnection) -> http.client.HTTPResponse | None:
+    """The answer of a server that stopped reading the body, if it sent one."""
+    try:
+        return conn.getresponse()
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def _drain(response: http.client.HTTPResponse) -> None:
+    """Read (at most a little of) an answer's body, so that the exchange ends cleanly."""
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        response.read(64 * 1024)
+    response.close()
+
+
+class _Decoder:
+    """Undoes the gzip or deflate a server applied although identity was asked for,
+    yielding at most a block at a time (a small body may not become a huge one in memory)."""
+
+    def __init__(self, wbits: int, raw_fallback: bool):
+        self._inflate = zlib.decompressobj(wbits)
+        self._raw_fallback = raw_fallback
+        self._started = False
+
+    @classmethod
+    def of(cls, encoding: str, what: str) -> _Decoder | None:
+        if encoding in ("", "identity"):
+            return None
+        if encoding in ("gzip", "x-gzip"):
+            return cls(16 + zlib.MAX_WBITS, raw_fallback=False)
+        if encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers do
+            return cls(zlib.MAX_WBITS, raw_fallback=True)
+        raise PermanentApiError(
+            f"{what}: the server sent the file encoded as {encoding[:40]!r}, which cvsyncd "
+            "cannot decode (it asks for the file as it is)"
+        )
+
+    def feed(self, data: memoryview | bytes) -> Iterator[bytes]:
+        if not self._started and self._raw_fallback:
+            self._started = True
+            try:
+                probe = zlib.decompressobj(zlib.MAX_WBITS)
+                probe.decompress(bytes(data[:2]))
+            except zlib.error:
+                self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._started = True
+        block = self._inflate.decompress(data, BLOCK_SIZE)
+        while block:
+            yield block
+            tail = self._inflate.unconsumed_tail
+            block = self._inflate.decompress(tail, BLOCK_SIZE) if tail else b""
+
+    def flush(self) -> Iterator[bytes]:
+        rest = self._inflate.flush()
+        if rest:
+            yield rest
+
+
+class _Line:
+    """One transfer's connection, which the event loop may cut from outside."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conns: list[http.client.HTTPConnection] = []
+        self.cut = False
+
+    def attach(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if self.cut:
+                raise ConnectionAbortedError("the transfer was cancelled")
+            self._conns.append(conn)
+
+    def cut_off(self) -> None:
+        """Shut the socket down: the thread's read or write in progress fails at once."""
+        with self._lock:
+            self.cut = True
+            for conn in self._conns:
+                if conn.sock is not None:
+                    with contextlib.suppress(OSError):
+                        conn.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+
+async def _in_thread(work: Callable[[_Line], T]) -> T:
+    """Run ``work`` in a thread of its own and await its outcome.
+
+    A transfer may last an hour, so it does not take a worker of the loop's shared pool.
+    Cancelling the awaiting task cuts the connection and waits for the thread to let go of
+    the file, which the caller may close as soon as this returns or raises.
     """
     loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+    line = _Line()
 
-    def read_from(offset: int) -> asyncio.Future[bytes]:
-        n = min(BLOCK_SIZE, size - offset)
-        return loop.run_in_executor(None, _read_and_hash, f, n, hasher)
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
 
-    sent = 0
-    ahead = read_from(0)
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = work(line)
+        except BaseException as exc:
+            error = exc
+        finally:
+            line.close()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="cvsyncd-transfer", daemon=True).start()
     try:
-        while sent < size:
-            block = await asyncio.shield(ahead)
-            if not block:
-                raise _FileChanged(f"it ended after {sent} of {size} bytes")
-            sent += len(block)
-            if sent < size:
-                ahead = read_from(sent)
-            if on_progress:
-                on_progress(sent)
-            yield block
-    finally:
-        await _settle(ahead)  # the file must not be closed under a running read
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        line.cut_off()
+        await asyncio.wait([done])
+        if not done.cancelled():
+            done.exception()  # retrieved: the cancellation is what the caller hears
+        raise
 
 
 class _Pace:
@@ -308,55 +540,3 @@ class _Pace:
     def describe(self) -> str:
         elapsed = max(self.clock() - self.window_start, 1e-9)
         return f"{self.in_window} bytes in {elapsed:.0f} s"
-
-
-class _BlockWriter:
-    """Writes blocks to a file in a worker thread, one at a time, while the next arrives.
-
-    A slow disk must not stall the event loop, and the socket must not sit unread while a
-    block is written: ``write`` returns once the previous block is written and this one
-    is on its way.
-    """
-
-    def __init__(self, sink: IO[bytes]):
-        self._sink = sink
-        self._busy: asyncio.Future[int] | None = None
-
-    async def write(self, block: bytes) -> None:
-        await self.finish()
-        self._busy = asyncio.get_running_loop().run_in_executor(None, self._sink.write, block)
-
-    async def finish(self) -> None:
-        """Wait for the write in progress; raise what it raised (a full disk …)."""
-        if self._busy is not None:
-            await asyncio.shield(self._busy)
-            self._busy = None
-
-    async def settle(self) -> None:
-        """Wait, whatever happens, until no write runs: the file may be closed after it."""
-        if self._busy is not None:
-            await _settle(self._busy)
-            self._busy = None
-
-
-async def _settle(work: asyncio.Future[Any]) -> None:
-    """Wait until the thread behind ``work`` is done; its outcome is not wanted here.
-
-    A worker thread cannot be stopped, so what it uses must outlive it; the futures are
-    only ever awaited through ``shield``, so they end when their thread does.
-    """
-    await asyncio.wait([work])
-    if not work.cancelled():
-        work.exception()
-
-
-def _read_and_hash(f: IO[bytes], n: int, hasher: Any) -> bytes:
-    block = f.read(n)
-    if hasher is not None:
-        hasher.update(block)
-    return block
-
-
-async def _refuse_insecure_hop(request: httpx.Request) -> None:
-    """Check every request of the credential-free client, redirects included."""
-    check_transfer_url(str(request.url))
