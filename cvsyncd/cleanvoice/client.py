@@ -61,6 +61,11 @@ from cvsyncd.retry import parse_retry_after
 
 USER_AGENT = f"cvsyncd/{__version__}"
 API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
+# httpcore walks every pooled connection (and polls the idle ones' sockets) for each request
+# it sends and each it ends: with the default 100 connections and 32 edits polling, the
+# pool's bookkeeping took 40 % of the daemon's CPU in bench/soak.py. The request budget
+# allows a few calls a second, which 8 connections carry with room to spare.
+API_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8)
 DEFAULT_MAX_ANSWER_BYTES = 32 * 1024**2  # about 75 hours of speech, transcribed word by word
 API_DEADLINE = 120.0  # seconds one API call may take, answer included
 MAX_EDIT_ID = 128
@@ -112,6 +117,7 @@ class CleanvoiceClient:
         self._api = httpx.AsyncClient(
             headers={"X-API-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=API_TIMEOUT,
+            limits=API_LIMITS,
             follow_redirects=False,
             transport=transport,
         )

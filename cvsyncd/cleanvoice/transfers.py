@@ -2,7 +2,8 @@
 
 A transfer runs in a thread of its own with the standard library's ``http.client``: the
 socket is read straight into one reused buffer (``readinto``) and the file written from
-it, and an upload reads the file into one buffer and sends from it. No block is allocated
+it, and an upload is sent by the kernel from the file (``sendfile``), or through one
+reused buffer where TLS or a hash needs the bytes. No block is allocated
 or copied in Python, the event loop does none of the work, and the kernel's page cache is
 the only other party, as with curl. (httpx, which talks to the API, copies each block of a
 body four times on its way through h11 and httpcore, into fresh allocations: a gigabyte
@@ -25,6 +26,7 @@ import base64
 import contextlib
 import hashlib
 import http.client
+import io
 import socket
 import ssl
 import threading
@@ -45,6 +47,7 @@ from cvsyncd.urls import is_loopback_url
 
 T = TypeVar("T")
 BLOCK_SIZE = 1024 * 1024
+SENDFILE_STEP = 8 * BLOCK_SIZE  # progress is reported between steps
 CONNECT_TIMEOUT = 15.0
 IO_TIMEOUT = 120.0  # a read or a write that waits longer than this fails
 MAX_REDIRECTS = 5
@@ -372,9 +375,24 @@ def _send_body(
     hasher: Any,
     progress: ProgressCallback,
 ) -> None:
-    """Send exactly ``size`` bytes of ``source`` through one reused buffer."""
-    buffer = memoryview(bytearray(max(1, min(BLOCK_SIZE, size))))
+    """Send exactly ``size`` bytes of ``source`` from its current position.
+
+    To a plain socket, unhashed, the kernel copies the file to the socket itself
+    (``sendfile``); otherwise (TLS, a hash wanted, a source without a descriptor) the
+    bytes go through one reused buffer.
+    """
     sock = conn.sock
+    if hasher is None and not isinstance(sock, ssl.SSLSocket) and _descriptor(source):
+        start = source.tell()
+        sent = 0
+        while sent < size:
+            n = sock.sendfile(source, start + sent, min(SENDFILE_STEP, size - sent))
+            if not n:
+                raise _FileChanged(f"it ended after {sent} of {size} bytes")
+            sent += n
+            progress(sent)
+        return
+    buffer = memoryview(bytearray(max(1, min(BLOCK_SIZE, size))))
     sent = 0
     while sent < size:
         n = source.readinto(buffer[: size - sent])  # type: ignore[attr-defined]
@@ -386,6 +404,15 @@ def _send_body(
         sock.sendall(block)
         sent += n
         progress(sent)
+
+
+def _descriptor(source: IO[bytes]) -> bool:
+    """Whether ``source`` is a file with a descriptor that ``sendfile`` can read."""
+    try:
+        source.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return False
+    return True
 
 
 def _early_answer(conn: http.client.HTTPConnection) -> http.client.HTTPResponse | None:

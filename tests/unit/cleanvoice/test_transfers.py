@@ -21,7 +21,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cvsyncd.cleanvoice.transfers import MAX_REDIRECTS, Transfers, proxy_for
+from cvsyncd.cleanvoice.transfers import (
+    BLOCK_SIZE,
+    MAX_REDIRECTS,
+    SENDFILE_STEP,
+    Transfers,
+    proxy_for,
+)
 from cvsyncd.errors import PermanentApiError, TransientApiError
 
 MiB = 1024 * 1024
@@ -223,8 +229,15 @@ def test_an_upload_refused_before_its_body_is_read_reports_the_status() -> None:
     assert "sig=1" not in str(info.value)
 
 
-def test_upload_progress_is_reported_on_the_event_loop() -> None:
-    size = 3 * MiB + 12345
+@pytest.mark.parametrize(
+    ("from_file", "sha256"),
+    [(True, False), (True, True), (False, False)],
+    ids=["a-file-by-sendfile", "a-file-hashed-on-the-way", "a-stream"],
+)
+def test_an_upload_sends_every_byte_and_reports_progress_on_the_event_loop(
+    tmp_path: Path, from_file: bool, sha256: bool
+) -> None:
+    size = 3 * SENDFILE_STEP // 2 + 12345  # two sendfile steps, five buffers
     received = bytearray()
 
     def sink(conn: socket.socket, path: str, headers: dict[str, str]) -> None:
@@ -238,25 +251,28 @@ def test_upload_progress_is_reported_on_the_event_loop() -> None:
 
     seen: list[tuple[int, int]] = []
     data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    (tmp_path / "ep.wav").write_bytes(b"head" + data)
 
     async def go() -> tuple[int, str | None]:
         def progress(sent: int) -> None:
             seen.append((threading.get_ident(), sent))
 
-        transfers = Transfers("t")
-        digest = await transfers.upload_file(
-            f"{server.base}/up", io.BytesIO(data), size, on_progress=progress, sha256=True
-        )
+        with open(tmp_path / "ep.wav", "rb") if from_file else io.BytesIO(b"head" + data) as f:
+            f.read(4)  # sent from where the file stands
+            digest = await Transfers("t").upload_file(
+                f"{server.base}/up", f, size, on_progress=progress, sha256=sha256
+            )
         await asyncio.sleep(0)  # the last progress call, queued from the thread, runs
         return threading.get_ident(), digest
 
     with serving(sink) as server:
         loop_thread, digest = asyncio.run(go())
     assert bytes(received) == data
-    assert digest == hashlib.sha256(data).hexdigest()
+    assert digest == (hashlib.sha256(data).hexdigest() if sha256 else None)
     assert {ident for ident, _ in seen} == {loop_thread}
     counts = [sent for _, sent in seen]
-    assert counts == sorted(counts) and counts[-1] == size and len(counts) == 4
+    assert counts == sorted(counts) and counts[-1] == size
+    assert len(counts) == (2 if from_file and not sha256 else -(-size // BLOCK_SIZE))
 
 
 def test_which_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
