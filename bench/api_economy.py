@@ -99,7 +99,7 @@ def run_once(recording: Path, processing_minutes: float, scale: float) -> Counte
             assert proc.stdout is not None
             deadline = time.monotonic() + 120
             for line in proc.stdout:
-                if '"event": "done"' in line or time.monotonic() > deadline:
+                if '"event": "job.done"' in line or time.monotonic() > deadline:
                     break
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)

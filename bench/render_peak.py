@@ -219,7 +219,7 @@ def main() -> None:
 
     pings: list[float] = []
     deadline = time.monotonic() + 60
-    while not seen("started") and time.monotonic() < deadline:
+    while not seen("daemon.started") and time.monotonic() < deadline:
         try:
             if b"WATCHDOG=1" in sock.recv(4096):
                 pings.append(time.monotonic())
@@ -235,15 +235,15 @@ def main() -> None:
                 pings.append(time.monotonic())
         except TimeoutError:
             pass
-        if first_poll is None and seen("submitted"):
+        if first_poll is None and seen("job.submitted"):
             first_poll = time.monotonic()
-        if seen("done") or seen("failed"):
+        if seen("job.done") or seen("job.failed"):
             finished = time.monotonic()
             break
     hwm, rss = peak_rss_kb(daemon.pid)
     daemon.terminate()
     daemon.wait(timeout=60)
-    if finished is None or first_poll is None or not seen("done"):
+    if finished is None or first_poll is None or not seen("job.done"):
         print("the recording did not finish:\n" + "".join(lines[-20:]))
         sys.exit(1)
     window = [t for t in pings if first_poll <= t <= finished]

@@ -657,11 +657,11 @@ def measure_daemon(root: Path, base_url: str, recording: Path) -> DaemonRun:
     size = recording.stat().st_size
     daemon = Daemon(root, base_url)
     try:
-        daemon.wait_for("watching", START_TIMEOUT)
+        daemon.wait_for("inbox.watching", START_TIMEOUT)
         pid = daemon.proc.pid
         idle_hwm, cpu, start = vm_hwm(pid), process_cpu(pid), time.perf_counter()
         os.link(recording, root / "inbox" / recording.name)  # appears whole, at once
-        daemon.wait_for("done", 60 + size / (5 * MB))
+        daemon.wait_for("job.done", 60 + size / (5 * MB))
         run = DaemonRun(
             size, time.perf_counter() - start, idle_hwm, vm_hwm(pid), process_cpu(pid) - cpu
         )
@@ -878,6 +878,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="load conditions, comma-separated: quiet (nothing else running), busy (one "
         "more process spinning on a CPU) (default: quiet,busy)",
     )
+    parser.add_argument(
+        "--directions",
+        type=lambda text: [d for d in text.split(",") if d],
+        default=list(DIRECTIONS),
+        help="what to measure: upload,download (default: both)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--dir", type=Path, help="make the temporary directory here")
     parser.add_argument("--serve-plain", type=Path, help=argparse.SUPPRESS)
@@ -895,6 +901,8 @@ def command_line(args: argparse.Namespace) -> str:
     """The command as run, without ``--dir`` (a path of this machine)."""
     words = ["python bench/transfer.py"] + (["--quick"] if args.quick else [])
     words += ["--repeat", str(args.repeat), "--load", ",".join(args.load)]
+    if args.directions != list(DIRECTIONS):
+        words += ["--directions", ",".join(args.directions)]
     return " ".join(words + (["--keep"] if args.keep else []))
 
 
@@ -980,12 +988,12 @@ def run(args: argparse.Namespace, sizes: list[int], work: Path, servers: list[Se
             ("plain", f"{plain_url}/sink/{path.name}", f"{plain_url}/files/{path.name}"),
             ("emulator", signed, result),
         ]:
-            for load in args.load:
+            for load in args.load if "upload" in args.directions else []:
                 upload = Comparison("upload", server, size, load)
                 ours = functools.partial(ours_upload, up, path, size)
                 theirs = functools.partial(curl_upload, curl, up, path, size) if curl else None
                 comparisons.append(compare(upload, args.repeat, ours, theirs))
-            for load in args.load:
+            for load in args.load if "download" in args.directions else []:
                 download = Comparison("download", server, size, load)
                 ours = functools.partial(ours_download, down, dest, size)
                 theirs = functools.partial(curl_download, curl, down, dest, size) if curl else None

@@ -36,6 +36,7 @@ INBOX_NOT_TAKEN = "inbox.not_taken"
 INBOX_EMPTY_FILE = "inbox.empty_file"
 INBOX_OVERRIDE_BROKEN = "inbox.override_broken"
 INBOX_INTAKE_ERROR = "inbox.intake_error"
+INBOX_SCANNED = "inbox.scanned"
 
 # -- one job, in the order of its path ------------------------------------------------
 JOB_QUEUED = "job.queued"
@@ -121,6 +122,7 @@ MESSAGES: dict[str, str] = {
     INBOX_EMPTY_FILE: "empty file; not taken until it has content",
     INBOX_OVERRIDE_BROKEN: "a .cvsyncd.toml is broken; recordings below it wait until it is fixed",
     INBOX_INTAKE_ERROR: "could not take a file",
+    INBOX_SCANNED: "looked through a folder for recordings",
     JOB_QUEUED: "queued",
     JOB_DUPLICATE: "duplicate: not submitted again",
     JOB_INPUT_CHANGED: "input changed before upload; taking the new content",

@@ -1,13 +1,14 @@
 """Moving files to and from signed storage URLs: streamed, bounded, byte for byte.
 
-A transfer runs in a thread of its own with the standard library's ``http.client``: the
-socket is read straight into one reused buffer (``readinto``) and the file written from
-it, and an upload is sent by the kernel from the file (``sendfile``), or through one
-reused buffer where TLS or a hash needs the bytes. No block is allocated
-or copied in Python, the event loop does none of the work, and the kernel's page cache is
-the only other party, as with curl. (httpx, which talks to the API, copies each block of a
-body four times on its way through h11 and httpcore, into fresh allocations: a gigabyte
-cost twice curl's CPU and a page fault per 4 KiB; ``bench/transfer.py`` measures both.)
+A transfer runs in a thread of its own with the standard library's ``http.client``. A
+download reads the socket straight into one small reused buffer (``readinto``) and writes
+the file from it while the bytes are still in the CPU's cache; an upload is sent by the
+kernel from the file (``sendfile``), or through the same kind of buffer where TLS or a
+hash needs the bytes. No block is allocated or copied in Python, the event loop does none
+of the work, and the kernel's page cache is the only other party, as with curl. (httpx,
+which talks to the API, copies each block of a body four times on its way through h11 and
+httpcore, into fresh allocations: a gigabyte cost twice curl's CPU and a page fault per
+4 KiB; ``bench/transfer.py`` measures both.)
 
 The connection carries no credentials at all: a signed URL is its own key, and the API
 key must never travel to storage. Every hop (redirects included) must be https, or http to
@@ -46,8 +47,13 @@ from cvsyncd.redact import redact_url, strip_query
 from cvsyncd.urls import is_loopback_url
 
 T = TypeVar("T")
-BLOCK_SIZE = 1024 * 1024
-SENDFILE_STEP = 8 * BLOCK_SIZE  # progress is reported between steps
+# The buffer a body passes through: small enough that what was just read from the socket
+# is still in the CPU's cache when it is written to the file. With 1 MiB, a gigabyte from a
+# fast server on this machine came at 0.8 times curl's speed; with 128 KiB at 1.8 times,
+# with a busy core too (64 KiB and 256 KiB: in between; bench/transfer.py).
+BUFFER_SIZE = 128 * 1024
+DECODED_BLOCK = 1024 * 1024  # at most this much of a decompressed body at a time
+SENDFILE_STEP = 8 * 1024 * 1024  # progress is reported after each step of this many bytes
 CONNECT_TIMEOUT = 15.0
 IO_TIMEOUT = 120.0  # a read or a write that waits longer than this fails
 MAX_REDIRECTS = 5
@@ -209,18 +215,12 @@ class Transfers:
             position, total = self._start_download(response, sink, offset, what)
             if decoder is not None:
                 total = None  # the length is the compressed one
-            pace = _Pace(MIN_BYTES_PER_MINUTE)
-            buffer = memoryview(bytearray(BLOCK_SIZE))
-            while n := response.readinto(buffer):
-                if not pace.keeps_up(n):
-                    raise TransientApiError(
-                        f"{what} slowed to a trickle ({pace.describe()}); trying again"
-                    )
-                blocks = [buffer[:n]] if decoder is None else decoder.feed(buffer[:n])
-                for block in blocks:
-                    position = self._write(sink, block, position, what)
-            for block in decoder.flush() if decoder is not None else ():
-                position = self._write(sink, block, position, what)
+            if decoder is None:
+                position = self._receive(response, sink, position, what)
+            else:
+                position = self._receive_decoded(response, sink, decoder, position, what)
+        except _SinkFailed as failed:  # the file, not the network: a full disk …
+            raise failed.error from None
         except (OSError, http.client.HTTPException, zlib.error) as exc:
             raise TransientApiError(
                 f"{what} broke off after {position} bytes: {self._explain(exc)}"
@@ -229,11 +229,49 @@ class Transfers:
             raise TransientApiError(f"{what} was cut short: {position} of {total} bytes")
         return position
 
-    def _write(self, sink: IO[bytes], block: memoryview | bytes, position: int, what: str) -> int:
-        position += len(block)
+    def _receive(
+        self, response: http.client.HTTPResponse, sink: IO[bytes], position: int, what: str
+    ) -> int:
+        """Read the body into one reused buffer and write the file from it."""
+        buffer = memoryview(bytearray(BUFFER_SIZE))
+        pace = _Pace(MIN_BYTES_PER_MINUTE)
+        while n := response.readinto(buffer):
+            if not pace.keeps_up(n):
+                raise TransientApiError(
+                    f"{what} slowed to a trickle ({pace.describe()}); trying again"
+                )
+            position = self._count(position, n, what)
+            _write(sink, buffer[:n])
+        return position
+
+    def _receive_decoded(
+        self,
+        response: http.client.HTTPResponse,
+        sink: IO[bytes],
+        decoder: _Decoder,
+        position: int,
+        what: str,
+    ) -> int:
+        """Read a body compressed against our wish, decoding it block by block."""
+        buffer = memoryview(bytearray(BUFFER_SIZE))
+        pace = _Pace(MIN_BYTES_PER_MINUTE)
+        while n := response.readinto(buffer):
+            if not pace.keeps_up(n):
+                raise TransientApiError(
+                    f"{what} slowed to a trickle ({pace.describe()}); trying again"
+                )
+            for block in decoder.feed(buffer[:n]):
+                position = self._count(position, len(block), what)
+                _write(sink, block)
+        for block in decoder.flush():
+            position = self._count(position, len(block), what)
+            _write(sink, block)
+        return position
+
+    def _count(self, position: int, n: int, what: str) -> int:
+        position += n
         if position > self.max_download_bytes:
             raise PermanentApiError(f"{what}: more than {self.max_download_bytes} bytes")
-        sink.write(block)
         return position
 
     def _start_download(
@@ -359,6 +397,21 @@ def parse_content_range(value: str | None) -> tuple[int, int | None]:
         return -1, None
 
 
+class _SinkFailed(Exception):
+    """Writing the file failed (carries the OSError, which is not the network's)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write(sink: IO[bytes], block: bytes | memoryview) -> None:
+    try:
+        sink.write(block)
+    except OSError as exc:
+        raise _SinkFailed(exc) from None
+
+
 def _empty(sink: IO[bytes]) -> None:
     sink.seek(0)
     sink.truncate()
@@ -392,8 +445,8 @@ def _send_body(
             sent += n
             progress(sent)
         return
-    buffer = memoryview(bytearray(max(1, min(BLOCK_SIZE, size))))
-    sent = 0
+    buffer = memoryview(bytearray(max(1, min(BUFFER_SIZE, size))))
+    sent = told = 0
     while sent < size:
         n = source.readinto(buffer[: size - sent])  # type: ignore[attr-defined]
         if not n:
@@ -403,7 +456,9 @@ def _send_body(
             hasher.update(block)
         sock.sendall(block)
         sent += n
-        progress(sent)
+        if sent - told >= SENDFILE_STEP or sent == size:
+            progress(sent)
+            told = sent
 
 
 def _descriptor(source: IO[bytes]) -> bool:
@@ -461,11 +516,11 @@ class _Decoder:
             except zlib.error:
                 self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
         self._started = True
-        block = self._inflate.decompress(data, BLOCK_SIZE)
+        block = self._inflate.decompress(data, DECODED_BLOCK)
         while block:
             yield block
             tail = self._inflate.unconsumed_tail
-            block = self._inflate.decompress(tail, BLOCK_SIZE) if tail else b""
+            block = self._inflate.decompress(tail, DECODED_BLOCK) if tail else b""
 
     def flush(self) -> Iterator[bytes]:
         rest = self._inflate.flush()

@@ -153,11 +153,55 @@ def walk(folder: Folder, start: Path | None = None) -> Iterator[tuple[Path, os.s
 
     An entry whose name makes it a candidate is yielded whatever it is (a link, a FIFO …),
     so that the watcher can say why it is not taken; links are never followed, and ignored
-    and reserved folders are not entered.
+    and reserved folders are not entered. The rules of ``is_candidate`` are applied a
+    folder at a time (a folder that passes need not be checked again for each file in it):
+    a rescan of an archive of 10,000 recordings is a walk and a ``lstat`` per file.
     """
+    top = start or folder.inbox
+    if folder.multitrack:
+        yield from _walk_sessions(folder, top)
+        return
+    if top != folder.inbox:
+        rel_top = relative(folder, top)
+        if rel_top is None or any(ignored_name(part) for part in rel_top.parts):
+            return
+        if any(fnmatch.fnmatchcase(part, p) for part in rel_top.parts for p in folder.ignore):
+            return
+    reserved = set(reserved_places(folder))
+    patterns, extensions = folder.ignore, folder.extensions
+    inbox_text = os.fspath(folder.inbox)
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        base = Path(dirpath)
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not ignored_name(d)
+            and base / d not in reserved
+            and not any(fnmatch.fnmatchcase(d, p) for p in patterns)
+        ]
+        rel_dir = os.path.relpath(dirpath, inbox_text).replace(os.sep, "/") if patterns else ""
+        for name in filenames:
+            if name.rpartition(".")[2].lower() not in extensions or "." not in name:
+                continue
+            if ignored_name(name):
+                continue
+            if patterns:
+                text = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if any(
+                    fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(text, p) for p in patterns
+                ):
+                    continue
+            path = base / name
+            st = _lstat(path)
+            if st is not None:
+                yield path, st
+
+
+def _walk_sessions(folder: Folder, top: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """``walk`` for a multi-track folder: every file is checked against every rule."""
     reserved = set(reserved_places(folder))
     sessions: set[Path] = set()
-    for dirpath, dirnames, filenames in os.walk(start or folder.inbox, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         base = Path(dirpath)
         dirnames[:] = [d for d in dirnames if not ignored_name(d) and base / d not in reserved]
         for name in filenames:

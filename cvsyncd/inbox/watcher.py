@@ -229,12 +229,40 @@ class Watcher:
 
     async def _scan(self, folder: Folder, directory: Path) -> None:
         """Note every candidate below ``directory`` that is not known yet; list what is
-        there but cannot be taken (a link, a FIFO …), and forget listed entries that left."""
-        found = await asyncio.to_thread(lambda: list(inbox.walk(folder, directory)))
-        seen = {path for path, _ in found}
-        for path, (owner, _) in list(self._refused.items()):
-            if owner.key == folder.key and path.is_relative_to(directory) and path not in seen:
-                del self._refused[path]
+        there but cannot be taken (a link, a FIFO …), and forget listed entries that left.
+
+        The walk runs in a worker thread and keeps only what the loop must look at: a file
+        already known or skipped, unchanged, is passed over there, so a rescan of an
+        archive holds no list of it and memory stays flat. (The thread only looks things
+        up in the loop's dictionaries; a lookup that races a change costs one more look.)
+        """
+        listed = [
+            path
+            for path, (owner, _) in self._refused.items()
+            if owner.key == folder.key and path.is_relative_to(directory)
+        ]
+        candidates, known, skipped = self._candidates, self._known, self._skipped
+
+        def look() -> tuple[list[tuple[Path, os.stat_result]], set[Path]]:
+            wanted, still_there = set(listed), set()
+            found = []
+            for path, st in inbox.walk(folder, directory):
+                if path in wanted:
+                    still_there.add(path)
+                elif path in candidates:
+                    continue
+                elif stat.S_ISREG(st.st_mode):
+                    signature = (st.st_size, st.st_mtime_ns)
+                    if skipped.get(path) == signature or known.get(path) == signature:
+                        continue
+                found.append((path, st))
+            return found, still_there
+
+        began = time.monotonic()
+        found, still_there = await asyncio.to_thread(look)
+        for path in listed:
+            if path not in still_there:
+                self._refused.pop(path, None)
         for path, st in found:
             if path in self._candidates:
                 continue
@@ -255,6 +283,13 @@ class Watcher:
                 self._known[path] = signature
             else:
                 self._candidates[path] = Candidate(folder)
+        self.log.debug(
+            ev.INBOX_SCANNED,
+            folder=folder.name,
+            directory=str(directory),
+            entries=len(found),
+            seconds=round(time.monotonic() - began, 3),
+        )
 
     # -- settling -------------------------------------------------------------------
 
