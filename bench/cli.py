@@ -116,13 +116,20 @@ def interleaved(a: Sequence[str], b: Sequence[str], runs: int) -> tuple[list[flo
     return times_a, times_b
 
 
-def row(measure: str, ours: list[float], ref: list[float], ref_name: str, goal: str) -> None:
+def row(
+    measure: str, ours: list[float], ref: list[float], ref_name: str, goal: str, met: bool
+) -> None:
     ratios = sorted(x / y for x, y in zip(ours, ref, strict=True))
     print(
         f"| {measure} | {statistics.median(ours) * 1000:.0f} ms "
         f"| {ref_name} {statistics.median(ref) * 1000:.0f} ms "
-        f"| {statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) | {goal} |"
+        f"| {statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) "
+        f"| {goal}: {'met' if met else 'NOT met'} |"
     )
+
+
+def ratio(ours: list[float], ref: list[float]) -> float:
+    return statistics.median(x / y for x, y in zip(ours, ref, strict=True))
 
 
 def main() -> None:
@@ -139,16 +146,20 @@ def main() -> None:
         print("\n| measure | cvsyncd (median) | reference (median) | ratio (min–max) | goal |")
         print("| --- | --- | --- | --- | --- |")
         ours, ref = interleaved([*CVSYNCD, "--version"], bare, args.runs)
-        row("`cvsyncd --version`", ours, ref, "`python -c pass`", "≤ 3×")
+        met = ratio(ours, ref) <= GOALS["version"]
+        row("`cvsyncd --version`", ours, ref, "`python -c pass`", "≤ 3×", met)
         ours, ref = interleaved([*CVSYNCD, "status", *c], bare, args.runs)
-        row(f"`cvsyncd status`, {args.rows:,} jobs", ours, ref, "`python -c pass`", "≤ 5×")
+        met = ratio(ours, ref) <= GOALS["status"]
+        row(f"`cvsyncd status`, {args.rows:,} jobs", ours, ref, "`python -c pass`", "≤ 5×", met)
         listing = [*CVSYNCD, "jobs", *c, "--json"]
         sqlite = shutil.which("sqlite3")
         if sqlite:
             query = "SELECT * FROM jobs JOIN inputs ON inputs.job_id = jobs.id ORDER BY id DESC"
             reference = [sqlite, "-json", str(root / "state" / DB_NAME), query]
             ours, ref = interleaved(listing, reference, args.runs)
-            row(f"`cvsyncd jobs --json`, {args.rows:,} jobs", ours, ref, "`sqlite3 -json`", "≤ 1 s")
+            met = statistics.median(ours) <= GOALS["jobs"]
+            name = f"`cvsyncd jobs --json`, {args.rows:,} jobs"
+            row(name, ours, ref, "`sqlite3 -json`", "≤ 1 s", met)
         else:
             ours = [timed(listing)[0] for _ in range(args.runs)]
             print(

@@ -15,7 +15,9 @@ file per speaker; files directly in the inbox stay single recordings.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -41,11 +43,26 @@ IGNORED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lo
 READY_MARKER = ".ready"
 
 
+def globs(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regular expression matching what any of the glob ``patterns`` matches (as
+    ``fnmatch.fnmatchcase``), or None for no patterns: a name is matched once, not once
+    a pattern (a rescan matches every name of the inbox)."""
+    return _globs(patterns) if patterns else None
+
+
+@functools.lru_cache(maxsize=64)
+def _globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+_IGNORED_GLOBS = globs(IGNORED_GLOBS)
+
+
 def ignored_name(name: str) -> bool:
     """Whether a single path component is never a recording (or a folder of them)."""
     if name.startswith(".") or name in IGNORED_NAMES or name in IGNORED_DIRS:
         return True
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED_GLOBS)
+    return _IGNORED_GLOBS is not None and _IGNORED_GLOBS.match(name) is not None
 
 
 def ignored_by_folder(folder: Folder, rel: PurePosixPath) -> bool:
@@ -153,48 +170,55 @@ def walk(folder: Folder, start: Path | None = None) -> Iterator[tuple[Path, os.s
 
     An entry whose name makes it a candidate is yielded whatever it is (a link, a FIFO …),
     so that the watcher can say why it is not taken; links are never followed, and ignored
-    and reserved folders are not entered. The rules of ``is_candidate`` are applied a
-    folder at a time (a folder that passes need not be checked again for each file in it):
-    a rescan of an archive of 10,000 recordings is a walk and a ``lstat`` per file.
+    and reserved folders are not entered.
+    """
+    for name, st in walk_names(folder, start):
+        yield Path(name), st
+
+
+def walk_names(folder: Folder, start: Path | None = None) -> Iterator[tuple[str, os.stat_result]]:
+    """``walk``, with each path as a string (a rescan builds no ``Path`` for the files it
+    already knows). The rules of ``is_candidate`` are applied a folder at a time (a folder
+    that passes need not be checked again for each file in it): a rescan of an archive of
+    10,000 recordings is a walk and a ``lstat`` per file.
     """
     top = start or folder.inbox
     if folder.multitrack:
-        yield from _walk_sessions(folder, top)
+        for entry, st in _walk_sessions(folder, top):
+            yield os.fspath(entry), st
         return
+    patterns, extensions = globs(folder.ignore), folder.extensions
     if top != folder.inbox:
         rel_top = relative(folder, top)
         if rel_top is None or any(ignored_name(part) for part in rel_top.parts):
             return
-        if any(fnmatch.fnmatchcase(part, p) for part in rel_top.parts for p in folder.ignore):
+        if patterns is not None and any(patterns.match(part) for part in rel_top.parts):
             return
-    reserved = set(reserved_places(folder))
-    patterns, extensions = folder.ignore, folder.extensions
+    reserved = {os.fspath(place) for place in reserved_places(folder)}
     inbox_text = os.fspath(folder.inbox)
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        base = Path(dirpath)
         dirnames[:] = [
             d
             for d in dirnames
             if not ignored_name(d)
-            and base / d not in reserved
-            and not any(fnmatch.fnmatchcase(d, p) for p in patterns)
+            and os.path.join(dirpath, d) not in reserved
+            and not (patterns is not None and patterns.match(d))
         ]
-        rel_dir = os.path.relpath(dirpath, inbox_text).replace(os.sep, "/") if patterns else ""
+        rel_dir = "" if patterns is None else os.path.relpath(dirpath, inbox_text)
         for name in filenames:
             if name.rpartition(".")[2].lower() not in extensions or "." not in name:
                 continue
             if ignored_name(name):
                 continue
-            if patterns:
-                text = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if any(
-                    fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(text, p) for p in patterns
-                ):
+            if patterns is not None:
+                text = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
+                if patterns.match(name) or patterns.match(text):
                     continue
-            path = base / name
-            st = _lstat(path)
-            if st is not None:
-                yield path, st
+            path = os.path.join(dirpath, name)
+            try:
+                yield path, os.lstat(path)
+            except FileNotFoundError:
+                continue
 
 
 def _walk_sessions(folder: Folder, top: Path) -> Iterator[tuple[Path, os.stat_result]]:

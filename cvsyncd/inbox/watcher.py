@@ -54,7 +54,7 @@ class Watcher:
         self._refused: dict[Path, tuple[Folder, str]] = {}
         # files that already have a job, as they looked then: rescans skip them without
         # asking the store (a rescan of 10,000 done files costs a walk, not 10,000 queries)
-        self._known: dict[Path, object] = {}
+        self._known: dict[str, object] = {}  # by os.fspath: a rescan builds no Path for them
         self._ready: asyncio.Queue[tuple[Folder, Path]] = asyncio.Queue()
         self._pending_scans: list[tuple[Folder, Path]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -199,7 +199,7 @@ class Watcher:
         if what == "gone":
             self._candidates.pop(path, None)
             self._skipped.pop(path, None)
-            self._known.pop(path, None)
+            self._known.pop(os.fspath(path), None)
             self._refused.pop(path, None)
         if path.name == OVERRIDE_NAME:  # held recordings below may be taken now
             self._pending_scans.append((folder, path.parent))
@@ -246,15 +246,14 @@ class Watcher:
         def look() -> tuple[list[tuple[Path, os.stat_result]], set[Path]]:
             wanted, still_there = set(listed), set()
             found = []
-            for path, st in inbox.walk(folder, directory):
+            for name, st in inbox.walk_names(folder, directory):
+                if stat.S_ISREG(st.st_mode) and known.get(name) == (st.st_size, st.st_mtime_ns):
+                    continue  # the usual case of a rescan: a file that has a job, unchanged
+                path = Path(name)
                 if path in wanted:
                     still_there.add(path)
-                elif path in candidates:
+                elif path in candidates or skipped.get(path) == (st.st_size, st.st_mtime_ns):
                     continue
-                elif stat.S_ISREG(st.st_mode):
-                    signature = (st.st_size, st.st_mtime_ns)
-                    if skipped.get(path) == signature or known.get(path) == signature:
-                        continue
                 found.append((path, st))
             return found, still_there
 
@@ -276,11 +275,14 @@ class Watcher:
                 self._candidates[path] = Candidate(folder)
                 continue
             signature = (st.st_size, st.st_mtime_ns)
-            if self._skipped.get(path) == signature or self._known.get(path) == signature:
+            if (
+                self._skipped.get(path) == signature
+                or self._known.get(os.fspath(path)) == signature
+            ):
                 continue
             rel = path.relative_to(folder.inbox).as_posix()
             if self.is_known(folder, rel, st.st_size, st.st_mtime_ns):
-                self._known[path] = signature
+                self._known[os.fspath(path)] = signature
             else:
                 self._candidates[path] = Candidate(folder)
         self.log.debug(
