@@ -40,6 +40,7 @@ from cvsyncd.emulator import Emulator, FaultSettings  # noqa: E402
 from cvsyncd.jobs.store import DB_NAME, Store, options_key  # noqa: E402
 
 KEY = "soak-key-0123456789"
+GOALS = {"cpu_seconds_per_recording": 0.010, "peak_rss_mb": 150.0, "duplicate_creates": 0}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 API = ("upload", "put", "create", "get", "delete", "account")
 OPTIONS = {"fillers": True}
@@ -246,6 +247,10 @@ def time_to_ready(root: Path, config: Path) -> float:
     return elapsed
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recordings", type=int, default=1000)
@@ -256,10 +261,17 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cvsyncd-soak-"))
     try:
-        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+        print(
+            f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+            f"load average before: {load_average()}"
+        )
         figures = soak(root, args.recordings, args.folders, args.fault_rate)
         for key, value in figures.items():
-            print(f"{key:>28}: {value}")
+            goal = GOALS.get(key)
+            verdict = ""
+            if goal is not None:
+                verdict = f" (goal ≤ {goal}: {'met' if value <= goal else 'NOT met'})"
+            print(f"{key:>28}: {value}{verdict}")
         fill_store(root, args.rows, args.files, args.folders)
         emulator = Emulator(root / "emulator2", api_key=KEY)
         emulator.start()
@@ -273,6 +285,7 @@ def main() -> int:
             f"{args.files} files; target <= 3 s)"
         )
         figures["time_to_ready_seconds"] = round(ready, 2)
+        print(f"load average after: {load_average()}")
         print(json.dumps(figures))
     finally:
         shutil.rmtree(root, ignore_errors=True)
