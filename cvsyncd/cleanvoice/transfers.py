@@ -215,10 +215,13 @@ class Transfers:
             position, total = self._start_download(response, sink, offset, what)
             if decoder is not None:
                 total = None  # the length is the compressed one
-            if decoder is None:
-                position = self._receive(response, sink, position, what)
-            else:
-                position = self._receive_decoded(response, sink, decoder, position, what)
+            for chunk in _body(response, what):
+                for block in (chunk,) if decoder is None else decoder.feed(chunk):
+                    position = self._count(position, len(block), what)
+                    _write(sink, block)
+            for block in decoder.flush() if decoder is not None else ():
+                position = self._count(position, len(block), what)
+                _write(sink, block)
         except _SinkFailed as failed:  # the file, not the network: a full disk …
             raise failed.error from None
         except (OSError, http.client.HTTPException, zlib.error) as exc:
@@ -227,45 +230,6 @@ class Transfers:
             ) from None
         if total is not None and position != total:
             raise TransientApiError(f"{what} was cut short: {position} of {total} bytes")
-        return position
-
-    def _receive(
-        self, response: http.client.HTTPResponse, sink: IO[bytes], position: int, what: str
-    ) -> int:
-        """Read the body into one reused buffer and write the file from it."""
-        buffer = memoryview(bytearray(BUFFER_SIZE))
-        pace = _Pace(MIN_BYTES_PER_MINUTE)
-        while n := response.readinto(buffer):
-            if not pace.keeps_up(n):
-                raise TransientApiError(
-                    f"{what} slowed to a trickle ({pace.describe()}); trying again"
-                )
-            position = self._count(position, n, what)
-            _write(sink, buffer[:n])
-        return position
-
-    def _receive_decoded(
-        self,
-        response: http.client.HTTPResponse,
-        sink: IO[bytes],
-        decoder: _Decoder,
-        position: int,
-        what: str,
-    ) -> int:
-        """Read a body compressed against our wish, decoding it block by block."""
-        buffer = memoryview(bytearray(BUFFER_SIZE))
-        pace = _Pace(MIN_BYTES_PER_MINUTE)
-        while n := response.readinto(buffer):
-            if not pace.keeps_up(n):
-                raise TransientApiError(
-                    f"{what} slowed to a trickle ({pace.describe()}); trying again"
-                )
-            for block in decoder.feed(buffer[:n]):
-                position = self._count(position, len(block), what)
-                _write(sink, block)
-        for block in decoder.flush():
-            position = self._count(position, len(block), what)
-            _write(sink, block)
         return position
 
     def _count(self, position: int, n: int, what: str) -> int:
@@ -395,6 +359,17 @@ def parse_content_range(value: str | None) -> tuple[int, int | None]:
         return int(span.split("-")[0]), (int(size) if size.isdigit() else None)
     except ValueError:
         return -1, None
+
+
+def _body(response: http.client.HTTPResponse, what: str) -> Iterator[memoryview]:
+    """The body through one reused buffer, read straight from the socket; each chunk is
+    valid until the next is read. A body slower than MIN_BYTES_PER_MINUTE is given up."""
+    buffer = memoryview(bytearray(BUFFER_SIZE))
+    pace = _Pace(MIN_BYTES_PER_MINUTE)
+    while n := response.readinto(buffer):
+        if not pace.keeps_up(n):
+            raise TransientApiError(f"{what} slowed to a trickle ({pace.describe()}); trying again")
+        yield buffer[:n]
 
 
 class _SinkFailed(Exception):

@@ -164,23 +164,16 @@ def session_signature(folder: Folder, session: Path) -> tuple[object, ...]:
     return tuple((p.name, st.st_size, st.st_mtime_ns) for p, st in session_tracks(folder, session))
 
 
-def walk(folder: Folder, start: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
+def walk(folder: Folder, start: Path | None = None) -> Iterator[tuple[str, os.stat_result]]:
     """Yield the candidate entries below ``start`` (default: the inbox) with their lstat,
     and for a multi-track folder its sessions (with the session folder's lstat).
 
     An entry whose name makes it a candidate is yielded whatever it is (a link, a FIFO …),
     so that the watcher can say why it is not taken; links are never followed, and ignored
-    and reserved folders are not entered.
-    """
-    for name, st in walk_names(folder, start):
-        yield Path(name), st
-
-
-def walk_names(folder: Folder, start: Path | None = None) -> Iterator[tuple[str, os.stat_result]]:
-    """``walk``, with each path as a string (a rescan builds no ``Path`` for the files it
-    already knows). The rules of ``is_candidate`` are applied a folder at a time (a folder
-    that passes need not be checked again for each file in it): a rescan of an archive of
-    10,000 recordings is a walk and a ``lstat`` per file.
+    and reserved folders are not entered. Paths are strings: a rescan builds no ``Path``
+    for the files it already knows. The rules of ``is_candidate`` are applied a folder at a
+    time (a folder that passes need not be checked again for each file in it), so a rescan
+    of an archive of 10,000 recordings is a walk and a ``lstat`` per file.
     """
     top = start or folder.inbox
     if folder.multitrack:

@@ -246,7 +246,7 @@ class Watcher:
         def look() -> tuple[list[tuple[Path, os.stat_result]], set[Path]]:
             wanted, still_there = set(listed), set()
             found = []
-            for name, st in inbox.walk_names(folder, directory):
+            for name, st in inbox.walk(folder, directory):
                 if stat.S_ISREG(st.st_mode) and known.get(name) == (st.st_size, st.st_mtime_ns):
                     continue  # the usual case of a rescan: a file that has a job, unchanged
                 path = Path(name)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from cvsyncd.config import Folder
 from cvsyncd.inbox.rules import is_candidate, walk
+from tests.unit.inbox.test_watcher import make_folder
 
 NAMES = st.sampled_from(
     [
@@ -65,18 +66,9 @@ def test_the_walk_finds_what_the_per_file_rule_accepts(
 ) -> None:
     root = Path(tempfile.mkdtemp(prefix="cvsyncd-walk-"))
     try:
-        inbox = root / "inbox"
-        inbox.mkdir()
-        folder = Folder(
-            inbox=inbox,
-            outbox=inbox / "out",
-            preset=None,
-            options={},
-            after="move",
-            done_dir=inbox / "done",
-            failed_dir=inbox / "failed",
-            ignore=tuple(patterns),
-        )
+        folder = make_folder(root)  # an outbox inside the inbox: one more reserved place
+        folder = dataclasses.replace(folder, outbox=folder.inbox / "out", ignore=tuple(patterns))
+        inbox = folder.inbox
         for dirs, name in tree:
             parent = inbox.joinpath(*dirs)
             parent.mkdir(parents=True, exist_ok=True)
@@ -84,9 +76,9 @@ def test_the_walk_finds_what_the_per_file_rule_accepts(
         for start in (inbox, inbox.joinpath(*sub)):  # a rescan, and a new folder's scan
             if not start.is_dir():
                 continue
-            walked = {path for path, _ in walk(folder, start)}
+            walked = {Path(path) for path, _ in walk(folder, start)}
             assert walked == _per_file(folder, start)
         flat = dataclasses.replace(folder, ignore=())
-        assert {p for p, _ in walk(flat)} == _per_file(flat, inbox)
+        assert {Path(p) for p, _ in walk(flat)} == _per_file(flat, inbox)
     finally:
         shutil.rmtree(root)
