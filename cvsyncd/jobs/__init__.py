@@ -14,7 +14,7 @@
 Only this package touches the database; the names below are its face.
 """
 
-from cvsyncd.jobs.lock import daemon_pid, lock_holder
+from cvsyncd.jobs.lock import daemon_pid, lock_holder, wake_daemon
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.queries import Listing
 from cvsyncd.jobs.states import (
@@ -50,4 +50,5 @@ __all__ = [
     "daemon_pid",
     "iso_time",
     "lock_holder",
+    "wake_daemon",
 ]
