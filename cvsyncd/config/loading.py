@@ -47,6 +47,7 @@ from cvsyncd.config.schema import (
     show_value,
     unknown_key,
 )
+from cvsyncd.config.web import make_web
 from cvsyncd.errors import ConfigError, Problem
 from cvsyncd.urls import is_loopback
 
@@ -108,7 +109,7 @@ DAEMON_KEYS: Mapping[str, Setting] = {
     "retry_max_seconds": number(900.0, above=0),
 }
 
-TOP_KEYS = ("cleanvoice", "daemon", "presets", "folders")
+TOP_KEYS = ("cleanvoice", "daemon", "presets", "folders", "web")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -195,9 +196,10 @@ def parse_config(
     daemon = make_daemon(data, reader)
     book = PresetBook(data, reader)
     folders = make_folders(data, book)
+    web = make_web(data, reader)
     if reader.problems or cleanvoice is None or daemon is None or not folders:
         raise ConfigError(reader.problems)
-    return Config(absolute, cleanvoice, daemon, book.effective(), folders)
+    return Config(absolute, cleanvoice, daemon, book.effective(), folders, web)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
