@@ -44,7 +44,9 @@ def parse_listen(value: Any, reader: Reader | None = None) -> tuple[str, int]:
 
 WEB_KEYS: Mapping[str, Setting] = {
     "listen": Setting(
-        parse_listen, "host:port, such as 127.0.0.1:8750 or [::1]:8750", DEFAULT_LISTEN
+        parse_listen,
+        "host:port, such as 127.0.0.1:8750 or [::1]:8750",
+        parse_listen(DEFAULT_LISTEN),
     ),
     "password_file": Setting(
         check_path,
