@@ -116,7 +116,7 @@ class Credit:
             self._task = None
 
     def text(self) -> str | None:
-        return None if self.value is None else f"{self.value:g} {self.unit}".strip()
+        return None if self.value is None else f"{self.value:,.1f} {self.unit}".strip()
 
 
 class Dashboard:
