@@ -34,8 +34,9 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cli import fill  # noqa: E402
-from bench.watch import cpu_seconds, memory  # noqa: E402
+from cli import fill  # noqa: E402  (bench/cli.py: this script's folder is on sys.path)
+from watch import cpu_seconds, memory  # noqa: E402
+
 from cvsyncd.emulator import Emulator  # noqa: E402
 from cvsyncd.jobs.database import DB_NAME  # noqa: E402
 
