@@ -35,7 +35,7 @@ from cvsyncd.pipeline.scheduler import Pipeline
 from cvsyncd.redact import register_secret
 
 TURN_SECONDS = 3.0  # while jobs are active: the status line follows their progress
-REST_SECONDS = 30.0  # no active job: only a config edit without SIGHUP waits this long
+REST_SECONDS = 10.0  # no active job: only a config edit without SIGHUP waits this long
 MAX_REFUSED_SHOWN = 100
 STATUS_STATES = (*ACTIVE, JobState.NEEDS_ATTENTION)
 
