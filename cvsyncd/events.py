@@ -96,6 +96,7 @@ WEB_LOGIN = "web.login"
 WEB_LOGIN_FAILED = "web.login_failed"
 WEB_REFUSED = "web.refused"
 WEB_ACTION = "web.action"
+WEB_FAILED = "web.failed"
 
 # -- the API (debug) ------------------------------------------------------------------
 API_CALL = "api.call"
@@ -182,6 +183,7 @@ MESSAGES: dict[str, str] = {
     WEB_LOGIN_FAILED: "dashboard: wrong password; the next try from this address waits",
     WEB_REFUSED: "dashboard: a form without its session's token was refused",
     WEB_ACTION: "dashboard: action taken",
+    WEB_FAILED: "the dashboard stopped after an error; the daemon goes on without it",
     API_CALL: "API call",
     API_UPLOAD: "uploading to a signed URL",
     API_DOWNLOAD: "downloading from a signed URL",

@@ -160,7 +160,10 @@ class Daemon:
         )
         server = make_server(dashboard.app())
         self.log.info(ev.WEB_STARTED, listen=self.config.web.listen, login=bool(self._web_password))
-        await serve(server, listener, self.stop)
+        try:
+            await serve(server, listener, self.stop)
+        except Exception as exc:  # the recordings matter more than the dashboard
+            self.log.error(ev.WEB_FAILED, error=f"{type(exc).__name__}: {exc}")
 
     def _sweep(self) -> None:
         """Remove temp files a crash left in our output places (only our own names)."""

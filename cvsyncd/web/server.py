@@ -105,3 +105,5 @@ async def serve(server: EmbeddedServer, sock: socket.socket, stop: asyncio.Event
         server.stop()
         await asyncio.gather(task, waiter, return_exceptions=True)
         sock.close()
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
