@@ -81,3 +81,17 @@ def test_check_and_run_name_a_missing_password_file(tmp_path: Path) -> None:
     config = load(tmp_path, '[web]\nlisten = "0.0.0.0:8750"\npassword_file = "nope"\n' + FOLDER)
     [found] = web_problems(config)
     assert found.key == "web.password_file" and "cannot read" in found.message
+
+
+def test_a_missing_package_of_the_web_extra_is_named_with_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cvsyncd.web
+
+    config = load(tmp_path, "[web]\n" + FOLDER)
+    assert web_problems(config) == []  # the extra is installed here
+    monkeypatch.setitem(cvsyncd.web.REQUIRED, "cvsyncd_no_such_module", "no-such-package")
+    [found] = web_problems(config)
+    assert found.key == "web" and "no-such-package" in found.message
+    assert "pip install 'cvsyncd[web]'" in found.valid
+    assert web_problems(load(tmp_path, FOLDER)) == []  # no [web]: nothing needed
