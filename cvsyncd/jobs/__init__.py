@@ -7,6 +7,7 @@
     ├── store.py       Store: the write side (new jobs, state changes, requeue, resume)
     ├── queries.py     the read side: the questions the pipeline and the commands ask
     ├── meta.py        daemon-wide values beside the jobs, each with typed methods
+    ├── spending.py    the spend guard's records: hours spent, held jobs, backlogs, usage
     ├── database.py    the database file: opening, transactions, integrity, migrating
     ├── migrations.py  the schema, as an ordered list of migrations
     └── lock.py        one daemon (or `cvsyncd process` run) per state directory
@@ -23,6 +24,7 @@ from cvsyncd.jobs.states import (
     RETRYABLE,
     TERMINAL,
     TRANSITIONS,
+    WAITING,
     InputFile,
     Job,
     JobState,
@@ -30,6 +32,7 @@ from cvsyncd.jobs.states import (
     check_transition,
     iso_time,
 )
+from cvsyncd.jobs.spending import Backlog, Spent, UsageRow
 from cvsyncd.jobs.store import JsonText, Store
 
 __all__ = [
@@ -39,13 +42,17 @@ __all__ = [
     "RETRYABLE",
     "TERMINAL",
     "TRANSITIONS",
+    "WAITING",
+    "Backlog",
     "InputFile",
     "Job",
     "JobState",
     "JsonText",
     "Listing",
+    "Spent",
     "Store",
     "TransitionError",
+    "UsageRow",
     "check_transition",
     "daemon_pid",
     "iso_time",

@@ -40,6 +40,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "created_at": iso_time(job.created_at),
         "updated_at": iso_time(job.updated_at),
         "finished_at": iso_time(job.finished_at),
+        "hold": job.facts.get("hold"),
     }
 
 
