@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "queue failed, needs_attention or duplicate jobs again (submits them anew, asking "
         "nothing further)",
     ),
+    "release": (
+        "release",
+        "queue held jobs now (a held backlog, or recordings a spend cap held); a released "
+        "job is not held again by what held it",
+    ),
     "forget": ("forget", "forget finished jobs, so the same input is taken again"),
     "show": ("show", "everything known about a job"),
     "render": (

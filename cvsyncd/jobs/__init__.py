@@ -18,6 +18,7 @@ Only this package touches the database; the names below are its face.
 from cvsyncd.jobs.lock import daemon_pid, lock_holder
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.queries import Listing
+from cvsyncd.jobs.spending import Backlog, Spent, UsageRow
 from cvsyncd.jobs.states import (
     ACTIVE,
     REMOTE,
@@ -32,7 +33,6 @@ from cvsyncd.jobs.states import (
     check_transition,
     iso_time,
 )
-from cvsyncd.jobs.spending import Backlog, Spent, UsageRow
 from cvsyncd.jobs.store import JsonText, Store
 
 __all__ = [

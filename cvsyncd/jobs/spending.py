@@ -19,6 +19,13 @@ from cvsyncd.jobs.meta import DaemonState
 from cvsyncd.jobs.states import JobState
 
 S = JobState
+# the kinds of hold, as stored in ``facts.hold.kind``
+BACKLOG = "backlog"
+CAP_DAY = "cap_day"
+CAP_MONTH = "cap_month"
+CAP_FOLDER_MONTH = "cap_folder_month"
+CREDIT = "credit"
+CAPS = (CAP_FOLDER_MONTH, CAP_MONTH, CAP_DAY)
 META_BACKLOG = "backlog:"  # + a folder key: what was decided about its first inbox content
 
 # a job that passed the guard and still counts: on its way, done, or failed only after it

@@ -2,8 +2,9 @@
 
 ``Store`` is the write side (creating jobs, moving them between states, the operator's
 requeue and resume), on top of the queries (``queries.py``), the spend guard's records
-(``spending.py``), the daemon-wide values (``meta.py``) and the database file's rules (``database.py``: opening, transactions,
-migrations). Rows come back as the dataclasses of ``states.py``.
+(``spending.py``), the daemon-wide values (``meta.py``) and the database file's rules
+(``database.py``: opening, transactions, migrations). Rows come back as the dataclasses
+of ``states.py``.
 """
 
 from __future__ import annotations

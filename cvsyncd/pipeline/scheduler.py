@@ -82,6 +82,8 @@ class Pipeline(RuntimePart):
             S.FETCHING: Step("fetch", self.delivery.fetch),
             S.WRITING: Step("write", self.delivery.write),
             S.DISPOSING: Step("dispose", disposals.dispose),
+            # a held job falls due when its cap's period turns or the caps changed
+            S.HELD: Step("recheck", uploads.guard.recheck),
         }
         self.settle_duplicate = Step("duplicate", self.intake_steps.duplicate)
         # the order a pass looks at due jobs: the end of the pipeline first (finishing
