@@ -155,7 +155,7 @@ class Backlogs(RuntimePart):
             r.name: None if r.size is None or r.mtime_ns is None else [r.size, r.mtime_ns]
             for r in recordings
         }
-        decided = Backlog(decision, folder.existing, round(hours, 4), now, entries)
+        decided = Backlog(decision, folder.existing, round(hours, 6), now, entries)
         self.store.set_backlog(folder.key, decided)
         say = self.log.warning if recordings and decision != "take" else self.log.info
         say(

@@ -99,8 +99,8 @@ def recording_hours(seconds: float | None, budget: BudgetSettings) -> float:
 
 
 def hours_text(value: float) -> str:
-    """Hours for a person: 1 decimal, 2 when it is below a tenth (``0.03 h``)."""
-    return f"{value:.2f} h" if 0 < value < 0.1 else f"{value:.1f} h"
+    """Hours for a person: 1 decimal (``1.6 h``), 3 digits below a tenth (``0.0417 h``)."""
+    return f"{value:.3g} h" if 0 < value < 0.1 else f"{value:.1f} h"
 
 
 class SpendGuard(RuntimePart):
