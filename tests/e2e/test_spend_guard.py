@@ -1,0 +1,220 @@
+"""The spend guard end to end: ``cvsyncd run`` as a subprocess against the emulator, real
+folders and a real state database. A backlog found at the first look is held (or taken,
+or skipped) as the folder says, caps hold recordings before a byte is uploaded, a reload
+that raises a cap lets them go, ``release`` queues them, and a crash changes nothing of
+it. Tiny caps and one- or two-second recordings: nothing here waits for a clock."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import pytest
+
+from cvsyncd.emulator import Emulator
+from tests.conftest import DaemonProcess, Setup, creates, make_wav
+
+pytestmark = pytest.mark.e2e
+
+
+def uploads(emulator: Emulator) -> list[str]:
+    """The upload URLs asked for (the first request of every upload)."""
+    return [str(r.get("path")) for r in emulator.requests() if r["endpoint"] == "upload"]
+
+
+def held_jobs(setup: Setup) -> list[dict[str, object]]:
+    return [j for j in setup.jobs() if j["state"] == "held"]
+
+
+def status_text(setup: Setup) -> str:
+    proc = setup.cli("status", "-c", str(setup.config))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def settle_new(daemon: DaemonProcess, setup: Setup, name: str, seconds: float = 1.0) -> None:
+    """Drop a new recording while the daemon runs (so it is no backlog), of a tone of its
+    own (the same content twice would be a duplicate, never uploaded)."""
+    freq = 200 + zlib.crc32(name.encode()) % 800
+    make_wav(setup.root / f".{name}.tmp", seconds=seconds, freq=freq).rename(setup.inbox / name)
+
+
+@pytest.mark.parametrize("existing", ["auto", "hold"])
+def test_a_backlog_is_held_until_released_and_new_recordings_are_taken(
+    tmp_path: Path, emulator: Emulator, existing: str
+) -> None:
+    # three 2 s recordings are 6 s: more than backlog_hours = 0.001 h (3.6 s) for "auto";
+    # "hold" holds them whatever they come to (backlog_hours is large)
+    backlog_hours = "0.001" if existing == "auto" else "100"
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        extra_daemon=f"\n[budget]\nbacklog_hours = {backlog_hours}\n",
+        extra_folder=f'existing = "{existing}"',
+    )
+    for i in range(3):
+        make_wav(setup.inbox / f"old{i}.wav", seconds=2.0, freq=300 + 100 * i)
+    daemon = setup.daemon()
+    try:
+        decided = daemon.wait_for_event("inbox.backlog")
+        assert (decided["decision"], decided["recordings"]) == ("hold", 3)
+        daemon.wait_for(lambda: daemon.count("job.held", kind="backlog") == 3, what="3 held")
+        # a recording that arrives now is not backlog: it is taken, and done
+        settle_new(daemon, setup, "new.wav")
+        daemon.wait_for_event("job.done", path="new.wav")
+        assert len(uploads(emulator)) == 1 and len(creates(emulator)) == 1
+        assert sorted(str(j["name"]) for j in held_jobs(setup)) == [
+            "old0.wav",
+            "old1.wav",
+            "old2.wav",
+        ]
+        status = status_text(setup)
+        assert "held (nothing uploaded" in status
+        assert "backlog of folder inbox: 3 recordings" in status
+        shown = setup.cli("show", "-c", str(setup.config), str(held_jobs(setup)[0]["id"]))
+        assert "— held" in shown.stdout
+        assert "already in the inbox when cvsyncd first watched the folder" in shown.stdout
+
+        released = setup.cli("release", "-c", str(setup.config), "--all")
+        assert released.returncode == 0, released.stderr
+        assert released.stdout.count("released: it is queued for upload") == 3
+        for i in range(3):
+            daemon.wait_for_event("job.done", path=f"old{i}.wav")
+    finally:
+        assert daemon.stop() == 0
+    assert len(creates(emulator)) == 4
+    assert [j["state"] for j in setup.jobs()] == ["done"] * 4
+
+
+def test_a_backlog_within_the_threshold_is_taken(tmp_path: Path, emulator: Emulator) -> None:
+    setup = Setup(tmp_path, emulator.base_url, after="keep")  # backlog_hours = 2 by default
+    make_wav(setup.inbox / "a.wav", freq=300)
+    make_wav(setup.inbox / "b.wav", freq=500)
+    daemon = setup.daemon()
+    try:
+        decided = daemon.wait_for_event("inbox.backlog")
+        assert (decided["decision"], decided["recordings"]) == ("take", 2)
+        daemon.wait_for_event("job.done", path="a.wav")
+        daemon.wait_for_event("job.done", path="b.wav")
+    finally:
+        assert daemon.stop() == 0
+    assert daemon.count("job.held") == 0 and len(creates(emulator)) == 2
+
+
+def test_a_skipped_backlog_stays_skipped_after_a_restart(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup = Setup(tmp_path, emulator.base_url, after="keep", extra_folder='existing = "skip"')
+    make_wav(setup.inbox / "archive1.wav", freq=300)
+    make_wav(setup.inbox / "archive2.wav", freq=500)
+    daemon = setup.daemon()
+    try:
+        assert daemon.wait_for_event("inbox.backlog")["decision"] == "skip"
+        settle_new(daemon, setup, "fresh.wav")
+        daemon.wait_for_event("job.done", path="fresh.wav")
+    finally:
+        assert daemon.stop() == 0
+    daemon = setup.daemon()  # a restart: the archive is still not a new recording
+    try:
+        daemon.wait_for_event("daemon.started")
+        settle_new(daemon, setup, "fresh2.wav")
+        daemon.wait_for_event("job.done", path="fresh2.wav")
+        assert daemon.count("inbox.backlog") == 0  # decided once, at the first start
+    finally:
+        assert daemon.stop() == 0
+    assert sorted(str(j["name"]) for j in setup.jobs()) == ["fresh.wav", "fresh2.wav"]
+    assert len(creates(emulator)) == 2
+
+
+def test_a_daily_cap_holds_and_a_reload_that_raises_it_lets_the_job_go(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # 0.0005 h = 1.8 s a day: the first 1 s recording fits, the second does not
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        extra_daemon="\n[budget]\nhours_per_day = 0.0005\n",
+    )
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("daemon.started")
+        settle_new(daemon, setup, "one.wav")
+        daemon.wait_for_event("job.done", path="one.wav")
+        settle_new(daemon, setup, "two.wav")
+        held = daemon.wait_for_event("job.held", path="two.wav")
+        assert held["kind"] == "cap_day"
+        assert held["reason"].startswith("daily cap of 0.0005 h reached: 0.000278 h used;")
+        assert len(uploads(emulator)) == 1
+        status = status_text(setup)
+        assert "daily cap of 0.0005 h reached: 0.000278 h used; 1 recording" in status
+        assert "two.wav" in status
+
+        text = setup.config.read_text().replace("hours_per_day = 0.0005", "hours_per_day = 1")
+        setup.config.write_text(text)  # the daemon notices the change and reloads
+        daemon.wait_for_event("config.reloaded")
+        daemon.wait_for_event("job.hold_ended", path="two.wav")
+        daemon.wait_for_event("job.done", path="two.wav")
+    finally:
+        assert daemon.stop() == 0
+    assert len(creates(emulator)) == 2
+
+
+def test_a_monthly_cap_holds_and_release_is_not_undone_by_the_same_cap(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        extra_folder="hours_per_month = 0.0005",
+    )
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("daemon.started")
+        settle_new(daemon, setup, "one.wav")
+        daemon.wait_for_event("job.done", path="one.wav")
+        settle_new(daemon, setup, "two.wav")
+        held = daemon.wait_for_event("job.held", path="two.wav")
+        assert held["kind"] == "cap_folder_month"
+        job_id = str(held["job"])
+        released = setup.cli("release", "-c", str(setup.config), job_id)
+        assert released.returncode == 0 and "released" in released.stdout
+        daemon.wait_for_event("job.done", path="two.wav")
+        assert daemon.count("job.held", path="two.wav") == 1  # not held a second time
+        # the cap still holds a recording that was not released
+        settle_new(daemon, setup, "three.wav")
+        assert daemon.wait_for_event("job.held", path="three.wav")["kind"] == "cap_folder_month"
+        again = setup.cli("release", "-c", str(setup.config), job_id)
+        assert again.returncode == 1 and "not held" in again.stderr
+    finally:
+        assert daemon.stop() == 0
+    assert len(creates(emulator)) == 2
+
+
+def test_held_jobs_stay_held_through_a_crash(tmp_path: Path, emulator: Emulator) -> None:
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        extra_daemon="\n[budget]\nbacklog_hours = 0\n",
+    )
+    make_wav(setup.inbox / "old1.wav", freq=300)
+    make_wav(setup.inbox / "old2.wav", freq=500)
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for(lambda: daemon.count("job.held") == 2, what="both held")
+    finally:
+        daemon.kill()  # kill -9: no goodbye
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("daemon.started")
+        settle_new(daemon, setup, "new.wav")  # proof that this run takes and uploads
+        daemon.wait_for_event("job.done", path="new.wav")
+        assert daemon.count("inbox.backlog") == 0 and daemon.count("job.held") == 0
+    finally:
+        assert daemon.stop() == 0
+    states = {str(j["name"]): j["state"] for j in setup.jobs()}
+    assert states == {"old1.wav": "held", "old2.wav": "held", "new.wav": "done"}
+    assert len(uploads(emulator)) == 1 and len(creates(emulator)) == 1
