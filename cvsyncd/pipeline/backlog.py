@@ -157,8 +157,8 @@ class Backlogs(RuntimePart):
         }
         decided = Backlog(decision, folder.existing, round(hours, 6), now, entries)
         self.store.set_backlog(folder.key, decided)
-        say = self.log.warning if recordings and decision != "take" else self.log.info
-        say(
+        held_or_skipped = bool(recordings) and decision != "take"
+        (self.log.warning if held_or_skipped else self.log.info)(
             ev.INBOX_BACKLOG,
             folder=folder.name,
             decision=decision,
