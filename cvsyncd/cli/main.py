@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "queue failed, needs_attention or duplicate jobs again (submits them anew, asking "
         "nothing further)",
     ),
+    "estimate": (
+        "estimate",
+        "what would be taken from each folder (or the given paths) and what it comes to: "
+        "lengths, hours, the caps, the balance; nothing is uploaded",
+    ),
     "release": (
         "release",
         "queue held jobs now (a held backlog, or recordings a spend cap held); a released "

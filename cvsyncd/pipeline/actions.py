@@ -18,7 +18,7 @@ from cvsyncd.errors import StoreError, UsageError
 from cvsyncd.jobs import ALL_FOLDERS, RETRYABLE, TERMINAL, Job, JobState, Store, iso_time
 from cvsyncd.pipeline.disposal import error_note
 from cvsyncd.pipeline.outcomes import can_resume
-from cvsyncd.pipeline.spend import release_facts
+from cvsyncd.pipeline.spend import NEVER, release_facts
 from cvsyncd.redact import scrub
 
 
@@ -273,7 +273,10 @@ def describe_job(config: Config, store: Store, job_id: int) -> dict[str, Any] | 
         "options": dict(job.options),
         "edit_id": job.edit_id,
         "attempts": job.attempts,
-        "next_attempt_at": iso_time(job.next_attempt_at) if job.next_attempt_at else None,
+        # a job held until someone releases it has no next try to show
+        "next_attempt_at": iso_time(job.next_attempt_at)
+        if job.next_attempt_at and job.next_attempt_at < NEVER
+        else None,
         "progress": job.progress,
         "error": job.error,
         "outputs": [dict(o) for o in job.outputs],
