@@ -78,7 +78,10 @@ def print_status(report: Mapping[str, Any], out: TextIO) -> None:
         for group in report["held_jobs"]:
             say(out, f"  {group['words']}")
         for job in report["held_list"]:
-            say(out, f"  #{job['id']:<5} {job['name']}")
+            hold = job.get("hold") or {}
+            needs = hold.get("needs_hours")
+            size = f"  ({needs * 60:.1f} min)" if isinstance(needs, int | float) else ""
+            say(out, f"  #{job['id']:<5} {hold.get('kind', ''):<16} {job['name']}{size}")
         if report["held_more"]:
             say(out, f"  … and {report['held_more']} more (cvsyncd jobs --state held)")
     if report["not_taken"]:
