@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "what would be taken from each folder (or the given paths) and what it comes to: "
         "lengths, hours, the caps, the balance; nothing is uploaded",
     ),
+    "usage": (
+        "usage",
+        "hours of audio used by done jobs, by folder, day or month (for invoices); --json, --csv",
+    ),
     "release": (
         "release",
         "queue held jobs now (a held backlog, or recordings a spend cap held); a released "
@@ -67,7 +71,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 DAEMON_COMMANDS = ("run", "process", "emulator")  # they set up their own logging
-READERS = ("status", "jobs", "show")  # read the state database; import no structlog
+READERS = ("status", "jobs", "show", "usage")  # read the state database; import no structlog
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

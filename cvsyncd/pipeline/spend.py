@@ -1,7 +1,7 @@
-"""The spend guard: nothing is uploaded that the user did not mean to pay for.
+"""The spend guard's terms: holds, the local calendar, hours, and what ``status`` says.
 
 Cleanvoice bills per hour of audio. Right before a queued job would upload its first byte,
-:meth:`SpendGuard.check` weighs it with the duration probed on this machine (a recording
+``guard.SpendGuard.check`` weighs it with the duration probed on this machine (a recording
 whose length cannot be read counts as ``unknown_duration_hours``) and holds it —
 ``queued → held``, nothing uploaded — when:
 
@@ -15,6 +15,8 @@ whose length cannot be read counts as ``unknown_duration_hours``) and holds it �
 What counts against a cap: the hours of every job that passed the guard in that period and
 is on its way, done, or failed after it was submitted (``jobs/spending.py``). A released
 job is not held again by the kind of hold it was released from.
+
+This module imports nothing of the running pipeline: ``status`` and ``usage`` use it.
 """
 
 from __future__ import annotations
@@ -25,13 +27,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import structlog
-
-from cvsyncd import events as ev
 from cvsyncd.config import BudgetSettings, Config, Folder
-from cvsyncd.jobs import Job, JobState, Store
-from cvsyncd.jobs.spending import BACKLOG, CAP_DAY, CAP_FOLDER_MONTH, CAP_MONTH, CAPS, CREDIT
-from cvsyncd.pipeline.runtime import Runtime, RuntimePart
+from cvsyncd.jobs import JobState, Store
+from cvsyncd.jobs.spending import BACKLOG, CAP_DAY, CAP_FOLDER_MONTH, CAP_MONTH, CAPS
 
 S = JobState
 # a hold that only a person ends waits "forever" (a time that still prints as a date)
@@ -105,160 +103,20 @@ def hours_text(value: float) -> str:
     return f"{value:.2f} h" if value < 1 else f"{value:.1f} h"
 
 
-class SpendGuard(RuntimePart):
-    """Weighs each recording against the caps, the backlog decision and the balance."""
-
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-        self.balance: tuple[float, float] | None = None  # (hours left, when learnt)
-        self.log = structlog.get_logger("cvsyncd.pipeline")
-
-    # -- deciding ------------------------------------------------------------------------
-
-    def check(self, job: Job, folder: Folder, now: float | None = None) -> Hold | None:
-        """Return why ``job`` must not be uploaded now, or None if it may go.
-
-        ``now`` is for the tests of the calendar: the guard uses the clock otherwise.
-        """
-        now = time.time() if now is None else now
-        released = set(job.facts.get("released", ()))
-        needs = recording_hours(job.facts.get("duration"), self.config.budget)
-        if job.facts.get("backlog") == "hold" and BACKLOG not in released:
-            return self.backlog_hold(job, needs)
-        for kind, cap, (start, end), folder_key in self.caps(folder, now):
-            if kind in released:
-                continue
-            used = self.store.spent(start, end, folder_key or None).hours
-            if used + needs <= cap + 1e-9:
-                continue
-            return self.cap_hold(kind, cap, used, needs, end, folder)
-        if CREDIT not in released and self.balance is not None:
-            left, _ = self.balance
-            if left < needs:
-                return Hold(
-                    CREDIT,
-                    f"the Cleanvoice account has {hours_text(left)} of credit left, and this "
-                    f"recording needs {hours_text(needs)}; add credit in the Cleanvoice "
-                    "dashboard (it resumes by itself) or release it: cvsyncd release "
-                    f"-c {self.config.path} {job.id}",
-                    needs,
-                    resume_at=now + CREDIT_RECHECK_SECONDS,
-                )
-        return None
-
-    def caps(self, folder: Folder, now: float) -> list[tuple[str, float, tuple[float, float], str]]:
-        """(kind, cap in hours, the period's bounds, folder key or "") of each cap that
-        applies to ``folder``'s recordings, the folder's own first."""
-        budget = self.config.budget
-        found = []
-        if folder.hours_per_month is not None:
-            found.append((CAP_FOLDER_MONTH, folder.hours_per_month, month_bounds(now), folder.key))
-        if budget.hours_per_month is not None:
-            found.append((CAP_MONTH, budget.hours_per_month, month_bounds(now), ""))
-        if budget.hours_per_day is not None:
-            found.append((CAP_DAY, budget.hours_per_day, day_bounds(now), ""))
-        return found
-
-    def backlog_hold(self, job: Job, needs: float) -> Hold:
-        backlog = self.store.backlog(job.folder)
-        if backlog is not None and backlog.mode == "hold":
-            why = 'the folder says existing = "hold"'
-        else:
-            total = hours_text(backlog.hours) if backlog else "more"
-            why = (
-                f"they come to {total} in all, more than backlog_hours = "
-                f"{self.config.budget.backlog_hours:g} h in [budget]"
-            )
-        return Hold(
-            BACKLOG,
-            "it was already in the inbox when cvsyncd first watched the folder, and "
-            f"{why}; nothing of it is uploaded until you say so: cvsyncd release "
-            f"-c {self.config.path} {job.id} (or --folder, or --all)",
-            needs,
-        )
-
-    def cap_hold(
-        self, kind: str, cap: float, used: float, needs: float, end: float, folder: Folder
-    ) -> Hold:
-        period = "daily" if kind == CAP_DAY else "monthly"
-        whose = f" of folder {folder.name}" if kind == CAP_FOLDER_MONTH else ""
-        resume_on = local_date(end)
-        if needs > cap:
-            ends = (
-                f"this recording alone ({hours_text(needs)}) is more than the cap; raise "
-                f"{CAP_KEYS[kind]} or release it: cvsyncd release -c {self.config.path} JOB"
-            )
-        else:
-            ends = (
-                f"this recording, {hours_text(needs)}, waits until {resume_on} or a higher "
-                f"cap ({CAP_KEYS[kind]})"
-            )
-        return Hold(
-            kind,
-            f"{period} cap{whose} of {cap:g} h reached: {hours_text(used)} used; {ends}",
-            needs,
-            resume_at=end,
-            cap_hours=cap,
-            used_hours=round(used, 4),
-            resume_on=resume_on,
-        )
-
-    # -- acting ------------------------------------------------------------------------
-
-    def spend_facts(self, job: Job, now: float | None = None) -> dict[str, Any]:
-        """The job's facts as it passes the guard: what it counts against the caps."""
-        hours = recording_hours(job.facts.get("duration"), self.config.budget)
-        at = time.time() if now is None else now
-        facts = {k: v for k, v in job.facts.items() if k != "hold"}
-        facts["spend"] = {"at": at, "hours": round(hours, 6)}
-        return facts
-
-    def hold(self, job: Job, hold: Hold) -> Job:
-        """Move a queued job to held (or a held one to its new hold), with the reason."""
-        facts = {**job.facts, "hold": hold.as_facts()}
-        due = NEVER if hold.resume_at is None else hold.resume_at
-        fields: dict[str, Any] = {
-            "facts": facts,
-            "error": hold.reason,
-            "attempts": 0,
-            "next_attempt_at": due,
-            "progress": None,
-        }
-        if job.state is S.HELD:
-            return self.store.update(job.id, S.HELD, None, **fields)
-        self.log.warning(
-            ev.JOB_HELD,
-            job=job.id,
-            path=job.name,
-            kind=hold.kind,
-            hours=round(hold.needs_hours, 3),
-            reason=hold.reason,
-        )
-        return self.store.transition(job.id, job.state, S.HELD, hold.reason, **fields)
-
-    def resume(self, job: Job, why: str) -> Job:
-        """Send a held job back to the queue (its hold ended by itself)."""
-        facts = {k: v for k, v in job.facts.items() if k != "hold"}
-        self.log.info(ev.JOB_HOLD_ENDED, job=job.id, path=job.name, why=why)
-        return self.store.transition(
-            job.id, S.HELD, S.QUEUED, why, facts=facts, error=None, next_attempt_at=0
-        )
-
-    async def recheck(self, job: Job, folder: Folder) -> None:
-        """The step of a held job that fell due: a period turned, a cap changed, or
-        credit may be back. Queue it again if nothing holds it now."""
-        hold = self.check(job, folder)
-        if hold is None:
-            self.resume(job, "the budget allows it now")
-        elif hold.as_facts() != job.facts.get("hold"):
-            self.hold(job, hold)  # other figures, or another cap
-        else:
-            self.store.update(
-                job.id,
-                S.HELD,
-                None,
-                next_attempt_at=NEVER if hold.resume_at is None else hold.resume_at,
-            )
+def caps_for(
+    config: Config, folder: Folder, now: float
+) -> list[tuple[str, float, tuple[float, float], str]]:
+    """(kind, cap in hours, the period's bounds, folder key or "") of each cap that applies
+    to ``folder``'s recordings at ``now``, the folder's own first."""
+    budget = config.budget
+    found = []
+    if folder.hours_per_month is not None:
+        found.append((CAP_FOLDER_MONTH, folder.hours_per_month, month_bounds(now), folder.key))
+    if budget.hours_per_month is not None:
+        found.append((CAP_MONTH, budget.hours_per_month, month_bounds(now), ""))
+    if budget.hours_per_day is not None:
+        found.append((CAP_DAY, budget.hours_per_day, day_bounds(now), ""))
+    return found
 
 
 def release_facts(facts: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs, media
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, Job, JobState, Store
 from cvsyncd.pipeline.disposal import input_place, missing_input
+from cvsyncd.pipeline.guard import SpendGuard
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
-from cvsyncd.pipeline.spend import SpendGuard
 
 S = JobState
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})

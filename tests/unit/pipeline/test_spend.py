@@ -20,10 +20,10 @@ from cvsyncd.config import BudgetSettings, Config, DaemonSettings, Folder
 from cvsyncd.config.model import CleanvoiceSettings
 from cvsyncd.jobs import InputFile, Job, JobState, Store
 from cvsyncd.pipeline.backlog import Backlogs, measure
+from cvsyncd.pipeline.guard import SpendGuard
 from cvsyncd.pipeline.runtime import Runtime
 from cvsyncd.pipeline.spend import (
     NEVER,
-    SpendGuard,
     day_bounds,
     held_summary,
     month_bounds,
