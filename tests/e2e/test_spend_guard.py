@@ -6,6 +6,7 @@ it. Tiny caps and one- or two-second recordings: nothing here waits for a clock.
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 
@@ -159,6 +160,58 @@ def test_a_daily_cap_holds_and_a_reload_that_raises_it_lets_the_job_go(
     finally:
         assert daemon.stop() == 0
     assert len(creates(emulator)) == 2
+    # the usage ledger: two 1 s recordings, this month, in the one folder
+    ledger = setup.cli("usage", "-c", str(setup.config), "--json")
+    assert ledger.returncode == 0, ledger.stderr
+    report = json.loads(ledger.stdout)
+    assert [(r["folder"], r["recordings"]) for r in report["rows"]] == [("inbox", 2)]
+    assert report["total"]["hours"] == pytest.approx(2 / 3600, abs=1e-4)
+    table = setup.cli("usage", "-c", str(setup.config), "--by", "day", "--csv").stdout
+    header, row = table.splitlines()
+    assert header == "day,recordings,hours,unknown_length,credits"
+    assert row.split(",")[1:4] == ["2", "0.0006", "0"]
+    text = setup.cli("usage", "-c", str(setup.config)).stdout
+    assert "usage in " in text and "  total" in text
+    empty = setup.cli("usage", "-c", str(setup.config), "--month", "2001-01").stdout
+    assert "no job finished in that time" in empty
+
+
+def test_estimate_weighs_without_spending(tmp_path: Path, emulator: Emulator) -> None:
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        extra_daemon="\n[budget]\nbacklog_hours = 0.001\nhours_per_day = 0.0012\n",
+    )
+    make_wav(setup.inbox / "a.wav", seconds=2.0, freq=300)
+    make_wav(setup.inbox / "show" / "b.wav", seconds=3.0, freq=400)
+    (setup.inbox / "notes.mp3").write_bytes(b"not audio" * 40)
+    proc = setup.cli("estimate", "-c", str(setup.config), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    [folder] = report["folders"]
+    found = {r["name"]: r for r in folder["recordings"]}
+    assert found["a.wav"]["seconds"] == pytest.approx(2.0, abs=0.01)
+    assert found["show/b.wav"]["seconds"] == pytest.approx(3.0, abs=0.01)
+    assert found["notes.mp3"]["would"] == "not media"
+    # 5 s is more than backlog_hours (3.6 s): the first start would hold all of it
+    assert folder["backlog"] == "hold" and folder["hold"]["recordings"] == 2
+    assert report["total"] == {"recordings": 0, "hours": 0.0}
+    assert report["caps"][0]["cap"] == "hours_per_day" and report["caps"][0]["used"] == 0
+    assert report["balance"]["known"] is True  # the emulator tells it in hours
+
+    # given paths, with existing = "take": the caps (4.3 s a day) let the 2 s one go only
+    text = setup.config.read_text() + 'existing = "take"\n'
+    setup.config.write_text(text)
+    given = setup.cli("estimate", "-c", str(setup.config), "inbox/show", "inbox/a.wav")
+    assert given.returncode == 0, given.stderr
+    assert "0:00:03  show/b.wav" in given.stdout and "0:00:02  a.wav" in given.stdout
+    assert "would take 2 (0.00139 h)" in given.stdout
+    assert "the caps let 1 of the 2 go now" in given.stdout
+    assert "balance: " in given.stdout
+
+    # nothing was uploaded, no job made, no state written
+    assert [r["endpoint"] for r in emulator.requests()] == ["account", "account"]
+    assert not (setup.state / "cvsyncd.sqlite3").exists()
 
 
 def test_a_monthly_cap_holds_and_release_is_not_undone_by_the_same_cap(
