@@ -3,13 +3,17 @@ weighing a held one again when it falls due (the terms are in ``spend.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
 from cvsyncd import events as ev
+from cvsyncd.cleanvoice.answers import account_balance, balance_unit
 from cvsyncd.config import Folder
+from cvsyncd.errors import CvsyncdError
 from cvsyncd.jobs import Job, JobState
 from cvsyncd.jobs.spending import BACKLOG, CAP_DAY, CAP_FOLDER_MONTH, CREDIT
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
@@ -25,6 +29,17 @@ from cvsyncd.pipeline.spend import (
 )
 
 S = JobState
+BALANCE_SECONDS = 300.0  # how old a balance may be before it is asked for again
+# a balance in these units can be set against hours of audio; "credits" cannot
+HOURS_PER_UNIT = {"hours": 1.0, "hour": 1.0, "minutes": 1 / 60, "minute": 1 / 60}
+
+
+def balance_hours(body: Mapping[str, Any]) -> float | None:
+    """The balance of an account answer in hours of audio, or None when it gives none or
+    gives it in a unit that is not time (Cleanvoice's own credits)."""
+    balance = account_balance(body)
+    per_unit = HOURS_PER_UNIT.get(balance_unit(body).strip().lower())
+    return None if balance is None or per_unit is None else balance * per_unit
 
 
 class SpendGuard(RuntimePart):
@@ -34,6 +49,36 @@ class SpendGuard(RuntimePart):
         self.runtime = runtime
         self.balance: tuple[float, float] | None = None  # (hours left, when learnt)
         self.log = structlog.get_logger("cvsyncd.pipeline")
+        self._balance_asked_at = 0.0
+        self._balance_task: asyncio.Task[None] | None = None
+
+    # -- the balance ---------------------------------------------------------------------
+
+    def refresh_balance(self) -> None:
+        """Ask for the account's balance in the background when the last answer is older
+        than BALANCE_SECONDS. Nothing waits for it: a step uses what is known."""
+        if self._balance_task is not None and not self._balance_task.done():
+            return
+        if time.time() - self._balance_asked_at < BALANCE_SECONDS:
+            return
+        self._balance_asked_at = time.time()
+        self._balance_task = asyncio.get_running_loop().create_task(self._learn_balance())
+
+    async def _learn_balance(self) -> None:
+        try:
+            body = await self.client.account()
+        except CvsyncdError:
+            return  # not known now: the create-edit will tell (402 pauses the account)
+        learnt = balance_hours(body)
+        self.balance = None if learnt is None else (learnt, time.time())
+
+    def credit_left(self) -> float | None:
+        """Hours of credit left as far as is known: the last balance read, less what was
+        let through since (it may not have been charged yet). None: not known in hours."""
+        if self.balance is None:
+            return None
+        hours, learnt_at = self.balance
+        return hours - self.store.spent(learnt_at, NEVER).hours
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -54,18 +99,17 @@ class SpendGuard(RuntimePart):
             if used + needs <= cap + 1e-9:
                 continue
             return self.cap_hold(kind, cap, used, needs, end, folder)
-        if CREDIT not in released and self.balance is not None:
-            left, _ = self.balance
-            if left < needs:
-                return Hold(
-                    CREDIT,
-                    f"the Cleanvoice account has {hours_text(left)} of credit left, and this "
-                    f"recording needs {hours_text(needs)}; add credit in the Cleanvoice "
-                    "dashboard (it resumes by itself) or release it: cvsyncd release "
-                    f"-c {self.config.path} {job.id}",
-                    needs,
-                    resume_at=now + CREDIT_RECHECK_SECONDS,
-                )
+        left = self.credit_left() if CREDIT not in released else None
+        if left is not None and left + 1e-9 < needs:
+            return Hold(
+                CREDIT,
+                f"the Cleanvoice account has {hours_text(left)} of credit left, and this "
+                f"recording needs {hours_text(needs)}; add credit in the Cleanvoice "
+                "dashboard (it resumes by itself) or release it: cvsyncd release "
+                f"-c {self.config.path} {job.id}",
+                needs,
+                resume_at=now + CREDIT_RECHECK_SECONDS,
+            )
         return None
 
     def backlog_hold(self, job: Job, needs: float) -> Hold:
@@ -156,6 +200,8 @@ class SpendGuard(RuntimePart):
     async def recheck(self, job: Job, folder: Folder) -> None:
         """The step of a held job that fell due: a period turned, a cap changed, or
         credit may be back. Queue it again if nothing holds it now."""
+        if job.facts.get("hold", {}).get("kind") == CREDIT:
+            self.refresh_balance()
         hold = self.check(job, folder)
         if hold is None:
             self.resume(job, "the budget allows it now")

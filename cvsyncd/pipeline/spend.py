@@ -34,7 +34,7 @@ from cvsyncd.jobs.spending import BACKLOG, CAP_DAY, CAP_FOLDER_MONTH, CAP_MONTH,
 S = JobState
 # a hold that only a person ends waits "forever" (a time that still prints as a date)
 NEVER = 253402300799.0  # 9999-12-31T23:59:59Z
-CREDIT_RECHECK_SECONDS = 600.0
+CREDIT_RECHECK_SECONDS = 120.0
 
 # the [budget] (or folder) key that sets each cap, for the words
 CAP_KEYS = {

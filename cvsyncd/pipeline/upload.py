@@ -75,7 +75,8 @@ class Uploads(RuntimePart):
         if held(self.store, folder):
             return  # `cvsyncd pause` came in meanwhile: no upload starts after it
         # the spend guard, with nothing awaited between its check and the state change: two
-        # uploads starting together are weighed one after the other (pipeline/spend.py)
+        # uploads starting together are weighed one after the other (pipeline/guard.py)
+        self.guard.refresh_balance()  # for the next ones: nothing waits for the answer
         hold = self.guard.check(job, folder)
         if hold is not None:
             self.guard.hold(job, hold)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cvsyncd.emulator import Emulator
-from tests.conftest import DaemonProcess, Setup, creates, make_wav
+from tests.conftest import EMULATOR_KEY, DaemonProcess, Setup, creates, make_wav
 
 pytestmark = pytest.mark.e2e
 
@@ -271,3 +271,34 @@ def test_held_jobs_stay_held_through_a_crash(tmp_path: Path, emulator: Emulator)
     states = {str(j["name"]): j["state"] for j in setup.jobs()}
     assert states == {"old1.wav": "held", "old2.wav": "held", "new.wav": "done"}
     assert len(uploads(emulator)) == 1 and len(creates(emulator)) == 1
+
+
+def test_too_little_credit_is_known_before_uploading(tmp_path: Path) -> None:
+    # 90 s of credit, in hours as the docs' account answer gives it; the first recording
+    # (1 s) goes and is charged; a 100 s one is more than what is left: held, not refused
+    with Emulator(
+        tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=0.3, credits=1.5 / 60
+    ) as emulator:
+        setup = Setup(tmp_path, emulator.base_url, after="keep")
+        daemon = setup.daemon()
+        try:
+            daemon.wait_for_event("daemon.started")
+            settle_new(daemon, setup, "short.wav")
+            daemon.wait_for_event("job.done", path="short.wav")
+            daemon.wait_for(
+                lambda: any(r["endpoint"] == "account" for r in emulator.requests()),
+                what="the balance asked for",
+            )
+            settle_new(daemon, setup, "long.wav", seconds=100.0)
+            held = daemon.wait_for_event("job.held", path="long.wav")
+            assert held["kind"] == "credit"
+            assert "of credit left, and this recording needs" in held["reason"]
+            assert len(uploads(emulator)) == 1  # the long one was never uploaded
+            assert not [r for r in emulator.requests() if r.get("status") == 402]
+            emulator.add_credits(1.0)
+            released = setup.cli("release", "-c", str(setup.config), str(held["job"]))
+            assert released.returncode == 0, released.stderr
+            daemon.wait_for_event("job.done", path="long.wav")
+        finally:
+            assert daemon.stop() == 0
+    assert daemon.count("account.paused") == 0
