@@ -119,6 +119,14 @@ class SpendRecords(DaemonState):
                 (S.HELD.value, *wanted),
             ).rowcount
 
+    def submitted_between(self, since: float, until: float) -> list[int]:
+        """The jobs whose edit was created between ``since`` and ``until``."""
+        rows = self._conn.execute(
+            "SELECT id FROM jobs WHERE submitted_at >= ? AND submitted_at < ? ORDER BY id",
+            (since, until),
+        )
+        return [int(r[0]) for r in rows]
+
     # -- backlogs ------------------------------------------------------------------------
 
     def backlog(self, folder: str) -> Backlog | None:

@@ -116,6 +116,21 @@ class Backlogs(RuntimePart):
         self.runtime = runtime
         self.log = structlog.get_logger("cvsyncd.pipeline")
         self._deciding: dict[str, asyncio.Lock] = {}
+        self._decided: dict[str, Backlog] = {}  # a decision never changes: read it once
+
+    def decided(self, folder: Folder) -> Backlog | None:
+        """The folder's backlog decision if it was made (from memory after the first read)."""
+        known = self._decided.get(folder.key)
+        if known is None:
+            known = self.store.backlog(folder.key)
+            if known is not None:
+                self._decided[folder.key] = known
+        return known
+
+    def skips(self, folder: Folder, name: str, size: int, mtime_ns: int) -> bool:
+        """Whether this file, as it is, belongs to a backlog its folder said to skip."""
+        known = self.decided(folder)
+        return known is not None and known.decision == "skip" and known.covers(name, size, mtime_ns)
 
     async def decide_all(self, folders: Iterable[Folder]) -> None:
         """Decide the backlog of every folder seen for the first time (at start, before
@@ -126,12 +141,12 @@ class Backlogs(RuntimePart):
     async def decide(self, folder: Folder) -> Backlog | None:
         """The folder's backlog decision, made now if it was never made (None: its inbox
         cannot be looked at now; nothing is decided from a missing or unmounted one)."""
-        known = self.store.backlog(folder.key)
+        known = self.decided(folder)
         if known is not None:
             return known
         lock = self._deciding.setdefault(folder.key, asyncio.Lock())
         async with lock:
-            known = self.store.backlog(folder.key)
+            known = self.decided(folder)
             if known is not None:
                 return known
             now = time.time()
@@ -139,6 +154,7 @@ class Backlogs(RuntimePart):
                 # watched before the spend guard existed: what is there is not a backlog
                 decided = Backlog("none", folder.existing, 0.0, now, {})
                 self.store.set_backlog(folder.key, decided)
+                self._decided[folder.key] = decided
                 return decided
             if await asyncio.to_thread(inbox.unavailable, folder):
                 return None
@@ -157,6 +173,7 @@ class Backlogs(RuntimePart):
         }
         decided = Backlog(decision, folder.existing, round(hours, 6), now, entries)
         self.store.set_backlog(folder.key, decided)
+        self._decided[folder.key] = decided
         held_or_skipped = bool(recordings) and decision != "take"
         (self.log.warning if held_or_skipped else self.log.info)(
             ev.INBOX_BACKLOG,

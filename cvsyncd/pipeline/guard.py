@@ -51,6 +51,7 @@ class SpendGuard(RuntimePart):
         self.log = structlog.get_logger("cvsyncd.pipeline")
         self._balance_asked_at = 0.0
         self._balance_task: asyncio.Task[None] | None = None
+        self._reading: tuple[float, str, float] | None = None  # (balance, unit, when)
 
     # -- the balance ---------------------------------------------------------------------
 
@@ -69,8 +70,28 @@ class SpendGuard(RuntimePart):
             body = await self.client.account()
         except CvsyncdError:
             return  # not known now: the create-edit will tell (402 pauses the account)
+        now = time.time()
+        balance = account_balance(body)
+        if balance is not None:
+            self.note_balance(balance, balance_unit(body), now)
         learnt = balance_hours(body)
-        self.balance = None if learnt is None else (learnt, time.time())
+        self.balance = None if learnt is None else (learnt, now)
+
+    def note_balance(self, balance: float, unit: str, now: float) -> None:
+        """Keep a balance reading; when it fell since the last one and exactly one edit was
+        created in between, that fall is what the edit cost (the API says nothing about
+        cost itself): kept with the job for the usage ledger."""
+        last, self._reading = self._reading, (balance, unit, now)
+        if last is None or last[1] != unit or balance >= last[0]:
+            return
+        created = self.store.submitted_between(last[2], now)
+        if len(created) != 1:
+            return  # none, or several sharing the fall: nothing can be told
+        job = self.store.get(created[0])
+        if job is None or "cost" in job.facts:
+            return
+        cost = {"credits": round(last[0] - balance, 6), "unit": unit, "told_by": "balance"}
+        self.store.update(job.id, job.state, None, facts={**job.facts, "cost": cost})
 
     def credit_left(self) -> float | None:
         """Hours of credit left as far as is known: the last balance read, less what was

@@ -1,7 +1,9 @@
 """The usage ledger: how many hours of audio each folder (show), day or month used.
 
 Every done job keeps the duration of its audio, probed on this machine before upload
-(``facts.duration``), and what it cost where Cleanvoice told (``facts.cost``). ``cvsyncd
+(``facts.duration``), and what it cost where a balance change told (``facts.cost``: the
+balance fell between two readings over which this edit alone was created; the API itself
+says nothing about cost). ``cvsyncd
 usage`` sums them by folder, local day or local month, for one month or for all of them —
 for a podcast network's invoices.
 """

@@ -305,3 +305,44 @@ def test_measure_reads_lengths_and_says_what_is_not_media(tmp_path: Path) -> Non
     assert found["show/a.wav"].seconds == pytest.approx(1.5, abs=0.01)
     assert found["fake.mp3"].seconds is None and found["fake.mp3"].problem
     assert found["fake.mp3"].hours(config.budget) == 0.0  # it would fail, not be billed
+
+
+def test_a_balance_that_fell_over_one_edit_is_its_cost_in_the_ledger(
+    tmp_path: Path, store: Store
+) -> None:
+    config = make_config(tmp_path, BudgetSettings())
+    folder = config.folders[0]
+    guard = guard_for(config, store)
+    t0 = local("2026-06-10 10:00")
+    one = add_job(store, folder, "one.wav", 1800, spent_at=t0 + 10, state=S.DONE)
+    store.update(one.id, S.DONE, None, submitted_at=t0 + 20, finished_at=t0 + 60)
+    guard.note_balance(10.0, "hours", t0)
+    guard.note_balance(9.5, "hours", t0 + 100)  # one edit created in between: it cost 0.5
+    assert store.get(one.id).facts["cost"] == {  # type: ignore[union-attr]
+        "credits": 0.5,
+        "unit": "hours",
+        "told_by": "balance",
+    }
+    # two edits between two readings: the fall cannot be shared out, nothing is told
+    two = add_job(store, folder, "two.wav", 60, spent_at=t0 + 110, state=S.DONE)
+    three = add_job(store, folder, "three.wav", 60, spent_at=t0 + 120, state=S.DONE)
+    for job, at in ((two, t0 + 130), (three, t0 + 140)):
+        store.update(job.id, S.DONE, None, submitted_at=at, finished_at=at + 10)
+    guard.note_balance(9.4, "hours", t0 + 200)
+    assert "cost" not in store.get(two.id).facts  # type: ignore[union-attr]
+
+    from cvsyncd.pipeline.usage import usage_report
+
+    report = usage_report(config, store, "folder", "2026-06")
+    assert report["rows"] == [
+        {
+            "folder": "inbox",
+            "recordings": 3,
+            "hours": round((1800 + 60 + 60) / HOUR, 4),
+            "unknown_length": 0,
+            "credits": 0.5,
+        }
+    ]
+    by_day = usage_report(config, store, "day", "2026-06")
+    assert [r["day"] for r in by_day["rows"]] == ["2026-06-10"]
+    assert usage_report(config, store, "folder", "2026-07")["rows"] == []
