@@ -270,6 +270,12 @@ def test_held_jobs_stay_held_through_a_crash(tmp_path: Path, emulator: Emulator)
         assert daemon.stop() == 0
     states = {str(j["name"]): j["state"] for j in setup.jobs()}
     assert states == {"old1.wav": "held", "old2.wav": "held", "new.wav": "done"}
+    listed = setup.cli("jobs", "-c", str(setup.config), "--state", "held").stdout
+    assert sorted(line.split()[2] for line in listed.splitlines() if line.startswith("#")) == [
+        "old1.wav",
+        "old2.wav",
+    ]
+    assert "more than backlog_hours = 0 h in [budget]" in listed
     assert len(uploads(emulator)) == 1 and len(creates(emulator)) == 1
 
 
