@@ -75,8 +75,6 @@ TERMINAL = frozenset({S.DONE, S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
 # final states a user may send back to the queue with `cvsyncd retry`
 RETRYABLE = frozenset({S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
 ACTIVE = frozenset(TRANSITIONS) - TERMINAL
-# states of a job that waits for the user or a budget before anything is uploaded
-WAITING = frozenset({S.HELD})
 # states in which Cleanvoice holds (or may hold) an edit for the job
 REMOTE = frozenset({S.SUBMITTING, S.PROCESSING, S.FETCHING, S.WRITING})
 

@@ -68,7 +68,7 @@ class SpendGuard(RuntimePart):
     async def _learn_balance(self) -> None:
         try:
             body = await self.client.account()
-        except CvsyncdError:
+        except (CvsyncdError, OSError):
             return  # not known now: the create-edit will tell (402 pauses the account)
         now = time.time()
         balance = account_balance(body)
