@@ -308,3 +308,21 @@ def test_too_little_credit_is_known_before_uploading(tmp_path: Path) -> None:
         finally:
             assert daemon.stop() == 0
     assert daemon.count("account.paused") == 0
+
+
+def test_process_ends_when_what_is_left_is_held(tmp_path: Path, emulator: Emulator) -> None:
+    # `cvsyncd process` takes the files it is given (no backlog), but the caps still hold
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        extra_daemon="\n[budget]\nbacklog_hours = 0\nhours_per_day = 0.0005\n",
+    )
+    make_wav(setup.inbox / "a.wav", freq=300)
+    make_wav(setup.inbox / "b.wav", freq=500)
+    proc = setup.cli("process", "-c", str(setup.config), "inbox/a.wav", "inbox/b.wav")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.count(": done") == 1
+    assert "held — daily cap of 0.0005 h reached" in proc.stdout
+    assert len(creates(emulator)) == 1
+    assert sorted(str(j["state"]) for j in setup.jobs()) == ["done", "held"]
