@@ -105,7 +105,10 @@ def _probe(path: Path) -> tuple[float | None, str | None]:
     with os.fdopen(fd, "rb") as file:
         if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
             return None, "not a regular file"
-        found = media.probe_file(file)
+        try:
+            found = media.probe_file(file)
+        except OSError:  # an I/O error: its length is not known, and counts as such
+            return None, None
     return found.duration, found.problem
 
 
