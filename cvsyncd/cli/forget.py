@@ -14,9 +14,11 @@ def arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.jobs import wake_daemon
     from cvsyncd.pipeline.actions import forget_jobs
 
     config = load(args)
     with existing_store(config) as store:
         outcomes = forget_jobs(config, require(store, config), args.jobs)
+    wake_daemon(config.daemon.state_dir)
     return report(outcomes, out, "nothing to forget")

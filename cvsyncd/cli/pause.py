@@ -30,6 +30,7 @@ def run_resume(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _hold(args: argparse.Namespace, out: TextIO, *, resume: bool) -> int:
+    from cvsyncd.jobs import wake_daemon
     from cvsyncd.pipeline.actions import hold
 
     config = load(args)
@@ -38,4 +39,5 @@ def _hold(args: argparse.Namespace, out: TextIO, *, resume: bool) -> int:
         outcome = hold(config, store, args.folder, getattr(args, "reason", None), resume=resume)
     finally:
         store.close()
+    wake_daemon(config.daemon.state_dir)
     return report([outcome], out, "")

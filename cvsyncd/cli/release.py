@@ -23,6 +23,7 @@ def arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.jobs import wake_daemon
     from cvsyncd.pipeline.actions import release_jobs
 
     if not args.jobs and not args.folder and not args.all:
@@ -30,4 +31,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     config = load(args)
     with existing_store(config) as store:
         outcomes = release_jobs(config, require(store, config), args.jobs, args.folder, args.all)
+    wake_daemon(config.daemon.state_dir)  # a running daemon looks at once
     return report(outcomes, out, "nothing is held")

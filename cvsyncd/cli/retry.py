@@ -22,6 +22,7 @@ def arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from cvsyncd.jobs import wake_daemon
     from cvsyncd.pipeline.actions import retry_jobs
 
     states = [JobState.FAILED] * args.failed + [JobState.NEEDS_ATTENTION] * args.needs_attention
@@ -30,4 +31,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     config = load(args)
     with existing_store(config) as store:
         outcomes = retry_jobs(config, require(store, config), args.jobs, states)
+    wake_daemon(config.daemon.state_dir)
     return report(outcomes, out, "nothing to retry")

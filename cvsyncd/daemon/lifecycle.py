@@ -5,7 +5,8 @@ start the observers — then tell systemd ``READY=1``.
 ``main loop``: the watcher, the pipeline and the supervisor (reload, status, watchdog) run
 side by side until a signal asks to stop.
 ``shutdown``: the first SIGTERM/SIGINT says ``STOPPING=1``, stops taking new work and lets
-running steps finish (see ``Pipeline``); a second one forces. SIGHUP reloads the config.
+running steps finish (see ``Pipeline``); a second one forces. SIGHUP reloads the config;
+SIGUSR1 (sent by ``pause``, ``resume``, ``forget`` and ``retry``) says the store changed.
 Signal handlers only set events; the loops do the work.
 """
 
@@ -26,6 +27,7 @@ from cvsyncd.daemon.supervisor import Supervisor
 from cvsyncd.daemon.systemd import Notifier
 from cvsyncd.inbox.watcher import Watcher
 from cvsyncd.jobs import Store
+from cvsyncd.jobs.lock import WAKE_SIGNAL
 from cvsyncd.outbox.files import sweep_temp_files
 from cvsyncd.pipeline.runtime import Runtime
 from cvsyncd.pipeline.scheduler import Pipeline
@@ -43,6 +45,7 @@ class Daemon:
         self.log = structlog.get_logger("cvsyncd.service")
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
+        self.store_changed = asyncio.Event()  # WAKE_SIGNAL: a command wrote to the store
         self.notifier = Notifier.from_environment()
         self.supervisor: Supervisor | None = None
         self._store: Store | None = None
@@ -65,7 +68,8 @@ class Daemon:
     async def startup(self) -> None:
         """Lock and open the store, sweep our temp files, make the one runtime, recover
         interrupted jobs, start the loops; once the observers run, tell systemd READY."""
-        store = self._store = Store.open(self.config.daemon.state_dir, daemon=True)
+        # the lock says this daemon handles WAKE_SIGNAL: its handler is installed already
+        store = self._store = Store.open(self.config.daemon.state_dir, daemon=True, wakes=True)
         self._sweep()
         client = self._client = client_for(self.config.cleanvoice, self.api_key)
         runtime = Runtime(self.config, store, client)
@@ -81,7 +85,9 @@ class Daemon:
             pipeline.is_known,
         )
         pipeline.unavailable = watcher.unavailable
-        self.supervisor = Supervisor(runtime, pipeline, watcher, self.notifier, self.log_level)
+        self.supervisor = Supervisor(
+            runtime, pipeline, watcher, self.notifier, self.log_level, self.store_changed
+        )
         self._tasks = [
             asyncio.create_task(watcher.run(self.stop), name="watcher"),
             asyncio.create_task(pipeline.run(self.stop, self.force), name="scheduler"),
@@ -130,11 +136,15 @@ class Daemon:
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        loop.add_signal_handler(WAKE_SIGNAL, self.store_changed.set)
 
     def _remove_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+        for sig in (*STOP_SIGNALS, signal.SIGHUP, WAKE_SIGNAL):
             loop.remove_signal_handler(sig)
+        # a command may still have read the lock before it was released: a late wake must
+        # not end the process (SIGUSR1's default) while it finishes its last lines
+        signal.signal(WAKE_SIGNAL, signal.SIG_IGN)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stop.is_set():

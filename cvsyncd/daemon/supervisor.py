@@ -1,7 +1,9 @@
-"""What the running daemon does beside its work, every few seconds.
+"""What the running daemon does beside its work: a turn every few seconds while there is
+work, every REST_SECONDS at rest, and at once when a signal asks.
 
 - reloads the config on SIGHUP or when the file changed (a broken one keeps the old);
-- obeys ``cvsyncd pause``/``resume`` and ``cvsyncd forget`` (they write to the store);
+- obeys ``cvsyncd pause``/``resume``, ``forget`` and ``retry`` (they write to the store,
+  then wake the daemon with SIGUSR1: see ``jobs/lock.py``);
 - publishes the folders' state for ``cvsyncd status``, and a status line for systemd;
 - pings systemd's watchdog at half its interval, but only while the scheduler and the
   watcher still turn: a stalled loop stops the pings, and systemd restarts the daemon.
@@ -25,12 +27,13 @@ from cvsyncd.daemon.systemd import Notifier, status_line
 from cvsyncd.errors import ConfigError
 from cvsyncd.inbox.places import overlaps
 from cvsyncd.inbox.watcher import Watcher
-from cvsyncd.jobs import ACTIVE, JobState
+from cvsyncd.jobs import ACTIVE, WORKING, JobState
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 from cvsyncd.pipeline.scheduler import Pipeline
 from cvsyncd.redact import register_secret
 
-TURN_SECONDS = 3.0
+TURN_SECONDS = 3.0  # while jobs are active: the status line follows their progress
+REST_SECONDS = 30.0  # no active job: only a config edit without SIGHUP waits this long
 MAX_REFUSED_SHOWN = 100
 STATUS_STATES = (*ACTIVE, JobState.NEEDS_ATTENTION)
 
@@ -43,6 +46,7 @@ class Supervisor(RuntimePart):
         watcher: Watcher,
         notifier: Notifier,
         log_level: str | None,
+        store_changed: asyncio.Event | None = None,
     ):
         self.runtime = runtime
         self.pipeline = pipeline
@@ -51,6 +55,8 @@ class Supervisor(RuntimePart):
         self.log_level = log_level
         self.log = structlog.get_logger("cvsyncd.service")
         self.reload_requested = asyncio.Event()
+        self.store_changed = store_changed or asyncio.Event()
+        self.busy = True  # jobs were active at the last turn (decides the next wait)
         self._config_stamp = _stamp(runtime.config.path)
         self._folders_shown: dict[str, str] | None = None
         self._refused_shown: list[dict[str, str]] | None = None
@@ -61,8 +67,21 @@ class Supervisor(RuntimePart):
         watchdog = asyncio.create_task(self._watchdog(stop))
         try:
             while not stop.is_set():
+                if self.store_changed.is_set():
+                    self.store_changed.clear()
+                    self.pipeline.wake()  # a retried job may start now
+                self.watcher.news.clear()
                 self.turn()
-                await wait_for_any(stop, self.reload_requested, timeout=TURN_SECONDS)
+                # busy: a turn every few seconds anyway; at rest, the watcher's news (a new
+                # job, an inbox gone or back, an entry refused) changes what is shown
+                news = () if self.busy else (self.watcher.news,)
+                await wait_for_any(
+                    stop,
+                    self.reload_requested,
+                    self.store_changed,
+                    *news,
+                    timeout=TURN_SECONDS if self.busy else REST_SECONDS,
+                )
         finally:
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
@@ -96,11 +115,14 @@ class Supervisor(RuntimePart):
         if paused != self._folders_shown:
             self.store.set_unavailable_folders(paused)
             self._folders_shown = paused
+            self.pipeline.wake()  # jobs of an inbox that is back may go on
         refused = self.watcher.refusals()[:MAX_REFUSED_SHOWN]
         if refused != self._refused_shown:
             self.store.set_refused_entries(refused)
             self._refused_shown = refused
         counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
+        # held jobs wait for a person or a budget: they keep nobody busy
+        self.busy = any(counts.get(state.value) for state in WORKING)
         reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []
         reasons += [
             f"{'all folders' if k == '*' else k} by the operator" for k in self.pipeline.holds
@@ -137,6 +159,7 @@ class Supervisor(RuntimePart):
         register_secret(api_key)
         self.runtime.client.set_api_key(api_key)
         self.runtime.reconfigure(config)  # every part of the pipeline, at once
+        self.pipeline.wake()  # a raised spend cap may let held jobs go now
         self.watcher.reconfigure(config.folders, config.daemon.settle_seconds)
         logs.set_level(self.log_level or config.daemon.log_level)
         self.log.info(ev.CONFIG_RELOADED, config=str(config.path), folders=len(config.folders))

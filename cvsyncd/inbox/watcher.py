@@ -31,6 +31,7 @@ from cvsyncd.inbox.observers import FolderWatch, start_observer, stop_observer
 from cvsyncd.inbox.settling import Candidate, is_directory, looks, settle_window
 
 CHECK_SECONDS = 3.0  # how often observers and inbox availability are checked
+REST_CHECK_SECONDS = 15.0  # the same, at rest: nothing settling, every inbox fine
 
 Intake = Callable[[Folder, Path], Awaitable[str]]
 IsKnown = Callable[[Folder, str, int, int], bool]
@@ -59,6 +60,9 @@ class Watcher:
         self._pending_scans: list[tuple[Folder, Path]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._activity = asyncio.Event()
+        # set when what the supervisor shows changed: an inbox's availability, an entry
+        # refused, a recording handed to the pipeline (it may rest until then)
+        self.news = asyncio.Event()
         self.started = asyncio.Event()  # the observers of every available inbox are running
         self.heartbeat = time.monotonic()  # the last turn of the loop (for the watchdog)
         self.resting = False
@@ -82,7 +86,14 @@ class Watcher:
     def _refuse(self, folder: Folder, path: Path, reason: str) -> None:
         if self._refused.get(path, (None, None))[1] != reason:
             self.log.warning(ev.INBOX_NOT_TAKEN, folder=folder.name, path=str(path), reason=reason)
+            self.news.set()
         self._refused[path] = (folder, reason)
+
+    def _at_rest(self) -> bool:
+        """Nothing settling or waiting for a scan, and every inbox watched and fine."""
+        return not (self._candidates or self._pending_scans) and all(
+            w.problem is None and w.observer is not None for w in self._watches.values()
+        )
 
     def rescan_all(self) -> None:
         """Forget what was known and look at every inbox again soon (after ``forget``)."""
@@ -119,7 +130,9 @@ class Watcher:
                 now = self.heartbeat = time.monotonic()
                 if now >= next_check:
                     await self._check_inboxes()
-                    next_check = now + CHECK_SECONDS
+                    next_check = now + (REST_CHECK_SECONDS if self._at_rest() else CHECK_SECONDS)
+                    rescans = [w.next_rescan for w in self._watches.values() if w.problem is None]
+                    next_check = min([next_check, *rescans])
                 await self._scan_pending_dirs()
                 await self._check_candidates()
                 # at rest (nothing settling), wake only for the inbox checks or an event
@@ -152,6 +165,7 @@ class Watcher:
                         folder=folder.name,
                         reason=problem,
                     )
+                    self.news.set()
                 watch.problem = problem
                 stop_observer(watch)
                 continue
@@ -162,6 +176,7 @@ class Watcher:
                     inbox=str(folder.inbox),
                 )
                 watch.problem = None
+                self.news.set()
                 watch.next_rescan = 0.0  # whatever arrived meanwhile
             if watch.observer is not None and not watch.observer.is_alive():
                 self.log.warning(
@@ -338,6 +353,7 @@ class Watcher:
             except Exception:
                 self.log.exception(ev.INBOX_INTAKE_ERROR, folder=folder.name, path=str(path))
                 verdict = "error"
+            self.news.set()
             if verdict == "changed":
                 self._candidates.setdefault(path, Candidate(folder, session=is_directory(path)))
             elif verdict == "skipped":

@@ -15,7 +15,7 @@
 Only this package touches the database; the names below are its face.
 """
 
-from cvsyncd.jobs.lock import daemon_pid, lock_holder
+from cvsyncd.jobs.lock import daemon_pid, lock_holder, wake_daemon
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.queries import Listing
 from cvsyncd.jobs.spending import Backlog, Spent, UsageRow
@@ -25,6 +25,7 @@ from cvsyncd.jobs.states import (
     RETRYABLE,
     TERMINAL,
     TRANSITIONS,
+    WORKING,
     InputFile,
     Job,
     JobState,
@@ -41,6 +42,7 @@ __all__ = [
     "RETRYABLE",
     "TERMINAL",
     "TRANSITIONS",
+    "WORKING",
     "Backlog",
     "InputFile",
     "Job",
@@ -55,4 +57,5 @@ __all__ = [
     "daemon_pid",
     "iso_time",
     "lock_holder",
+    "wake_daemon",
 ]

@@ -75,6 +75,9 @@ TERMINAL = frozenset({S.DONE, S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
 # final states a user may send back to the queue with `cvsyncd retry`
 RETRYABLE = frozenset({S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
 ACTIVE = frozenset(TRANSITIONS) - TERMINAL
+# active states in which the daemon works on a job (a held one waits for a person or a
+# budget: nothing to do for it until then)
+WORKING = ACTIVE - {S.HELD}
 # states in which Cleanvoice holds (or may hold) an edit for the job
 REMOTE = frozenset({S.SUBMITTING, S.PROCESSING, S.FETCHING, S.WRITING})
 

@@ -60,12 +60,19 @@ class Store(JobQueries, SpendRecords):
 
     @classmethod
     def open(
-        cls, state_dir: Path, *, daemon: bool = False, kind: str = "daemon", verify: bool = True
+        cls,
+        state_dir: Path,
+        *,
+        daemon: bool = False,
+        kind: str = "daemon",
+        verify: bool = True,
+        wakes: bool = False,
     ) -> Store:
         """Open (creating and migrating if need be) the store in ``state_dir``.
 
         With ``daemon=True`` the state directory is locked for this process, so a second
-        daemon on the same directory fails with StoreLocked. Raise StoreCorrupt when the
+        daemon on the same directory fails with StoreLocked (``wakes``: this process
+        handles the lock's WAKE_SIGNAL, see ``lock.py``). Raise StoreCorrupt when the
         database fails its integrity check (``verify``: a command that only reads skips
         it, as it costs a read of the whole file) and StoreTooNew when a newer cvsyncd
         wrote it.
@@ -73,7 +80,7 @@ class Store(JobQueries, SpendRecords):
         prepare_state_dir(state_dir)
         lock = None
         if daemon:
-            lock = StateDirLock(state_dir, kind)
+            lock = StateDirLock(state_dir, kind, wakes)
             lock.acquire()
         path = state_dir / DB_NAME
         try:

@@ -43,7 +43,11 @@ from cvsyncd.pipeline.submit import Submissions
 from cvsyncd.pipeline.upload import Uploads
 
 S = JobState
-IDLE_TICK = 5.0  # at rest; intake and finished steps wake the loop at once
+# At rest: intake, finished steps, operator commands (through the supervisor) and an
+# inbox coming back wake the loop at once; the tick is a safety net. While new work is
+# paused for the account, the loop looks more often (a replaced key file, the recheck).
+IDLE_TICK = 30.0
+PAUSED_TICK = 5.0
 PAGE = 64  # due jobs read at a time when the kind of step has no limit
 
 StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
@@ -161,10 +165,11 @@ class Pipeline(RuntimePart):
         """Until the next job falls due; jobs due now but waiting for a free slot are woken
         by the step that frees it, not by polling."""
         now = time.time()
+        tick = PAUSED_TICK if self.pause.active else IDLE_TICK
         next_due = self.store.next_due_at(after=now)
         if next_due is None:
-            return IDLE_TICK
-        return min(IDLE_TICK, max(0.05, next_due - now))
+            return tick
+        return min(tick, max(0.05, next_due - now))
 
     def _start_due_steps(self) -> None:
         """Start the steps that are due, as far as the limits allow.

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from cvsyncd.daemon.supervisor import REST_SECONDS
 from cvsyncd.emulator import Emulator
 from tests.conftest import EMULATOR_KEY, Setup, creates, make_wav
 
@@ -140,7 +141,8 @@ def test_operator_pause_and_resume(tmp_path: Path, emulator: Emulator) -> None:
         daemon.wait_for_event("daemon.started")
         paused = setup.cli("pause", "-c", str(setup.config), "--reason", "studio maintenance")
         assert paused.returncode == 0, paused.stderr
-        daemon.wait_for_event("operator.paused")
+        # at rest the supervisor turns every REST_SECONDS: the command's SIGUSR1 wakes it
+        daemon.wait_for_event("operator.paused", timeout=REST_SECONDS / 2)
         make_wav(setup.inbox / "ep.wav")
         daemon.wait_for_event("job.queued", path="ep.wav")
         daemon.stays(

@@ -7,6 +7,7 @@ it. Tiny caps and one- or two-second recordings: nothing here waits for a clock.
 from __future__ import annotations
 
 import json
+import signal
 import zlib
 from pathlib import Path
 
@@ -153,7 +154,8 @@ def test_a_daily_cap_holds_and_a_reload_that_raises_it_lets_the_job_go(
         assert "two.wav" in status
 
         text = setup.config.read_text().replace("hours_per_day = 0.0005", "hours_per_day = 1")
-        setup.config.write_text(text)  # the daemon notices the change and reloads
+        setup.config.write_text(text)
+        daemon.proc.send_signal(signal.SIGHUP)  # `systemctl reload`
         daemon.wait_for_event("config.reloaded")
         daemon.wait_for_event("job.hold_ended", path="two.wav")
         daemon.wait_for_event("job.done", path="two.wav")

@@ -17,7 +17,7 @@ import pytest
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
 from cvsyncd.jobs import InputFile, JobState, Listing, TransitionError
-from cvsyncd.jobs.lock import daemon_pid
+from cvsyncd.jobs.lock import daemon_pid, wake_daemon
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
 from cvsyncd.jobs.store import DB_NAME, Store
@@ -261,6 +261,37 @@ def test_lock_is_released_by_the_kernel_when_the_daemon_dies(state_dir: Path) ->
     )
     assert proc.returncode == -9 and "locked" in proc.stdout
     Store.open(state_dir, daemon=True).close()
+
+
+@pytest.mark.parametrize("kind, wakes", [("daemon", True), ("daemon", False), ("process", True)])
+def test_only_a_daemon_that_says_it_handles_the_wake_signal_is_sent_it(
+    state_dir: Path, kind: str, wakes: bool
+) -> None:
+    """SIGUSR1 ends a process that does not expect it: an older daemon, or `process`."""
+    code = (
+        "import signal, sys; from pathlib import Path; from cvsyncd.jobs import Store\n"
+        "signal.signal(signal.SIGUSR1, lambda *a: print('woken', flush=True))\n"
+        "Store.open(Path(sys.argv[1]), daemon=True, kind=sys.argv[2], wakes=sys.argv[3] == '1')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"  # holds the lock until the test closes stdin
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(state_dir), kind, str(int(wakes))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert holder.stdout.readline() == "locked\n"
+            expected = kind == "daemon" and wakes
+            assert wake_daemon(state_dir) is expected
+            holder.stdin.close()  # the holder ends; its output says whether it was signalled
+            assert holder.wait(timeout=60) == 0
+            assert ("woken" in holder.stdout.read()) is expected
+        finally:
+            holder.kill()
+    assert wake_daemon(state_dir) is False  # nobody holds the lock now
 
 
 def test_database_from_a_newer_version_is_refused_and_left_alone(state_dir: Path) -> None:
