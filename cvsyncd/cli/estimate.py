@@ -114,10 +114,10 @@ def print_estimate(report: Mapping[str, Any], out: TextIO) -> None:
             f"{hours(cap['left'])} left until {cap['until']}",
         )
     allow = report["caps_allow"]
-    if report["caps"] and allow["of"]:
-        say(out, f"         the caps let {allow['recordings']} of the {allow['of']} go now")
-    else:
+    if not report["caps"]:
         say(out, "caps:    none set ([budget] hours_per_day, hours_per_month)")
+    elif allow["of"]:
+        say(out, f"         the caps let {allow['recordings']} of the {allow['of']} go now")
     balance = report.get("balance")
     if balance is None:
         return

@@ -98,6 +98,8 @@ def recording_hours(seconds: float | None, budget: BudgetSettings) -> float:
 
 def hours_text(value: float) -> str:
     """Hours for a person: ``1.6 h``; ``0.42 h`` below one; ``0.0417 h`` below a tenth."""
+    if value == 0:
+        return "0 h"
     if 0 < value < 0.1:
         return f"{value:.3g} h"
     return f"{value:.2f} h" if value < 1 else f"{value:.1f} h"

@@ -200,6 +200,10 @@ def test_estimate_weighs_without_spending(tmp_path: Path, emulator: Emulator) ->
     assert report["total"] == {"recordings": 0, "hours": 0.0}
     assert report["caps"][0]["cap"] == "hours_per_day" and report["caps"][0]["used"] == 0
     assert report["balance"]["known"] is True  # the emulator tells it in hours
+    text = setup.cli("estimate", "-c", str(setup.config), "--offline").stdout
+    assert "cap:     hours_per_day = 0.0012 h: 0 h used, 0.0012 h left until" in text
+    assert "none set" not in text and "balance" not in text  # --offline: not asked
+    assert "total:   0 recording(s), 0 h to take; 2 (0.00139 h) held until released" in text
 
     # given paths, with existing = "take": the caps (4.3 s a day) let the 2 s one go only
     text = setup.config.read_text() + 'existing = "take"\n'
