@@ -29,6 +29,7 @@ from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 from cvsyncd.pipeline.upload import VIDEO_EXTENSIONS, combined_fingerprint
 
 S = JobState
+HELD_ORIGINAL_RECHECK = 300.0  # seconds between two looks at a held job's duplicate
 
 
 class Verdict(str):
@@ -231,13 +232,15 @@ class Intake(RuntimePart):
             )
             return
         if original.state is not S.DONE:
+            # a held original may wait for months: look again now and then, not every 10 s
+            held = original.state is S.HELD
             self.store.update(
                 job.id,
                 S.QUEUED,
                 None,
-                next_attempt_at=time.time() + 10.0,
+                next_attempt_at=time.time() + (HELD_ORIGINAL_RECHECK if held else 10.0),
                 error=f"waiting for job {original.id} ({original.name}), which "
-                "has the same recording and preset",
+                f"has the same recording and preset{' and is held' if held else ''}",
             )
             return
         results = ", ".join(o["path"] for o in original.outputs if o.get("written"))
