@@ -29,6 +29,7 @@ from cvsyncd.pipeline.spend import (
     month_bounds,
     release_facts,
 )
+from cvsyncd.pipeline.usage import usage_report
 from tests.conftest import make_wav
 
 S = JobState
@@ -330,8 +331,6 @@ def test_a_balance_that_fell_over_one_edit_is_its_cost_in_the_ledger(
         store.update(job.id, S.DONE, None, submitted_at=at, finished_at=at + 10)
     guard.note_balance(9.4, "hours", t0 + 200)
     assert "cost" not in store.get(two.id).facts  # type: ignore[union-attr]
-
-    from cvsyncd.pipeline.usage import usage_report
 
     report = usage_report(config, store, "folder", "2026-06")
     assert report["rows"] == [
