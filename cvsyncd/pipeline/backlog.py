@@ -112,6 +112,22 @@ def _probe(path: Path) -> tuple[float | None, str | None]:
     return found.duration, found.problem
 
 
+def decide_backlog(
+    folder: Folder, budget: BudgetSettings, recordings: list[Recording], now: float
+) -> Backlog:
+    """What the folder's ``existing`` setting makes of ``recordings``, found at its first
+    look: "take", "hold" or "skip" ("auto": take them up to ``backlog_hours``)."""
+    hours = sum(r.hours(budget) for r in recordings)
+    decision = folder.existing
+    if decision == "auto":
+        decision = "take" if hours <= budget.backlog_hours + 1e-9 else "hold"
+    entries: dict[str, list[int] | None] = {
+        r.name: None if r.size is None or r.mtime_ns is None else [r.size, r.mtime_ns]
+        for r in recordings
+    }
+    return Backlog(decision, folder.existing, round(hours, 6), now, entries)
+
+
 class Backlogs(RuntimePart):
     """Deciding, once per folder, what becomes of what its inbox already held."""
 
@@ -165,16 +181,8 @@ class Backlogs(RuntimePart):
             return self._record(folder, recordings, now)
 
     def _record(self, folder: Folder, recordings: list[Recording], now: float) -> Backlog:
-        budget = self.config.budget
-        hours = sum(r.hours(budget) for r in recordings)
-        decision = folder.existing
-        if decision == "auto":
-            decision = "take" if hours <= budget.backlog_hours + 1e-9 else "hold"
-        entries: dict[str, list[int] | None] = {
-            r.name: None if r.size is None or r.mtime_ns is None else [r.size, r.mtime_ns]
-            for r in recordings
-        }
-        decided = Backlog(decision, folder.existing, round(hours, 6), now, entries)
+        decided = decide_backlog(folder, self.config.budget, recordings, now)
+        decision, hours = decided.decision, decided.hours
         self.store.set_backlog(folder.key, decided)
         self._decided[folder.key] = decided
         held_or_skipped = bool(recordings) and decision != "take"

@@ -19,8 +19,9 @@ from typing import Any
 from cvsyncd.config import Config, Folder
 from cvsyncd.inbox import rules
 from cvsyncd.jobs import Backlog, Store
-from cvsyncd.pipeline.backlog import Recording, measure
-from cvsyncd.pipeline.spend import day_bounds, local_date, month_bounds, recording_hours
+from cvsyncd.jobs.spending import CAP_DAY
+from cvsyncd.pipeline.backlog import Recording, decide_backlog, measure
+from cvsyncd.pipeline.spend import caps_for, local_date, recording_hours
 
 OUTSIDE = "(not in an inbox)"
 
@@ -134,15 +135,7 @@ def _backlog(
         if store.has_jobs(folder.key):
             return None
     whole = measure(folder) if given is not None else measured
-    hours = sum(r.hours(config.budget) for r in whole)
-    decision = folder.existing
-    if decision == "auto":
-        decision = "take" if hours <= config.budget.backlog_hours + 1e-9 else "hold"
-    entries: dict[str, list[int] | None] = {
-        r.name: None if r.size is None or r.mtime_ns is None else [r.size, r.mtime_ns]
-        for r in whole
-    }
-    return Backlog(decision, folder.existing, hours, time.time(), entries)
+    return decide_backlog(folder, config.budget, whole, time.time())
 
 
 def _fate(decided: Backlog | None, rec: Recording) -> str:
@@ -172,57 +165,39 @@ def _count(items: list[dict[str, Any]], fate: str) -> dict[str, Any]:
 
 
 def _caps(config: Config, store: Store | None, now: float) -> list[dict[str, Any]]:
-    """Each cap: its hours, the hours used in its period so far, what is left, and when
-    the period turns."""
-    out = []
-    rows: list[tuple[str, float | None, tuple[float, float], Folder | None]] = [
-        ("hours_per_day", config.budget.hours_per_day, day_bounds(now), None),
-        ("hours_per_month", config.budget.hours_per_month, month_bounds(now), None),
-    ]
-    rows += [("hours_per_month", f.hours_per_month, month_bounds(now), f) for f in config.folders]
-    for key, cap, (start, end), folder in rows:
-        if cap is None:
-            continue
-        used = store.spent(start, end, folder.key if folder else None).hours if store else 0.0
-        out.append(
-            {
-                "cap": key,
-                "folder": folder.name if folder else None,
+    """Each cap (as the spend guard sees it, ``spend.caps_for``): its hours, the hours used
+    in its period so far, what is left, and when the period turns."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for folder in config.folders:
+        for kind, cap, (start, end), key in caps_for(config, folder, now):
+            if (kind, key) in out:
+                continue
+            used = store.spent(start, end, key or None).hours if store else 0.0
+            out[(kind, key)] = {
+                "cap": "hours_per_day" if kind == CAP_DAY else "hours_per_month",
+                "folder": folder.name if key else None,
                 "hours": cap,
                 "used": round(used, 6),
                 "left": round(max(0.0, cap - used), 6),
                 "until": local_date(end),
             }
-        )
-    return out
+    return list(out.values())
 
 
 def _fits(
     config: Config, store: Store | None, going: list[tuple[Folder, float]], now: float
 ) -> int:
     """How many of the recordings that would be taken, in order, the caps let go now."""
-    budget = config.budget
-    day, month = day_bounds(now), month_bounds(now)
-    left_day = _left(budget.hours_per_day, store, day, None)
-    left_month = _left(budget.hours_per_month, store, month, None)
-    left_folder = {f.key: _left(f.hours_per_month, store, month, f.key) for f in config.folders}
+    left: dict[tuple[str, str], float] = {}
     fits = 0
     for folder, hours in going:
-        limits = [left_day, left_month, left_folder.get(folder.key)]
-        if any(limit is not None and limit + 1e-9 < hours for limit in limits):
+        caps = caps_for(config, folder, now)
+        for kind, cap, bounds, key in caps:
+            if (kind, key) not in left:
+                left[(kind, key)] = cap - (store.spent(*bounds, key or None).hours if store else 0)
+        if any(left[(kind, key)] + 1e-9 < hours for kind, _, _, key in caps):
             break
         fits += 1
-        left_day = None if left_day is None else left_day - hours
-        left_month = None if left_month is None else left_month - hours
-        own = left_folder.get(folder.key)
-        left_folder[folder.key] = None if own is None else own - hours
+        for kind, _, _, key in caps:
+            left[(kind, key)] -= hours
     return fits
-
-
-def _left(
-    cap: float | None, store: Store | None, bounds: tuple[float, float], folder: str | None
-) -> float | None:
-    if cap is None:
-        return None
-    used = store.spent(*bounds, folder).hours if store is not None else 0.0
-    return cap - used
