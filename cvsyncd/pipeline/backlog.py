@@ -26,13 +26,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import structlog
 
 from cvsyncd import events as ev
 from cvsyncd.config import BudgetSettings, Folder
-from cvsyncd.inbox import media
+from cvsyncd.inbox import inputs, media
 from cvsyncd.inbox import rules as inbox
 from cvsyncd.jobs import Backlog
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
@@ -58,8 +57,8 @@ class Recording:
 def measure(folder: Folder, paths: Iterable[Path] | None = None) -> list[Recording]:
     """Every recording of ``folder``'s inbox (or only those of ``paths``), measured.
 
-    Reads only the first bytes of each file, through a descriptor that follows no link
-    (``media.probe_file``); entries that are not regular files are left out.
+    Reads only the first bytes of each file (``media.probe_file``), opened as inputs are
+    (``inputs.open_regular``); entries that are not regular files are left out.
     """
     if paths is None:
         found: Iterator[tuple[str, os.stat_result]] = inbox.walk(folder)
@@ -71,7 +70,7 @@ def measure(folder: Folder, paths: Iterable[Path] | None = None) -> list[Recordi
         rel = path.relative_to(folder.inbox).as_posix() if path.is_absolute() else name
         if stat.S_ISDIR(st.st_mode):
             tracks = inbox.session_tracks(folder, path)
-            lengths = [_probe(track)[0] for track, _ in tracks]
+            lengths = [_probe(folder.inbox, track)[0] for track, _ in tracks]
             known = [s for s in lengths if s]
             out.append(
                 Recording(
@@ -84,7 +83,7 @@ def measure(folder: Folder, paths: Iterable[Path] | None = None) -> list[Recordi
                 )
             )
         elif stat.S_ISREG(st.st_mode):
-            seconds, problem = _probe(path)
+            seconds, problem = _probe(folder.inbox, path)
             out.append(Recording(rel, st.st_size, st.st_mtime_ns, seconds, problem))
     return sorted(out, key=lambda r: r.name)
 
@@ -95,20 +94,17 @@ def _given(paths: Iterable[Path]) -> Iterator[tuple[str, os.stat_result]]:
             yield os.fspath(path), os.lstat(path)
 
 
-def _probe(path: Path) -> tuple[float | None, str | None]:
-    """(duration in seconds or None, why it is not media or None) of one file."""
+def _probe(root: Path, path: Path) -> tuple[float | None, str | None]:
+    """(duration in seconds or None, why it is not media or None) of one file below
+    ``root``, opened as the pipeline opens inputs (``inputs.open_regular``: no link
+    followed, here or in a parent folder; no FIFO or device)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror})"
-    file: IO[bytes]
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            return None, "not a regular file"
-        try:
+        with inputs.open_regular(root, path.relative_to(root).as_posix()) as (file, _):
             found = media.probe_file(file)
-        except OSError:  # an I/O error: its length is not known, and counts as such
-            return None, None
+    except inputs.InputRefused as exc:
+        return None, exc.message
+    except OSError:  # an I/O error: its length is not known, and counts as such
+        return None, None
     return found.duration, found.problem
 
 
