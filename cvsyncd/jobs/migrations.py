@@ -7,6 +7,7 @@ old schema or the new one. A database newer than this list is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -29,8 +30,14 @@ SUMMARY_3 = f"""json_object(
     'finished_at', {_iso("finished_at")})"""
 
 
-# Migration 4 adds why a held job waits (``facts.hold``: its kind, reason and figures).
-SUMMARY_4 = SUMMARY_3.removesuffix(")") + ",\n    'hold', json(facts -> '$.hold'))"
+# Migration 4 adds why a held job waits (``facts.hold``: its kind, reason and figures),
+# and writes times as Python does: whole seconds cut, not rounded (SQLite's datetime()
+# rounds to the millisecond, so 12:00:44.9997 came out as 12:00:45).
+SUMMARY_4 = re.sub(
+    r"datetime\((\w+), 'unixepoch'\)",
+    r"datetime(CAST(\1 AS INTEGER), 'unixepoch')",
+    SUMMARY_3.removesuffix(")") + ",\n    'hold', json(facts -> '$.hold'))",
+)
 
 
 def _refresh(job_id: str, summary: str = SUMMARY_3) -> str:
