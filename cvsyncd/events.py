@@ -37,11 +37,14 @@ INBOX_EMPTY_FILE = "inbox.empty_file"
 INBOX_OVERRIDE_BROKEN = "inbox.override_broken"
 INBOX_INTAKE_ERROR = "inbox.intake_error"
 INBOX_SCANNED = "inbox.scanned"
+INBOX_BACKLOG = "inbox.backlog"
 
 # -- one job, in the order of its path ------------------------------------------------
 JOB_QUEUED = "job.queued"
 JOB_DUPLICATE = "job.duplicate"
 JOB_INPUT_CHANGED = "job.input_changed"
+JOB_HELD = "job.held"
+JOB_HOLD_ENDED = "job.hold_ended"
 JOB_UPLOADING = "job.uploading"
 JOB_UPLOADED = "job.uploaded"
 JOB_SUBMITTING = "job.submitting"
@@ -132,9 +135,12 @@ MESSAGES: dict[str, str] = {
     INBOX_OVERRIDE_BROKEN: "a .cvsyncd.toml is broken; recordings below it wait until it is fixed",
     INBOX_INTAKE_ERROR: "could not take a file",
     INBOX_SCANNED: "looked through a folder for recordings",
+    INBOX_BACKLOG: "first look at a folder: what it already held was weighed and decided",
     JOB_QUEUED: "queued",
     JOB_DUPLICATE: "duplicate: not submitted again",
     JOB_INPUT_CHANGED: "input changed before upload; taking the new content",
+    JOB_HELD: "held before upload by the spend guard; nothing uploaded",
+    JOB_HOLD_ENDED: "no longer held: the budget allows it now",
     JOB_UPLOADING: "uploading",
     JOB_UPLOADED: "uploaded",
     JOB_SUBMITTING: "submitting",

@@ -11,7 +11,8 @@
     ├── process.py   cvsyncd process     ├── render.py   cvsyncd render
     ├── status.py    cvsyncd status      ├── pause.py    cvsyncd pause / resume
     ├── jobs.py      cvsyncd jobs        ├── account.py  cvsyncd account
-    └── emulator.py  cvsyncd emulator
+    ├── emulator.py  cvsyncd emulator    ├── release.py  cvsyncd release
+    ├── estimate.py  cvsyncd estimate    └── usage.py    cvsyncd usage
 
 Exit codes: 0 success; 1 a runtime problem (the store, the API, a check that failed);
 2 a usage or config error (nothing was done). Every error message starts with

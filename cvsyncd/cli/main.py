@@ -41,6 +41,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "queue failed, needs_attention or duplicate jobs again (submits them anew, asking "
         "nothing further)",
     ),
+    "estimate": (
+        "estimate",
+        "what would be taken from each folder (or the given paths) and what it comes to: "
+        "lengths, hours, the caps, the balance; nothing is uploaded",
+    ),
+    "usage": (
+        "usage",
+        "hours of audio used by done jobs, by folder, day or month (for invoices); --json, --csv",
+    ),
+    "release": (
+        "release",
+        "queue held jobs now (a held backlog, or recordings a spend cap held); a released "
+        "job is not held again by what held it",
+    ),
     "forget": ("forget", "forget finished jobs, so the same input is taken again"),
     "show": ("show", "everything known about a job"),
     "render": (
@@ -61,7 +75,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 DAEMON_COMMANDS = ("run", "process", "emulator")  # they set up their own logging
-READERS = ("status", "jobs", "show", "health")  # read the state database; import no structlog
+# they read the state database; they import no structlog
+READERS = ("status", "jobs", "show", "usage", "health")
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

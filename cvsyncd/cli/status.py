@@ -73,6 +73,17 @@ def print_status(report: Mapping[str, Any], out: TextIO) -> None:
                 say(out, f"         {job['error']}")
         if report["need_you_more"]:
             say(out, f"  … and {report['need_you_more']} more (cvsyncd jobs --state failed …)")
+    if report.get("held_jobs"):
+        say(out, "held (nothing uploaded; cvsyncd release JOB… | --folder F | --all):")
+        for group in report["held_jobs"]:
+            say(out, f"  {group['words']}")
+        for job in report["held_list"]:
+            hold = job.get("hold") or {}
+            needs = hold.get("needs_hours")
+            size = f"  ({needs * 60:.1f} min)" if isinstance(needs, int | float) else ""
+            say(out, f"  #{job['id']:<5} {hold.get('kind', ''):<16} {job['name']}{size}")
+        if report["held_more"]:
+            say(out, f"  … and {report['held_more']} more (cvsyncd jobs --state held)")
     if report["not_taken"]:
         say(out, "not taken (fix these and they are taken):")
         for entry in report["not_taken"]:

@@ -3,7 +3,8 @@
 ::
 
     config/
-    ├── model.py      Config, CleanvoiceSettings, DaemonSettings, Folder and their defaults
+    ├── model.py      Config, CleanvoiceSettings, DaemonSettings, BudgetSettings, Folder and
+    │                 their defaults
     ├── loading.py    load_config / parse_config: every problem of a file reported at once
     ├── schema.py     the machinery: settings, readers, did-you-mean, TOML-style wording
     ├── presets.py    the Cleanvoice option vocabulary, presets and ``extends``
@@ -22,6 +23,7 @@ from cvsyncd.config.model import (
     DEFAULT_EXTENSIONS,
     TRANSCRIPT_FORMATS,
     UNCERTAIN_EXTENSIONS,
+    BudgetSettings,
     CleanvoiceSettings,
     Config,
     DaemonSettings,
@@ -33,6 +35,7 @@ __all__ = [
     "DEFAULT_EXTENSIONS",
     "TRANSCRIPT_FORMATS",
     "UNCERTAIN_EXTENSIONS",
+    "BudgetSettings",
     "CleanvoiceSettings",
     "Config",
     "DaemonSettings",

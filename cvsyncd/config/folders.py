@@ -25,6 +25,7 @@ from cvsyncd.config.schema import (
     choice,
     describe,
     file_mode,
+    hours,
     number,
     optional_text,
     path,
@@ -96,6 +97,9 @@ FOLDER_KEYS: Mapping[str, Setting] = {
     ),
     "notify_secret_file": path(None, "a file holding the webhook signing secret, mode 0600"),
     "hook_timeout_seconds": number(60.0, above=0),
+    # the spend guard (see [budget])
+    "existing": choice("auto", "auto", "take", "hold", "skip"),
+    "hours_per_month": hours(None),
 }
 
 

@@ -28,7 +28,13 @@ from urllib.parse import urlsplit
 
 from cvsyncd.config.apikey import API_KEY_VARIABLE, CREDENTIAL_NAME
 from cvsyncd.config.folders import make_folders
-from cvsyncd.config.model import DEFAULT_BASE_URL, CleanvoiceSettings, Config, DaemonSettings
+from cvsyncd.config.model import (
+    DEFAULT_BASE_URL,
+    BudgetSettings,
+    CleanvoiceSettings,
+    Config,
+    DaemonSettings,
+)
 from cvsyncd.config.presets import PresetBook
 from cvsyncd.config.schema import (
     Invalid,
@@ -39,6 +45,7 @@ from cvsyncd.config.schema import (
     describe,
     get_table,
     home_dir,
+    hours,
     integer,
     key_path,
     number,
@@ -109,7 +116,14 @@ DAEMON_KEYS: Mapping[str, Setting] = {
     "retry_max_seconds": number(900.0, above=0),
 }
 
-TOP_KEYS = ("cleanvoice", "daemon", "presets", "folders", "web")
+BUDGET_KEYS: Mapping[str, Setting] = {
+    "backlog_hours": hours(2.0, zero=True),
+    "hours_per_day": hours(None),
+    "hours_per_month": hours(None),
+    "unknown_duration_hours": hours(1.0, zero=True),
+}
+
+TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -173,6 +187,20 @@ def make_daemon(data: Mapping[str, Any], reader: Reader) -> DaemonSettings | Non
     return DaemonSettings(**values) if values.keys() == DAEMON_KEYS.keys() else None
 
 
+def make_budget(data: Mapping[str, Any], reader: Reader) -> BudgetSettings | None:
+    table = get_table(data, "budget", reader)
+    values = read_table(table, BUDGET_KEYS, "budget", reader)
+    day, month = values.get("hours_per_day"), values.get("hours_per_month")
+    if day is not None and month is not None and day > month:
+        reader.report(
+            "budget.hours_per_day",
+            f"a day may not spend more than the month ({show_value(day)} h > "
+            f"hours_per_month = {show_value(month)} h)",
+            "a number of hours ≤ hours_per_month",
+        )
+    return BudgetSettings(**values) if values.keys() == BUDGET_KEYS.keys() else None
+
+
 # -- the file as a whole --------------------------------------------------------------------
 
 
@@ -194,12 +222,13 @@ def parse_config(
             )
     cleanvoice = make_cleanvoice(data, reader)
     daemon = make_daemon(data, reader)
+    budget = make_budget(data, reader)
     book = PresetBook(data, reader)
     folders = make_folders(data, book)
     web = make_web(data, reader)
-    if reader.problems or cleanvoice is None or daemon is None or not folders:
+    if reader.problems or cleanvoice is None or daemon is None or budget is None or not folders:
         raise ConfigError(reader.problems)
-    return Config(absolute, cleanvoice, daemon, book.effective(), folders, web)
+    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

@@ -67,6 +67,20 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class BudgetSettings:
+    """The spend guard (``[budget]``): what may be spent before a person says so.
+
+    Hours are hours of audio, as probed on this machine before anything is uploaded; the
+    day and the month are this machine's local calendar. None: no cap.
+    """
+
+    backlog_hours: float = 2.0  # a first inbox content above this is held (existing = "auto")
+    hours_per_day: float | None = None  # all folders together
+    hours_per_month: float | None = None  # all folders together
+    unknown_duration_hours: float = 1.0  # what a recording of unknown length counts as
+
+
+@dataclass(frozen=True)
 class Folder:
     """One watched inbox and where its results and used inputs go."""
 
@@ -96,6 +110,10 @@ class Folder:
     notify_url: str | None = None
     notify_secret_file: Path | None = None
     hook_timeout_seconds: float = 60.0
+    # the spend guard: what is done with the recordings found when the folder is first
+    # watched (auto | take | hold | skip), and this folder's own monthly cap in hours
+    existing: str = "auto"
+    hours_per_month: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
@@ -130,6 +148,7 @@ class Config:
     # name → effective options (after `extends`), all read-only; not hashed, like options
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     folders: tuple[Folder, ...] = ()
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
     web: WebSettings | None = None  # no [web] section: no dashboard
 
     def __post_init__(self) -> None:

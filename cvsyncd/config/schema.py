@@ -2,7 +2,7 @@
 
 A section is described by a schema, ``{key: Setting(check, valid, default)}``, built from
 the check builders here (:func:`number`, :func:`integer`, :func:`boolean`, :func:`choice`,
-:func:`text`, :func:`path`). :func:`read_table` checks a table against its schema and
+:func:`text`, :func:`path`, :func:`hours`). :func:`read_table` checks a table against its schema and
 collects every problem in a :class:`Reader` rather than stopping at the first one; a check
 rejects a value by raising :class:`Invalid`.
 
@@ -79,6 +79,25 @@ def number(default: float, *, above: float) -> Setting:
         return float(value)
 
     return Setting(check, f"a number > {show_value(above)}", default)
+
+
+def hours(default: float | None, *, zero: bool = False) -> Setting:
+    """Hours of audio: a number > 0 (or ≥ 0 with ``zero``); None as the default means the
+    key may be left out (no limit)."""
+
+    def check(value: Any, reader: Reader) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Invalid(f"{describe(value)} is not a number of hours")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            least = "0 or more" if zero else "more than 0"
+            raise Invalid(f"must be {least} hours, got {show_value(value)}")
+        return float(value)
+
+    least = "≥ 0" if zero else "> 0"
+    valid = f"a number of hours {least}, e.g. 1.5"
+    if default is None:
+        valid += " (leave the key out for no cap)"
+    return Setting(check, valid, default)
 
 
 def integer(default: int, *, at_least: int) -> Setting:

@@ -116,6 +116,14 @@ PRESET_NOTE = """\
 # the options set here are sent; Cleanvoice's defaults apply to the rest.
 """
 
+BUDGET_NOTE = """\
+# What may be spent before you say so (hours of audio, measured here before any upload).
+# Recordings already in an inbox at the first start are held when they come to more than
+# backlog_hours; caps hold what would go over them (your local calendar). `cvsyncd status`
+# says why a recording is held; `cvsyncd release` lets it go; `cvsyncd estimate` shows
+# what would be taken, without uploading anything.
+"""
+
 WEB_NOTE = """\
 # The dashboard in a browser tab, /healthz and /metrics (needs pip install 'cvsyncd[web]').
 # Anywhere but 127.0.0.1 or [::1] it needs a password_file (mode 0600); for access from
@@ -189,6 +197,12 @@ def starter_config(
     ]
     parts.append("\n")
 
+    parts += ["[budget]\n", BUDGET_NOTE]
+    parts.append(toml_lines({"backlog_hours": 2}))
+    parts.append(commented({"hours_per_day": 3}, "all folders together; no cap unless set"))
+    parts.append(commented({"hours_per_month": 40}))
+    parts.append("\n")
+
     parts += [about, PRESET_NOTE]
     parts += [tomli_w.dumps({"presets": {preset_name: dict(preset_options)}}), "\n"]
 
@@ -204,6 +218,9 @@ def starter_config(
             {"failed_dir": str(inbox_path / "failed")},
             "failed recordings, next to <name>.error.txt",
         )
+    )
+    parts.append(
+        commented({"existing": "auto"}, "recordings there at the first start: auto|take|hold|skip")
     )
     parts += ["\n", WEB_NOTE]
     if web_listen is None:

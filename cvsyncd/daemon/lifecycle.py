@@ -79,6 +79,9 @@ class Daemon:
         runtime = Runtime(self.config, store, client)
         pipeline = Pipeline(runtime)
         pipeline.recover()
+        # what a folder seen for the first time holds now is its backlog: weighed before
+        # the watcher offers any of it (pipeline/backlog.py)
+        await pipeline.intake_steps.backlogs.decide_all(self.config.folders)
         watcher = Watcher(
             self.config.folders,
             self.config.daemon.settle_seconds,

@@ -73,7 +73,7 @@ async def _take(
         raise ProcessError(f"{path}: not a file")
     folder, in_inbox = folder_for_file(config, path)
     if in_inbox and preset is None:
-        verdict = await pipeline.intake_steps.take_file(folder, path)
+        verdict = await pipeline.intake_steps.take_file(folder, path, backlog=False)
         rel = path.relative_to(folder.inbox).as_posix()
         st = path.stat()
         job = store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns)
@@ -117,7 +117,8 @@ async def _follow(
                 if shown.get(job.id) != line:
                     shown[job.id] = line
                     report(line)
-            if all(j.state in TERMINAL for j in jobs) or stop.is_set():
+            # a held job waits for the user or a budget: this run ends, saying why
+            if all(j.state in TERMINAL or j.state is JobState.HELD for j in jobs) or stop.is_set():
                 break
             pipeline.wake()
             await asyncio.sleep(POLL_SECONDS)
@@ -143,6 +144,6 @@ def describe(job: Job) -> str:
         outputs = [o["path"] for o in job.outputs if o.get("written") and o["kind"] != "tracks"]
         first = os.path.relpath(outputs[0]) if outputs else ""
         return f"{name}: done" + (f" → {first}" if first else "")
-    if job.state in TERMINAL:
+    if job.state in TERMINAL or job.state is JobState.HELD:
         return f"{name}: {job.state} — {job.error}"
     return f"{name}: {job.state}"

@@ -29,7 +29,7 @@ from cvsyncd.daemon.systemd import Notifier, status_line
 from cvsyncd.errors import ConfigError
 from cvsyncd.inbox.places import overlaps
 from cvsyncd.inbox.watcher import Watcher
-from cvsyncd.jobs import ACTIVE, JobState
+from cvsyncd.jobs import ACTIVE, WORKING, JobState
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 from cvsyncd.pipeline.scheduler import Pipeline
 from cvsyncd.redact import register_secret
@@ -132,7 +132,8 @@ class Supervisor(RuntimePart):
             self.store.set_refused_entries(refused)
             self._refused_shown = refused
         counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
-        self.busy = any(counts.get(state.value) for state in ACTIVE)
+        # held jobs wait for a person or a budget: they keep nobody busy
+        self.busy = any(counts.get(state.value) for state in WORKING)
         reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []
         reasons += [
             f"{'all folders' if k == '*' else k} by the operator" for k in self.pipeline.holds
@@ -170,6 +171,7 @@ class Supervisor(RuntimePart):
         register_secret(api_key)
         self.runtime.client.set_api_key(api_key)
         self.runtime.reconfigure(config)  # every part of the pipeline, at once
+        self.pipeline.wake()  # a raised spend cap may let held jobs go now
         self.watcher.reconfigure(config.folders, config.daemon.settle_seconds)
         logs.set_level(self.log_level or config.daemon.log_level)
         self.log.info(ev.CONFIG_RELOADED, config=str(config.path), folders=len(config.folders))

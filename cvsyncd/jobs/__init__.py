@@ -7,6 +7,7 @@
     ├── store.py       Store: the write side (new jobs, state changes, requeue, resume)
     ├── queries.py     the read side: the questions the pipeline and the commands ask
     ├── meta.py        daemon-wide values beside the jobs, each with typed methods
+    ├── spending.py    the spend guard's records: hours spent, held jobs, backlogs, usage
     ├── database.py    the database file: opening, transactions, integrity, migrating
     ├── migrations.py  the schema, as an ordered list of migrations
     └── lock.py        one daemon (or `cvsyncd process` run) per state directory
@@ -17,12 +18,14 @@ Only this package touches the database; the names below are its face.
 from cvsyncd.jobs.lock import daemon_pid, lock_holder, wake_daemon
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.queries import Listing
+from cvsyncd.jobs.spending import Backlog, Spent, UsageRow
 from cvsyncd.jobs.states import (
     ACTIVE,
     REMOTE,
     RETRYABLE,
     TERMINAL,
     TRANSITIONS,
+    WORKING,
     InputFile,
     Job,
     JobState,
@@ -39,13 +42,17 @@ __all__ = [
     "RETRYABLE",
     "TERMINAL",
     "TRANSITIONS",
+    "WORKING",
+    "Backlog",
     "InputFile",
     "Job",
     "JobState",
     "JsonText",
     "Listing",
+    "Spent",
     "Store",
     "TransitionError",
+    "UsageRow",
     "check_transition",
     "daemon_pid",
     "iso_time",

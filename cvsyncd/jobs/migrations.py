@@ -7,6 +7,7 @@ old schema or the new one. A database newer than this list is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -29,11 +30,39 @@ SUMMARY_3 = f"""json_object(
     'finished_at', {_iso("finished_at")})"""
 
 
-def _refresh(job_id: str) -> str:
+# Migration 4 adds why a held job waits (``facts.hold``: its kind, reason and figures),
+# and writes times as Python does: whole seconds cut, not rounded (SQLite's datetime()
+# rounds to the millisecond, so 12:00:44.9997 came out as 12:00:45).
+SUMMARY_4 = re.sub(
+    r"datetime\((\w+), 'unixepoch'\)",
+    r"datetime(CAST(\1 AS INTEGER), 'unixepoch')",
+    SUMMARY_3.removesuffix(")") + ",\n    'hold', json(facts -> '$.hold'))",
+)
+
+
+def _refresh(job_id: str, summary: str = SUMMARY_3) -> str:
     return (
         "INSERT OR REPLACE INTO summaries (job_id, json)"
-        f" SELECT id, {SUMMARY_3} FROM jobs WHERE id = {job_id}"
+        f" SELECT id, {summary} FROM jobs WHERE id = {job_id}"
     )
+
+
+def _summary_triggers(summary: str) -> list[str]:
+    """The triggers that keep ``summaries`` up to date with ``summary``."""
+    return [
+        f"""CREATE TRIGGER summary_of_a_new_job AFTER INSERT ON jobs BEGIN
+            {_refresh("NEW.id", summary)};
+        END""",
+        f"""CREATE TRIGGER summary_of_a_changed_job AFTER UPDATE ON jobs BEGIN
+            {_refresh("NEW.id", summary)};
+        END""",
+        f"""CREATE TRIGGER summary_of_a_new_input AFTER INSERT ON inputs BEGIN
+            {_refresh("NEW.job_id", summary)};
+        END""",
+        f"""CREATE TRIGGER summary_of_a_moved_input AFTER UPDATE OF rel_path ON inputs BEGIN
+            {_refresh("NEW.job_id", summary)};
+        END""",
+    ]
 
 
 # Each migration is a list of statements run in one transaction together with the
@@ -113,6 +142,18 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         f"INSERT INTO summaries (job_id, json) SELECT id, {SUMMARY_3} FROM jobs",
         # `status` counts jobs per folder and state from this index alone
         "CREATE INDEX jobs_folder_state ON jobs (folder, state)",
+    ),
+    # 4: the spend guard. The state `held` (a summary says why: its `hold`), and the hours
+    # each job counted against the caps when it passed the guard (`facts.spend`), found by
+    # the time it passed (the caps sum a day's or a month's, jobs.spending)
+    (
+        "DROP TRIGGER summary_of_a_new_job",
+        "DROP TRIGGER summary_of_a_changed_job",
+        "DROP TRIGGER summary_of_a_new_input",
+        "DROP TRIGGER summary_of_a_moved_input",
+        *_summary_triggers(SUMMARY_4),
+        f"INSERT OR REPLACE INTO summaries (job_id, json) SELECT id, {SUMMARY_4} FROM jobs",
+        "CREATE INDEX jobs_spent_at ON jobs (json_extract(facts, '$.spend.at'))",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

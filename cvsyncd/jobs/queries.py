@@ -215,12 +215,13 @@ class JobQueries(Database):
     def find_pending_for_name(self, folder: str, name: str) -> Job | None:
         """Return a job for this name that has not been submitted yet, if any."""
         row = self._conn.execute(
-            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND state IN (?, ?, ?)"
+            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND state IN (?, ?, ?, ?)"
             " ORDER BY id DESC LIMIT 1",
             (
                 folder,
                 name,
                 JobState.QUEUED.value,
+                JobState.HELD.value,
                 JobState.UPLOADING.value,
                 JobState.UPLOADED.value,
             ),

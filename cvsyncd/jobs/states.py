@@ -7,10 +7,12 @@ the one pure function that enforces it, and the store enforces it again in SQL
 ::
 
     queued → uploading → uploaded → submitting → processing → fetching → writing → disposing → done
-                                        │
-                                        └─(no answer / crash)→ needs_attention
+      ↕                                 │
+    held                                └─(no answer / crash)→ needs_attention
+    queued ─(the spend guard: a backlog, a cap, too little credit)→ held (nothing uploaded)
     any active state ─(permanent error)→ failed
     queued ─(same recording and preset as a done job)→ duplicate
+    held ─(cvsyncd release; a cap that allows it again)→ queued
     failed, needs_attention, duplicate ─(cvsyncd retry)→ queued
     failed with its edit still at Cleanvoice ─(cvsyncd retry)→ processing (not paid again)
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 class JobState(enum.StrEnum):
     QUEUED = "queued"
+    HELD = "held"
     UPLOADING = "uploading"
     UPLOADED = "uploaded"
     SUBMITTING = "submitting"
@@ -46,7 +49,10 @@ S = JobState
 
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     # duplicate: the same recording with the same preset was already processed by another job
-    S.QUEUED: frozenset({S.UPLOADING, S.FAILED, S.DUPLICATE}),
+    # held: the spend guard keeps it back before a byte is uploaded (pipeline/spend.py)
+    S.QUEUED: frozenset({S.UPLOADING, S.HELD, S.FAILED, S.DUPLICATE}),
+    # queued: released by the user, or a cap that held it allows it now
+    S.HELD: frozenset({S.QUEUED, S.FAILED}),
     # back to queued: the upload was interrupted or the file changed under us
     S.UPLOADING: frozenset({S.UPLOADED, S.QUEUED, S.FAILED}),
     S.UPLOADED: frozenset({S.SUBMITTING, S.QUEUED, S.FAILED}),
@@ -69,6 +75,9 @@ TERMINAL = frozenset({S.DONE, S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
 # final states a user may send back to the queue with `cvsyncd retry`
 RETRYABLE = frozenset({S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE})
 ACTIVE = frozenset(TRANSITIONS) - TERMINAL
+# active states in which the daemon works on a job (a held one waits for a person or a
+# budget: nothing to do for it until then)
+WORKING = ACTIVE - {S.HELD}
 # states in which Cleanvoice holds (or may hold) an edit for the job
 REMOTE = frozenset({S.SUBMITTING, S.PROCESSING, S.FETCHING, S.WRITING})
 

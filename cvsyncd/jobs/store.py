@@ -1,9 +1,10 @@
 """The SQLite job store: the only place that touches the state database.
 
 ``Store`` is the write side (creating jobs, moving them between states, the operator's
-requeue and resume), on top of the queries (``queries.py``), the daemon-wide values
-(``meta.py``) and the database file's rules (``database.py``: opening, transactions,
-migrations). Rows come back as the dataclasses of ``states.py``.
+requeue and resume), on top of the queries (``queries.py``), the spend guard's records
+(``spending.py``), the daemon-wide values (``meta.py``) and the database file's rules
+(``database.py``: opening, transactions, migrations). Rows come back as the dataclasses
+of ``states.py``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from cvsyncd.errors import StoreError
 from cvsyncd.jobs.database import DB_NAME, connect, prepare_state_dir
 from cvsyncd.jobs.database import inspect as inspect_database
 from cvsyncd.jobs.lock import StateDirLock
-from cvsyncd.jobs.meta import META_LAST_JOB, DaemonState
+from cvsyncd.jobs.meta import META_LAST_JOB
 from cvsyncd.jobs.queries import JobQueries, options_key
+from cvsyncd.jobs.spending import SpendRecords
 from cvsyncd.jobs.states import RETRYABLE, InputFile, Job, JobState, check_transition
 
 # Columns a caller may set together with (or without) a state change.
@@ -47,7 +49,7 @@ class JsonText(str):
     """A value for a JSON column that is already JSON text (made off the event loop)."""
 
 
-class Store(JobQueries, DaemonState):
+class Store(JobQueries, SpendRecords):
     """The job store. Open it with ``Store.open``; close it when done."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, lock: StateDirLock | None):

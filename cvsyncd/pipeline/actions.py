@@ -1,4 +1,4 @@
-"""Operator commands on jobs: retry, forget, show.
+"""Operator commands on jobs: retry, release, forget, show.
 
 They work on the state database directly (a running daemon sees the change on its next
 turn, within a second) and return what happened per job; ``cli`` turns that into words.
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from cvsyncd.config import Config, Folder
-from cvsyncd.errors import StoreError
+from cvsyncd.errors import StoreError, UsageError
 from cvsyncd.jobs import ALL_FOLDERS, RETRYABLE, TERMINAL, Job, JobState, Store, iso_time
 from cvsyncd.pipeline.disposal import error_note
 from cvsyncd.pipeline.outcomes import can_resume
+from cvsyncd.pipeline.spend import NEVER, release_facts
 from cvsyncd.redact import scrub
 
 
@@ -87,6 +88,57 @@ def retry_jobs(
             continue
         _remove_error_note(config, job)
         outcomes.append(Outcome(job_id, True, message))
+    return outcomes
+
+
+def release_jobs(
+    config: Config,
+    store: Store,
+    ids: Iterable[int],
+    folders: Iterable[str] = (),
+    every: bool = False,
+) -> list[Outcome]:
+    """Queue held jobs now: those named in ``ids``, the held jobs of ``folders`` (by name or
+    inbox), or every held job. The kind of hold each was released from is remembered
+    (``spend.release_facts``): the same backlog or cap does not hold it again."""
+    keys = []
+    for wanted in folders:
+        folder = next((f for f in config.folders if wanted in (f.name, str(f.inbox), f.key)), None)
+        if folder is None:
+            names = ", ".join(f.name for f in config.folders)
+            raise UsageError(f"there is no folder {wanted!r} in the config (folders: {names})")
+        keys.append(folder.key)
+    chosen = list(ids)
+    if every or keys:
+        chosen += [job_id for job_id, _, _ in store.held_jobs(keys)]
+    outcomes = []
+    for job_id in dict.fromkeys(chosen):
+        job = store.get(job_id)
+        if job is None:
+            outcomes.append(Outcome(job_id, False, f"there is no job {job_id}"))
+            continue
+        if job.state is not JobState.HELD:
+            outcomes.append(
+                Outcome(job_id, False, f"job {job_id} is {job.state}, not held; nothing to release")
+            )
+            continue
+        kind = job.facts.get("hold", {}).get("kind", "hold")
+        try:
+            store.transition(
+                job_id,
+                JobState.HELD,
+                JobState.QUEUED,
+                f"released by cvsyncd release (from its {kind.replace('_', ' ')} hold)",
+                facts=release_facts(job.facts),
+                error=None,
+                next_attempt_at=0,
+            )
+        except StoreError as exc:
+            outcomes.append(Outcome(job_id, False, str(exc)))
+            continue
+        outcomes.append(
+            Outcome(job_id, True, f"job {job_id} ({job.name}) released: it is queued for upload")
+        )
     return outcomes
 
 
@@ -221,7 +273,10 @@ def describe_job(config: Config, store: Store, job_id: int) -> dict[str, Any] | 
         "options": dict(job.options),
         "edit_id": job.edit_id,
         "attempts": job.attempts,
-        "next_attempt_at": iso_time(job.next_attempt_at) if job.next_attempt_at else None,
+        # a job held until someone releases it has no next try to show
+        "next_attempt_at": iso_time(job.next_attempt_at)
+        if job.next_attempt_at and job.next_attempt_at < NEVER
+        else None,
         "progress": job.progress,
         "error": job.error,
         "outputs": [dict(o) for o in job.outputs],

@@ -23,11 +23,13 @@ from cvsyncd.errors import ConfigError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs
 from cvsyncd.inbox import rules as inbox
-from cvsyncd.jobs import InputFile, Job, JobState
+from cvsyncd.jobs import Backlog, InputFile, Job, JobState
+from cvsyncd.pipeline.backlog import Backlogs
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 from cvsyncd.pipeline.upload import VIDEO_EXTENSIONS, combined_fingerprint
 
 S = JobState
+HELD_ORIGINAL_RECHECK = 300.0  # seconds between two looks at a held job's duplicate
 
 
 class Verdict(str):
@@ -48,8 +50,9 @@ class Intake(RuntimePart):
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.log = structlog.get_logger("cvsyncd.pipeline")
+        self.backlogs = Backlogs(runtime)
 
-    async def take_file(self, folder: Folder, path: Path) -> Verdict:
+    async def take_file(self, folder: Folder, path: Path, *, backlog: bool = True) -> Verdict:
         """Make a job of a settled recording (a file, or a multi-track session folder).
 
         Return "queued", "known" (a job has it already), "changed" (it changed while being
@@ -57,13 +60,21 @@ class Intake(RuntimePart):
         ``.cvsyncd.toml`` is broken: it waits for the fix) or "refused" (not a regular
         file inside the inbox, unreadable or empty: ``reason`` says which and what to do).
         Nothing is read through a link or from a FIFO (``inputs.py``).
+
+        The first time a folder is seen its backlog is decided (``backlog.py``): a
+        recording of a held backlog becomes a job that the spend guard holds; one of a
+        skipped backlog is "skipped" for as long as it is unchanged. ``backlog=False``
+        (``cvsyncd process FILE``: the user named it) takes it as a new recording.
         """
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             return Verdict("skipped")
+        decided = await self.backlogs.decide(folder) if backlog else None
+        if backlog and decided is None:
+            return Verdict("changed")  # its inbox cannot be looked at now: decide later
         if stat.S_ISDIR(st.st_mode):
-            return await self._take_session(folder, path)
+            return await self._take_session(folder, path, decided)
         rel = path.relative_to(folder.inbox).as_posix()
         if not stat.S_ISREG(st.st_mode):
             return self._refuse(folder, rel, inputs.refusal(path, inputs.kind_of(st.st_mode)))
@@ -75,6 +86,9 @@ class Intake(RuntimePart):
         if self.store.find_pending_for_name(folder.key, rel) is not None:
             # a job for this file has not been submitted yet: it will notice the change itself
             return Verdict("known")
+        facts = _backlog_facts(decided, rel, st.st_size, st.st_mtime_ns)
+        if facts is None:
+            return Verdict("skipped")  # a backlog the folder said to skip
         options = self._options_for(folder, PurePosixPath(rel).parent, rel)
         if options is None:
             return Verdict("held")
@@ -89,15 +103,20 @@ class Intake(RuntimePart):
         recorded = InputFile.of(rel, st, fingerprint)
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             options.setdefault("video", True)
-        return Verdict(self._create(folder, rel, [recorded], options, fingerprint, {}))
+        return Verdict(self._create(folder, rel, [recorded], options, fingerprint, facts))
 
     def _refuse(self, folder: Folder, rel: str, exc: inputs.InputRefused) -> Verdict:
         self.log.warning(ev.INBOX_NOT_TAKEN, folder=folder.name, path=rel, reason=exc.message)
         return Verdict("refused", exc.message)
 
-    async def _take_session(self, folder: Folder, session: Path) -> Verdict:
+    async def _take_session(
+        self, folder: Folder, session: Path, decided: Backlog | None = None
+    ) -> Verdict:
         """Make one job of a multi-track session: all its tracks, one edit."""
         name = session.relative_to(folder.inbox).as_posix()
+        facts = _backlog_facts(decided, name, None, None)
+        if facts is None:
+            return Verdict("skipped")
         tracks = await asyncio.to_thread(inbox.session_tracks, folder, session)
         if not tracks:
             return Verdict("skipped")
@@ -127,7 +146,12 @@ class Intake(RuntimePart):
             recorded.append(InputFile.of(rel, st, fingerprint))
         return Verdict(
             self._create(
-                folder, name, recorded, options, combined_fingerprint(recorded), {"session": True}
+                folder,
+                name,
+                recorded,
+                options,
+                combined_fingerprint(recorded),
+                {**facts, "session": True},
             )
         )
 
@@ -208,13 +232,15 @@ class Intake(RuntimePart):
             )
             return
         if original.state is not S.DONE:
+            # a held original may wait for months: look again now and then, not every 10 s
+            held = original.state is S.HELD
             self.store.update(
                 job.id,
                 S.QUEUED,
                 None,
-                next_attempt_at=time.time() + 10.0,
+                next_attempt_at=time.time() + (HELD_ORIGINAL_RECHECK if held else 10.0),
                 error=f"waiting for job {original.id} ({original.name}), which "
-                "has the same recording and preset",
+                f"has the same recording and preset{' and is held' if held else ''}",
             )
             return
         results = ", ".join(o["path"] for o in original.outputs if o.get("written"))
@@ -233,3 +259,17 @@ class Intake(RuntimePart):
             same_as=original.id,
             same_as_path=original.name,
         )
+
+
+def _backlog_facts(
+    decided: Backlog | None, name: str, size: int | None, mtime_ns: int | None
+) -> dict[str, Any] | None:
+    """The facts a new job gets from its folder's backlog decision (``{"backlog": "hold"}``
+    makes the spend guard hold it), or None if the recording is one to skip."""
+    if decided is None or decided.decision == "none":
+        return {}
+    if not decided.covers(name, size, mtime_ns):
+        return {}
+    if decided.decision == "skip":
+        return None
+    return {"backlog": decided.decision}

@@ -15,10 +15,12 @@ from typing import Any
 from cvsyncd.config import Config
 from cvsyncd.jobs import ACTIVE, ALL_FOLDERS, Job, JobState, Store, iso_time, lock_holder
 from cvsyncd.pipeline.schedule import expected_seconds
+from cvsyncd.pipeline.spend import held_summary
 
 S = JobState
 NEED_YOU = (S.FAILED, S.NEEDS_ATTENTION, S.DUPLICATE)
-WORKED_ON = tuple(s for s in S if s in ACTIVE and s is not S.QUEUED)  # "in progress"
+# "in progress" (held jobs wait for the user or a budget: listed apart)
+WORKED_ON = tuple(s for s in S if s in ACTIVE and s not in (S.QUEUED, S.HELD))
 SHOWN = 10  # active jobs and jobs that need the user, in the summary
 
 
@@ -40,6 +42,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "created_at": iso_time(job.created_at),
         "updated_at": iso_time(job.updated_at),
         "finished_at": iso_time(job.finished_at),
+        "hold": job.facts.get("hold"),
     }
 
 
@@ -107,6 +110,9 @@ def status_report(
         "active_more": 0,
         "need_you": [],
         "need_you_more": 0,
+        "held_jobs": [],  # held by the spend guard, grouped by why
+        "held_list": [],
+        "held_more": 0,
     }
     if store is None:
         return report
@@ -132,6 +138,10 @@ def status_report(
     need_total = sum(counts.get(s, 0) for s in NEED_YOU)
     report["need_you"] = [job_summary(j) for j in store.jobs(NEED_YOU, limit=limit)]
     report["need_you_more"] = need_total - len(report["need_you"])
+    if counts.get(S.HELD):
+        report["held_jobs"] = held_summary(config, store)
+        report["held_list"] = [job_summary(j) for j in store.jobs([S.HELD], limit=limit)]
+        report["held_more"] = counts[S.HELD] - len(report["held_list"])
     if every_job:
         report["jobs"] = [job_summary(j) for j in store.jobs()]
     return report

@@ -12,6 +12,7 @@ from __future__ import annotations
 from cvsyncd.cleanvoice.client import CleanvoiceClient
 from cvsyncd.config import Config, Folder
 from cvsyncd.jobs import Job, Store
+from cvsyncd.jobs.spending import CAPS
 from cvsyncd.pipeline.account import AccountPause
 from cvsyncd.pipeline.notices import Notices
 
@@ -27,8 +28,11 @@ class Runtime:
         self.notices = Notices(store)
 
     def reconfigure(self, config: Config) -> None:
-        """Use ``config`` from the next step on."""
-        self.config = config
+        """Use ``config`` from the next step on. Jobs held by a cap are weighed again at
+        once when the caps changed (a raised cap lets them go)."""
+        old, self.config = self.config, config
+        if _caps(old) != _caps(config):
+            self.store.wake_held(CAPS)
         self.pause.config = config
 
     def folder_of(self, job: Job) -> Folder | None:
@@ -55,3 +59,8 @@ class RuntimePart:
     @property
     def client(self) -> CleanvoiceClient:
         return self.runtime.client
+
+
+def _caps(config: Config) -> tuple[object, ...]:
+    """The settings the spend guard's caps come from."""
+    return (config.budget, tuple((f.key, f.hours_per_month) for f in config.folders))

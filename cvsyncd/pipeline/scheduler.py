@@ -86,6 +86,8 @@ class Pipeline(RuntimePart):
             S.FETCHING: Step("fetch", self.delivery.fetch),
             S.WRITING: Step("write", self.delivery.write),
             S.DISPOSING: Step("dispose", disposals.dispose),
+            # a held job falls due when its cap's period turns or the caps changed
+            S.HELD: Step("recheck", uploads.guard.recheck),
         }
         self.settle_duplicate = Step("duplicate", self.intake_steps.duplicate)
         # the order a pass looks at due jobs: the end of the pipeline first (finishing
@@ -290,8 +292,11 @@ class Pipeline(RuntimePart):
     # -- intake (called by the watcher) ---------------------------------------------
 
     def is_known(self, folder: Folder, rel_path: str, size: int, mtime_ns: int) -> bool:
-        """Whether this exact file (path, size, mtime) already became a job."""
-        return self.store.find_by_input(folder.key, rel_path, size, mtime_ns) is not None
+        """Whether this exact file (path, size, mtime) already became a job, or is one of a
+        backlog its folder said to skip (``existing = "skip"``: seen, never taken)."""
+        return self.store.find_by_input(
+            folder.key, rel_path, size, mtime_ns
+        ) is not None or self.intake_steps.backlogs.skips(folder, rel_path, size, mtime_ns)
 
     async def intake(self, folder: Folder, path: Path) -> str:
         """Turn a settled file into a job; return the verdict of ``Intake.take_file``."""

@@ -1,11 +1,13 @@
-"""The upload step: queued → uploading → uploaded.
+"""The upload step: queued → uploading → uploaded (or → held).
 
 Before anything is sent, the job is made to describe the file as it is now (a file that
 changed since it was taken is taken anew), every input is proven to be the regular file
-that was taken and checked to be media (``inbox/inputs.py``, ``inbox/media.py``), and
-``cvsyncd pause`` is read afresh. Then, per input: ask for a signed URL, PUT the bytes
-through the proven descriptor, check on that descriptor that nothing changed while they
-went, and record the file URL. A step interrupted anywhere is redone from queued.
+that was taken and checked to be media (``inbox/inputs.py``, ``inbox/media.py``),
+``cvsyncd pause`` is read afresh, and the spend guard weighs the recording (``spend.py``:
+a held backlog, a cap, too little credit make it ``held``, nothing uploaded). Then, per
+input: ask for a signed URL, PUT the bytes through the proven descriptor, check on that
+descriptor that nothing changed while they went, and record the file URL. A step
+interrupted anywhere is redone from queued.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs, media
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, Job, JobState, Store
 from cvsyncd.pipeline.disposal import input_place, missing_input
+from cvsyncd.pipeline.guard import SpendGuard
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 
 S = JobState
@@ -64,13 +67,23 @@ class Uploads(RuntimePart):
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.log = structlog.get_logger("cvsyncd.pipeline")
+        self.guard = SpendGuard(runtime)
 
     async def upload(self, job: Job, folder: Folder) -> None:
         job = await self._refresh_if_changed(job, folder)
         job = await self._probe(job, folder)
         if held(self.store, folder):
             return  # `cvsyncd pause` came in meanwhile: no upload starts after it
-        job = self.store.transition(job.id, S.QUEUED, S.UPLOADING, "uploading")
+        # the spend guard, with nothing awaited between its check and the state change: two
+        # uploads starting together are weighed one after the other (pipeline/guard.py)
+        self.guard.refresh_balance()  # for the next ones: nothing waits for the answer
+        hold = self.guard.check(job, folder)
+        if hold is not None:
+            self.guard.hold(job, hold)
+            return
+        job = self.store.transition(
+            job.id, S.QUEUED, S.UPLOADING, "uploading", facts=self.guard.spend_facts(job)
+        )
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
         log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))

@@ -184,8 +184,13 @@ def test_a_malformed_edit_id_is_never_used_and_the_job_waits_for_the_user(
             daemon.wait_for_event("job.needs_attention", timeout=60)
         finally:
             assert daemon.stop() == 0
-        used = [e for e in proxy.log if e.path not in ("/v2/upload", "/v2/edits")]
+        log = list(proxy.log)
+        created = next(i for i, e in enumerate(log) if (e.method, e.path) == ("POST", "/v2/edits"))
+        # before the create, the spend guard asks for the balance as the upload starts (in
+        # the background); after it, only a malformed id put to use could ask for more
+        used = [e for e in log if e.path not in ("/v2/upload", "/v2/edits", "/v1/account")]
         assert all(e.path.startswith("/storage/uploads/") for e in used), used
+        assert not [e for e in log[created + 1 :] if e.path == "/v1/account"], log
     [job] = setup.jobs()
     assert job["state"] == "needs_attention" and job["edit_id"] is None
     assert len(job["error"]) < 2000

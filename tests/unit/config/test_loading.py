@@ -63,6 +63,7 @@ def test_the_example_config_parses() -> None:
     assert config.presets["podcast-social"]["social_content"] is True
     assert config.presets["podcast-social"]["fillers"] is True  # from extends
     assert config.cleanvoice.api_key_file == Path("/etc/cvsyncd/api_key")
+    assert config.budget.backlog_hours == 2 and podcast.existing == "auto"
 
 
 def test_parse_config_is_pure(tmp_path: Path) -> None:
@@ -273,7 +274,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 def test_unknown_section_did_you_mean(tmp_path: Path) -> None:
     found = problem(tmp_path, "[deamon]\n" + FOLDER, "deamon")
     assert found.message == "unknown key (did you mean `daemon`?)"
-    assert found.valid == "cleanvoice, daemon, presets, folders, web"
+    assert found.valid == "cleanvoice, daemon, budget, presets, folders, web"
 
 
 def test_unknown_folder_key(tmp_path: Path) -> None:
@@ -822,3 +823,43 @@ def test_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path, {})
     assert caught.value.problems[0].message == "is not UTF-8 text"
+
+
+# -- the spend guard's keys -----------------------------------------------------------------
+
+
+def test_the_budget_has_safe_defaults_and_reads_its_keys(tmp_path: Path) -> None:
+    config = load(tmp_path, FOLDER)
+    assert config.budget.backlog_hours == 2.0 and config.budget.unknown_duration_hours == 1.0
+    assert config.budget.hours_per_day is None and config.budget.hours_per_month is None
+    assert config.folders[0].existing == "auto" and config.folders[0].hours_per_month is None
+    text = "[budget]\nhours_per_day = 3\nhours_per_month = 40\nbacklog_hours = 0\n" + FOLDER
+    config = load(tmp_path, text + 'existing = "skip"\nhours_per_month = 10\n')
+    assert (config.budget.hours_per_day, config.budget.hours_per_month) == (3.0, 40.0)
+    assert config.budget.backlog_hours == 0.0
+    assert (config.folders[0].existing, config.folders[0].hours_per_month) == ("skip", 10.0)
+
+
+def test_budget_mistakes_are_reported_with_file_key_and_what_would_do(tmp_path: Path) -> None:
+    text = (
+        "[budget]\nhours_per_day = 50\nhours_per_month = 40\nunknown_duration_hours = -1\n"
+        "backlog_hour = 3\n" + FOLDER + 'existing = "hld"\nhours_per_month = 0\n'
+    )
+    found = {p.key: p for p in problems(tmp_path, text)}
+    assert set(found) == {
+        "budget.hours_per_day",
+        "budget.unknown_duration_hours",
+        "budget.backlog_hour",
+        "folders[1].existing",
+        "folders[1].hours_per_month",
+    }
+    assert all(p.file.endswith("cvsyncd.toml") for p in found.values())
+    assert "more than the month" in found["budget.hours_per_day"].message
+    assert found["budget.unknown_duration_hours"].message == "must be 0 or more hours, got -1"
+    assert found["budget.backlog_hour"].message == "unknown key (did you mean `backlog_hours`?)"
+    existing = found["folders[1].existing"]
+    assert existing.message == '"hld" is not one of the choices (did you mean "hold"?)'
+    assert existing.valid == '"auto", "take", "hold", "skip"'
+    cap = found["folders[1].hours_per_month"]
+    assert cap.message == "must be more than 0 hours, got 0"
+    assert cap.valid == "a number of hours > 0, e.g. 1.5 (leave the key out for no cap)"

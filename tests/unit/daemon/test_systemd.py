@@ -222,3 +222,9 @@ def test_status_line_when_idle() -> None:
     assert status_line({}, "the API key was refused", 3) == (
         "idle, watching 3 folders; paused: the API key was refused"
     )
+
+
+def test_status_line_counts_held_jobs() -> None:
+    # held jobs wait for the user or a budget: the line says so before the work in progress
+    counts = {"held": 400, "queued": 1, "processing": 2, "done": 9}
+    assert status_line(counts, None, 1) == "1 queued, 400 held, 2 processing"

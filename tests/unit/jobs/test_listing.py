@@ -90,3 +90,15 @@ def test_filters_and_pages(store: Store) -> None:
     assert ids(Listing(folders=("/a",), states=(S.FAILED,))) == [10, 4]
     assert ids(Listing(limit=0)) == []
     assert [line[0] for line in store.lines(Listing(folders=("/b",), limit=2))] == [9, 7]
+
+
+def test_a_summary_cuts_times_to_the_second_as_python_does(store: Store) -> None:
+    # SQLite's datetime() rounds to the millisecond: 44.9997 s must not read as 45 s
+    job = store.create_job(
+        "/in", "late.wav", [InputFile("late.wav", 1, 1, "f" * 64)], {}, now=1764631604.9997
+    )
+    assert job is not None
+    [text] = store.summaries_json(Listing(before=job.id + 1, limit=1))
+    assert (
+        json.loads(text)["created_at"] == job_summary(job)["created_at"] == "2025-12-01T23:26:44Z"
+    )
