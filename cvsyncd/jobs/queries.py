@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from cvsyncd.jobs.database import Database
-from cvsyncd.jobs.states import ACTIVE, InputFile, Job, JobState
+from cvsyncd.jobs.states import ACTIVE, WORKING, InputFile, Job, JobState
 
 # every column of jobs, the result left out (as NULL)
 WITHOUT_RESULT = (
@@ -175,25 +175,14 @@ class JobQueries(Database):
         ).fetchone()
         return int(row[0])
 
-    def oldest_active_since(self) -> float | None:
-        """When the oldest job still being worked on was created (None: there is none)."""
-        active = [s.value for s in ACTIVE]
+    def oldest_working_since(self) -> float | None:
+        """When the oldest job the daemon works on was created (None: there is none). A
+        held job waits for a person or a budget, maybe for months: it does not count."""
+        working = [s.value for s in WORKING]
         row = self._conn.execute(
-            f"SELECT MIN(created_at) FROM jobs WHERE state IN ({_marks(active)})", active
+            f"SELECT MIN(created_at) FROM jobs WHERE state IN ({_marks(working)})", working
         ).fetchone()
         return None if row[0] is None else float(row[0])
-
-    def done_seconds_by_month(self) -> list[tuple[str, str, float, int]]:
-        """(folder key, "YYYY-MM", seconds of audio, jobs) of the done jobs, by the month
-        they finished in (UTC): what Cleanvoice billed, as far as the durations are known."""
-        rows = self._conn.execute(
-            "SELECT folder, strftime('%Y-%m', finished_at, 'unixepoch') AS month,"
-            " SUM(COALESCE(facts ->> '$.duration', 0)), COUNT(*) FROM jobs"
-            " WHERE state = ? AND finished_at IS NOT NULL GROUP BY folder, month"
-            " ORDER BY month, folder",
-            (JobState.DONE.value,),
-        ).fetchall()
-        return [(str(r[0]), str(r[1]), float(r[2] or 0), int(r[3])) for r in rows]
 
     def find_by_input(self, folder: str, rel_path: str, size: int, mtime_ns: int) -> Job | None:
         """Return the newest job that took exactly this file (same path, size and mtime)."""

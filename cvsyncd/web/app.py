@@ -285,6 +285,9 @@ class Dashboard:
                     "counts": str(parts.counts(data["counts"], data["total"])),
                     "active": str(parts.active(data["active"], data["queued"])),
                     "need-you": str(parts.need_you(data["need_you"], data["need_you_total"], csrf)),
+                    "held": str(
+                        parts.held(data["held"], data["held_total"], data["held_why"], csrf)
+                    ),
                     "recent": str(parts.recent(data["recent"])),
                 }
             }
@@ -315,6 +318,11 @@ class Dashboard:
             session.flash += [o.message for o in outcomes] or ["no job was named"]
             if action == "forget" and back.startswith("/jobs/"):
                 back = "/jobs"  # the job's page is gone
+        elif action == "release":
+            ids = [int(str(v)) for v in form.getlist("job") if str(v).isdigit()]
+            every = form.get("all") == "1"
+            outcomes = actions.release_jobs(config, store, ids, every=every)
+            session.flash += [o.message for o in outcomes] or ["no held job was named"]
         elif action in ("pause", "resume"):
             folder = str(form.get("folder") or "") or None
             outcome = actions.hold(

@@ -77,8 +77,8 @@ class DaemonCollector(Collector):
         yield available
         yield GaugeMetricFamily(
             "cvsyncd_oldest_active_job_age_seconds",
-            "Age of the oldest job still being worked on (0: none)",
-            value=age_seconds(store.oldest_active_since()),
+            "Age of the oldest job being worked on, held ones aside (0: none)",
+            value=age_seconds(store.oldest_working_since()),
         )
         yield GaugeMetricFamily(
             "cvsyncd_healthy",

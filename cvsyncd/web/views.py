@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from cvsyncd.config import Config, Folder
 from cvsyncd.jobs import ALL_FOLDERS, RETRYABLE, TERMINAL, Job, JobState, Listing, Store
 from cvsyncd.pipeline.actions import describe_job, folder_of
 from cvsyncd.pipeline.report import NEED_YOU, WORKED_ON, in_order
+from cvsyncd.pipeline.spend import held_summary
 
 S = JobState
 SHOWN = 20  # jobs in progress, needing you, recent: on the overview
@@ -80,8 +81,16 @@ def job_row(job: Job, config: Config) -> dict[str, Any]:
         "percent": percent,
         "retryable": job.state in RETRYABLE,
         "forgettable": job.state in TERMINAL,
+        "releasable": job.state is S.HELD,
+        "hold": hold_reason(job.facts),
         "updated": _when(job.updated_at),
     }
+
+
+def hold_reason(facts: Mapping[str, Any]) -> str:
+    """Why a held job waits, in the spend guard's words (pipeline/spend.py)."""
+    hold = facts.get("hold")
+    return str(hold.get("reason") or hold.get("kind") or "") if isinstance(hold, dict) else ""
 
 
 def overview(
@@ -101,6 +110,9 @@ def overview(
         "queued": counts.get(S.QUEUED, 0),
         "need_you": [job_row(j, config) for j in store.jobs(NEED_YOU, limit=SHOWN)],
         "need_you_total": sum(counts.get(s, 0) for s in NEED_YOU),
+        "held": [job_row(j, config) for j in store.jobs([S.HELD], limit=SHOWN)],
+        "held_total": counts.get(S.HELD, 0),
+        "held_why": [g["words"] for g in held_summary(config, store)] if counts.get(S.HELD) else [],
         "recent": [job_row(j, config) for j in store.jobs(limit=RECENT)],
         "credit": credit,
     }
@@ -142,6 +154,11 @@ def jobs_page(
 
 
 ADVICE = {
+    S.HELD: (
+        "Nothing of this recording was uploaded yet: the spend guard keeps it back (the "
+        "reason is above). Release it to have it processed now, the same as `cvsyncd "
+        "release`; a cap that held it lets it go by itself when its period turns."
+    ),
     S.FAILED: (
         "Cleanvoice could not process this recording, or it could not be read. The input "
         "was set aside in the folder's failed place, next to a .error.txt saying why. Fix "
@@ -179,6 +196,8 @@ def job_page(config: Config, store: Store, job_id: int) -> dict[str, Any] | None
         "options": ", ".join(f"{k} = {json.dumps(v)}" for k, v in described["options"].items()),
         "outputs": outputs,
         "advice": ADVICE.get(state, ""),
+        "hold": hold_reason(described["facts"]),
+        "releasable": state is S.HELD,
         "retryable": state in RETRYABLE,
         "forgettable": state in TERMINAL,
     }
@@ -190,23 +209,32 @@ def written_outputs(job: Job) -> list[str]:
 
 
 def usage(config: Config, store: Store) -> dict[str, Any]:
-    """Hours of audio per folder and month (done jobs), and an SVG bar chart of them."""
+    """Hours of audio per folder and month from the usage ledger (the done jobs, by the
+    local month they finished in, as ``cvsyncd usage`` counts them), and an SVG bar chart."""
     names = {f.key: f.name for f in config.folders}
-    rows = store.done_seconds_by_month()
-    months = sorted({m for _, m, _, _ in rows})
-    folder_names = sorted({names.get(k, k) for k, _, _, _ in rows})
     hours: dict[tuple[str, str], float] = {}
-    jobs: dict[tuple[str, str], int] = {}
-    for key, month, seconds, count in rows:
-        name = names.get(key, key)
-        hours[(name, month)] = hours.get((name, month), 0.0) + seconds / 3600
-        jobs[(name, month)] = jobs.get((name, month), 0) + count
+    jobs: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    credits: dict[str, float] = {}
+    for entry in store.usage(0.0, float(2**40)):
+        name = names.get(entry.folder, entry.folder)
+        month = datetime.fromtimestamp(entry.finished_at).strftime("%Y-%m")
+        hours[(name, month)] = hours.get((name, month), 0.0) + (entry.seconds or 0.0) / 3600
+        jobs[month] = jobs.get(month, 0) + 1
+        if entry.seconds is None:
+            unknown[month] = unknown.get(month, 0) + 1
+        if entry.credits is not None:
+            credits[month] = credits.get(month, 0.0) + entry.credits
+    months = sorted(jobs)
+    folder_names = sorted({name for name, _ in hours})
     table = [
         {
             "month": m,
             "cells": [round(hours.get((f, m), 0.0), 3) for f in folder_names],
             "total": round(sum(hours.get((f, m), 0.0) for f in folder_names), 3),
-            "jobs": sum(jobs.get((f, m), 0) for f in folder_names),
+            "jobs": jobs[m],
+            "unknown": unknown.get(m, 0),
+            "credits": round(credits[m], 3) if m in credits else None,
         }
         for m in months
     ]

@@ -238,3 +238,30 @@ def test_ipv6_loopback_and_a_refused_open_listen(tmp_path: Path, emulator: Emula
     assert checked.returncode == 2 and "web.password_file" in checked.stderr
     run = setup.cli("run", "-c", str(setup.config))
     assert run.returncode == 2 and "needs a password" in run.stderr
+
+
+def test_held_jobs_show_why_and_are_released_like_the_command(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup, url = web_setup(tmp_path, emulator.base_url, extra_folder='existing = "hold"')
+    make_wav(setup.inbox / "old.wav")  # there before the first start: a backlog, held
+    daemon = setup.daemon()
+    try:
+        held = daemon.wait_for_event("job.held", path="old.wav")
+        wait_until(lambda: answers(url), "the dashboard")
+        with httpx.Client(base_url=url, timeout=10) as browser:
+            page = browser.get("/")
+            row = re.search(rf'<tr data-job="{held["job"]}">(.*?)</tr>', page.text, re.S)
+            assert row is not None and "Release" in row.group(1)
+            assert "already in the inbox" in row.group(1)  # the spend guard's own words
+            token = csrf_of(page.text)
+            refused = browser.post("/actions/release", data={"job": str(held["job"])})
+            assert refused.status_code == 403
+            released = browser.post(
+                "/actions/release", data={"job": str(held["job"]), "csrf": token}
+            )
+            assert released.status_code == 303
+            daemon.wait_for_event("job.done", path="old.wav")
+            assert "released by cvsyncd release" in browser.get(f"/jobs/{held['job']}").text
+    finally:
+        assert daemon.stop() == 0

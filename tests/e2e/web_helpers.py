@@ -31,9 +31,10 @@ def web_setup(
     password: bool = False,
     host: str = "127.0.0.1",
     after: str = "move",
+    extra_folder: str = "",
 ) -> tuple[Setup, str]:
     """A Setup whose config serves the dashboard; return it and the dashboard's URL."""
-    setup = Setup(root, base_url, after=after)
+    setup = Setup(root, base_url, after=after, extra_folder=extra_folder)
     port = free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     section = f'\n[web]\nlisten = "{listen}"\n'

@@ -115,19 +115,37 @@ def test_a_download_is_only_a_written_output_inside_the_outbox(
         open_output(job, show, 0)
 
 
-def test_usage_adds_up_hours_per_folder_and_month(config: Config, store: Store) -> None:
+def test_usage_is_the_ledgers_hours_per_folder_and_month(config: Config, store: Store) -> None:
     show = config.folders[0]
-    for n, month_start in enumerate((1_764_547_200.0, 1_764_547_200.0, 1_767_225_600.0)):
+    mid_december, mid_january = 1_765_800_000.0, 1_768_478_400.0  # the 15th, local or UTC
+    for n, (finished, facts) in enumerate(
+        [
+            (mid_december, {"duration": 1800}),
+            (mid_december, {"duration": 1800, "cost": {"credits": 0.5}}),
+            (mid_january, {"duration": 1800}),
+            (mid_january, {}),  # a length that could not be read
+        ]
+    ):
         job_id = add(store, show.key, n)
-        store.update(job_id, S.QUEUED, None, facts={"duration": 1800})
-        job = store.transition(job_id, S.QUEUED, S.FAILED, "x")
-        store._conn.execute(  # the month it finished in, without waiting for it
-            "UPDATE jobs SET state = 'done', finished_at = ? WHERE id = ?", (month_start, job.id)
+        store.update(job_id, S.QUEUED, None, facts=facts)
+        store._conn.execute(  # done in that month, without running the pipeline
+            "UPDATE jobs SET state = 'done', finished_at = ? WHERE id = ?", (finished, job_id)
         )
     seen = views.usage(config, store)
     assert seen["folders"] == ["show"]
-    assert [(r["month"], r["total"], r["jobs"]) for r in seen["table"]] == [
-        ("2025-12", 1.0, 2),
-        ("2026-01", 0.5, 1),
-    ]
+    assert [
+        (r["month"], r["total"], r["jobs"], r["unknown"], r["credits"]) for r in seen["table"]
+    ] == [("2025-12", 1.0, 2, 0, 0.5), ("2026-01", 0.5, 2, 1, None)]
     assert len(seen["chart"]["bars"]) == 2
+
+
+def test_the_overview_lists_held_jobs_with_why(config: Config, store: Store) -> None:
+    show = config.folders[0]
+    job_id = add(store, show.key, 1)
+    hold = {"kind": "backlog", "reason": "already in the inbox at the first start"}
+    store.transition(job_id, S.QUEUED, S.HELD, "held", facts={"hold": hold})
+    seen = views.overview(config, store, lambda key: None, None)
+    assert seen["held_total"] == 1 and seen["held"][0]["hold"] == hold["reason"]
+    assert seen["held"][0]["releasable"] and seen["held_why"]
+    page = views.job_page(config, store, job_id)
+    assert page is not None and page["releasable"] and page["hold"] == hold["reason"]
