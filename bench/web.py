@@ -187,7 +187,7 @@ def pages(base_url: str, rows: int, runs: int) -> dict[str, float]:
 
 
 def screenshot(base_url: str, path: Path, root: Path) -> None:
-    """A demo daemon (a done, a processing and a failed job) and its overview, saved. The
+    """A demo daemon (a done, a processing, a failed and a held job) and its overview. The
     emulator processes for 20 s per second of audio: the short take finishes, the long
     one is still at Cleanvoice when the picture is taken."""
     from playwright.sync_api import sync_playwright
@@ -198,7 +198,11 @@ def screenshot(base_url: str, path: Path, root: Path) -> None:
     for name in ("inbox", "outbox", "state"):
         shutil.rmtree(root / name, ignore_errors=True)
     config = prepare(root, base_url, port)
-    config.write_text(config.read_text().replace('after = "keep"', 'after = "move"'))
+    # what the inbox holds at the first start waits for a person: a held job to show
+    config.write_text(
+        config.read_text().replace('after = "keep"', 'after = "move"\nexisting = "hold"')
+    )
+    make_wav(root / "inbox" / "episode-40-from-the-archive.wav", seconds=1)
     proc = start(config)
     url = f"http://127.0.0.1:{port}"
     try:
