@@ -40,7 +40,6 @@ from cvsyncd.counters import Counters
 from cvsyncd.errors import ApiError
 from cvsyncd.pipeline import actions
 from cvsyncd.pipeline.runtime import Runtime
-from cvsyncd.urls import is_loopback
 from cvsyncd.web import views
 from cvsyncd.web.auth import COOKIE, Session, Sessions, Throttle, host_ok, safe_next
 from cvsyncd.web.downloads import OutputMissing, open_output, stream
@@ -396,7 +395,3 @@ class Dashboard:
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def listening_on_loopback(host: str) -> bool:
-    return is_loopback(host)
