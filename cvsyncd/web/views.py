@@ -100,19 +100,26 @@ def overview(
     credit: str | None,
 ) -> dict[str, Any]:
     counts = store.count_by_state()
+
+    def rows(states: Sequence[JobState]) -> list[dict[str, Any]]:
+        # only states that have jobs: a state with none would cost a walk of the id index
+        present = [s for s in states if counts.get(s)]
+        return [job_row(j, config) for j in store.jobs(present, limit=SHOWN)] if present else []
+
+    held_total = counts.get(S.HELD, 0)
     return {
         "folders": folders(config, store, unavailable),
         "all_paused": ALL_FOLDERS in store.holds(),
         "account_pause": store.account_pause(),
         "counts": in_order(counts),
         "total": sum(counts.values()),
-        "active": [job_row(j, config) for j in store.jobs(WORKED_ON, limit=SHOWN)],
+        "active": rows(WORKED_ON),
         "queued": counts.get(S.QUEUED, 0),
-        "need_you": [job_row(j, config) for j in store.jobs(NEED_YOU, limit=SHOWN)],
+        "need_you": rows(NEED_YOU),
         "need_you_total": sum(counts.get(s, 0) for s in NEED_YOU),
-        "held": [job_row(j, config) for j in store.jobs([S.HELD], limit=SHOWN)],
-        "held_total": counts.get(S.HELD, 0),
-        "held_why": [g["words"] for g in held_summary(config, store)] if counts.get(S.HELD) else [],
+        "held": rows([S.HELD]),
+        "held_total": held_total,
+        "held_why": [g["words"] for g in held_summary(config, store)] if held_total else [],
         "recent": [job_row(j, config) for j in store.jobs(limit=RECENT)],
         "credit": credit,
     }
