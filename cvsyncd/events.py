@@ -93,6 +93,14 @@ WEBHOOK_RETRY = "webhook.retry"
 WEBHOOK_REFUSED = "webhook.refused"
 WEBHOOK_FAILED = "webhook.failed"
 
+# -- the dashboard ([web]) ------------------------------------------------------------
+WEB_STARTED = "web.started"
+WEB_LOGIN = "web.login"
+WEB_LOGIN_FAILED = "web.login_failed"
+WEB_REFUSED = "web.refused"
+WEB_ACTION = "web.action"
+WEB_FAILED = "web.failed"
+
 # -- the API (debug) ------------------------------------------------------------------
 API_CALL = "api.call"
 API_UPLOAD = "api.upload"
@@ -104,7 +112,8 @@ MESSAGES: dict[str, str] = {
     "(send the signal again to stop at once)",
     DAEMON_STOP_NOW: "second stop signal: stopping now",
     DAEMON_STOPPED: "stopped",
-    DAEMON_STUCK: "a main loop is stuck; not pinging the watchdog",
+    DAEMON_STUCK: "unhealthy: a main loop is stuck or the state database does not answer; "
+    "not pinging the watchdog",
     DAEMON_TEMP_REMOVED: "removed a temp file left by an interrupted write",
     CONFIG_RELOADED: "config reloaded",
     CONFIG_REJECTED: "the changed config has problems; still running with the previous one",
@@ -175,6 +184,12 @@ MESSAGES: dict[str, str] = {
     WEBHOOK_RETRY: "webhook not delivered; trying again",
     WEBHOOK_REFUSED: "webhook URL refused; not sent",
     WEBHOOK_FAILED: "webhook not delivered; giving up",
+    WEB_STARTED: "dashboard listening",
+    WEB_LOGIN: "dashboard: logged in",
+    WEB_LOGIN_FAILED: "dashboard: wrong password; the next try from this address waits",
+    WEB_REFUSED: "dashboard: a form without its session's token was refused",
+    WEB_ACTION: "dashboard: action taken",
+    WEB_FAILED: "the dashboard stopped after an error; the daemon goes on without it",
     API_CALL: "API call",
     API_UPLOAD: "uploading to a signed URL",
     API_DOWNLOAD: "downloading from a signed URL",

@@ -48,6 +48,7 @@ from cvsyncd.cleanvoice.transfers import (
 from cvsyncd.cleanvoice.transfers import check_transfer_url as check_transfer_url
 from cvsyncd.cleanvoice.transfers import file_url_of as file_url_of
 from cvsyncd.config import CleanvoiceSettings
+from cvsyncd.counters import Counters
 from cvsyncd.errors import (
     AccountApiError,
     AmbiguousApiError,
@@ -107,8 +108,10 @@ class CleanvoiceClient:
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         deadline: float = API_DEADLINE,
         transport: httpx.AsyncBaseTransport | None = None,
+        counters: Counters | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        self.counters = counters if counters is not None else Counters()  # for /metrics
         self._key = api_key
         self.max_answer_bytes = max_answer_bytes
         self.deadline = deadline
@@ -125,6 +128,7 @@ class CleanvoiceClient:
             USER_AGENT,
             max_download_bytes=max_download_bytes,
             describe=self._describe,
+            counters=self.counters,
         )
 
     async def __aenter__(self) -> CleanvoiceClient:
@@ -260,11 +264,17 @@ class CleanvoiceClient:
         """
         if not reserved:
             await self.limiter.acquire(budget)
-        what = f"{method} {urlsplit(url).path}"
+        path = urlsplit(url).path
+        what = f"{method} {path}"
         try:
-            async with asyncio.timeout(self.deadline):
-                async with self._api.stream(method, url, **kwargs) as response:
-                    raw = await self._read_answer(response, what, idempotent)
+            try:
+                async with asyncio.timeout(self.deadline):
+                    async with self._api.stream(method, url, **kwargs) as response:
+                        raw = await self._read_answer(response, what, idempotent)
+            except BaseException:
+                self.counters.api_request(method, path, "error")  # for /metrics
+                raise
+            self.counters.api_request(method, path, response.status_code)
         except TimeoutError:
             text = f"{what}: no complete answer from Cleanvoice within {self.deadline:g} s"
             raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None

@@ -42,6 +42,7 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 import structlog
 
 from cvsyncd import events as ev
+from cvsyncd.counters import Counters
 from cvsyncd.errors import PermanentApiError, TransientApiError
 from cvsyncd.redact import redact_url, strip_query
 from cvsyncd.urls import is_loopback_url
@@ -91,9 +92,11 @@ class Transfers:
         *,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         describe: Describe = str,
+        counters: Counters | None = None,
     ):
         self.user_agent = user_agent
         self.max_download_bytes = max_download_bytes
+        self.counters = counters if counters is not None else Counters()
         self.log = structlog.get_logger("cvsyncd.api")
         self._describe = describe
         self._tls: ssl.SSLContext | None = None
@@ -130,7 +133,12 @@ class Transfers:
         hasher = hashlib.sha256() if sha256 else None
         loop = asyncio.get_running_loop()
 
+        counted = 0
+
         def progress(sent: int) -> None:
+            nonlocal counted
+            self.counters.transferred(up=sent - counted)  # for /metrics
+            counted = sent
             if on_progress is not None:
                 loop.call_soon_threadsafe(on_progress, sent)
 
@@ -234,6 +242,7 @@ class Transfers:
 
     def _count(self, position: int, n: int, what: str) -> int:
         position += n
+        self.counters.transferred(down=n)
         if position > self.max_download_bytes:
             raise PermanentApiError(f"{what}: more than {self.max_download_bytes} bytes")
         return position

@@ -201,10 +201,27 @@ def check_places(config: Config) -> list[Check]:
     ]
 
 
+def check_web(config: Config) -> list[Check]:
+    """The dashboard's packages and password file, when ``[web]`` asks for a dashboard."""
+    if config.web is None:
+        return []
+    from cvsyncd.web import web_problems
+
+    subject = f"dashboard on {config.web.listen}"
+    problems = web_problems(config)
+    if problems:
+        return [
+            (False, subject, f"{p.message}; {p.valid}" if p.valid else p.message) for p in problems
+        ]
+    login = "a password" if config.web.password_file else "no password (this machine only)"
+    return [(True, subject, f"ready, with {login}")]
+
+
 async def run_checks(config: Config) -> list[Check]:
     """Run every check; the config itself was already loaded (and so is valid)."""
     results: list[Check] = [(True, f"config {config.path}", "valid")]
     results += check_folders(config)
+    results += check_web(config)
     results += check_places(config)
     results += check_state(config)
     results += await check_api(config)

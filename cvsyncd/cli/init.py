@@ -28,12 +28,18 @@ def arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
     parser.add_argument("--api-key-file", help="a file (mode 0600) holding the API key")
     parser.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help="serve the dashboard there ([web] listen, e.g. 127.0.0.1:8750); asked in a terminal",
+    )
+    parser.add_argument(
         "--yes", action="store_true", help="write to a system path (such as /etc) without asking"
     )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from cvsyncd.config.starter import STARTERS, ask, starter_config, write_starter
+    from cvsyncd.config.starter import STARTERS, ask, ask_dashboard, starter_config, write_starter
+    from cvsyncd.web import missing_packages
 
     path = Path(os.path.abspath(args.config or default_config_path()))
     given = {
@@ -68,8 +74,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if answer not in ("y", "yes"):
             print("nothing written", file=out)
             return EXIT_FAILURE
+    web_listen = args.web
     if interactive and len(given) < 4:
         answers = ask(input, given)
+        if web_listen is None:
+            web_listen = ask_dashboard(input, default=not missing_packages())
     elif "inbox" in given:
         preset = given.get("preset", "podcast")
         if preset not in STARTERS:
@@ -83,7 +92,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         }
     else:  # pragma: no cover - refused above
         raise UsageError("give --inbox")
-    write_starter(path, starter_config(**answers, api_key_file=args.api_key_file))
+    text = starter_config(**answers, api_key_file=args.api_key_file, web_listen=web_listen)
+    write_starter(path, text)
     print(
         f"wrote {path} (mode 0600). Next: put your API key where it says, then run "
         f"`cvsyncd check -c {path}`.",

@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "status",
         "a summary: jobs per state and folder, what sets the pace, what needs you",
     ),
+    "health": (
+        "health",
+        "exit 0 if the daemon runs and its loops turn, 1 otherwise (container health checks)",
+    ),
     "jobs": ("jobs", "list jobs"),
     "retry": (
         "retry",
@@ -71,7 +75,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 DAEMON_COMMANDS = ("run", "process", "emulator")  # they set up their own logging
-READERS = ("status", "jobs", "show", "usage")  # read the state database; import no structlog
+# they read the state database; they import no structlog
+READERS = ("status", "jobs", "show", "usage", "health")
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from cvsyncd.cli.common import EXIT_OK, load_to_work, setup
 from cvsyncd.config import read_api_key
+from cvsyncd.errors import ConfigError
 from cvsyncd.redact import register_secret
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -23,6 +24,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.daemon.lifecycle import Daemon
 
     config = load_to_work(args)
+    if config.web is not None:
+        from cvsyncd.web import web_problems
+
+        problems = web_problems(config)
+        if problems:
+            raise ConfigError(problems)
     api_key = read_api_key(config)
     register_secret(api_key)
     logs.configure(args.log_level or config.daemon.log_level)

@@ -54,6 +54,7 @@ from cvsyncd.config.schema import (
     show_value,
     unknown_key,
 )
+from cvsyncd.config.web import make_web
 from cvsyncd.errors import ConfigError, Problem
 from cvsyncd.urls import is_loopback
 
@@ -122,7 +123,7 @@ BUDGET_KEYS: Mapping[str, Setting] = {
     "unknown_duration_hours": hours(1.0, zero=True),
 }
 
-TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders")
+TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -224,9 +225,10 @@ def parse_config(
     budget = make_budget(data, reader)
     book = PresetBook(data, reader)
     folders = make_folders(data, book)
+    web = make_web(data, reader)
     if reader.problems or cleanvoice is None or daemon is None or budget is None or not folders:
         raise ConfigError(reader.problems)
-    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget)
+    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

@@ -127,6 +127,20 @@ class Folder:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """``[web]``: the dashboard, ``/healthz`` and ``/metrics``, served inside the daemon."""
+
+    host: str = "127.0.0.1"  # an address or a name, without brackets
+    port: int = 8750
+    password_file: Path | None = None  # required unless ``host`` is loopback
+
+    @property
+    def listen(self) -> str:
+        """``host:port`` as written in the config (IPv6 in brackets)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path  # absolute
     cleanvoice: CleanvoiceSettings
@@ -135,6 +149,7 @@ class Config:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     folders: tuple[Folder, ...] = ()
     budget: BudgetSettings = field(default_factory=BudgetSettings)
+    web: WebSettings | None = None  # no [web] section: no dashboard
 
     def __post_init__(self) -> None:
         frozen = {name: MappingProxyType(dict(opts)) for name, opts in self.presets.items()}

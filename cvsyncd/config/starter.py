@@ -24,6 +24,7 @@ from typing import Any
 import tomli_w
 
 from cvsyncd.config import DEFAULT_BASE_URL, DaemonSettings, parse_config
+from cvsyncd.config.web import DEFAULT_LISTEN
 from cvsyncd.errors import CvsyncdError
 
 
@@ -123,6 +124,13 @@ BUDGET_NOTE = """\
 # what would be taken, without uploading anything.
 """
 
+WEB_NOTE = """\
+# The dashboard in a browser tab, /healthz and /metrics (needs pip install 'cvsyncd[web]').
+# Anywhere but 127.0.0.1 or [::1] it needs a password_file (mode 0600); for access from
+# other machines, put it behind a reverse proxy with TLS (docs/service.md).
+"""
+WEB_PASSWORD_NOTE = "required unless listen is on this machine"
+
 FOLDER_NOTE = """\
 # One [[folders]] table per watched inbox. Recordings dropped into the inbox (and its
 # subfolders) are cleaned; results appear in the outbox, in the same subfolders.
@@ -155,10 +163,12 @@ def starter_config(
     preset_options: Mapping[str, Any],
     after: str,
     api_key_file: str | os.PathLike[str] | None,
+    web_listen: str | None = None,
 ) -> str:
     """Return the text of a commented config watching ``inbox`` into ``outbox`` with the
     preset ``preset_name`` (``preset_options``), doing ``after`` with used recordings, and
-    reading the API key from ``api_key_file`` (None: a credential or the environment).
+    reading the API key from ``api_key_file`` (None: a credential or the environment),
+    with the dashboard on ``web_listen`` (None: shown commented out).
 
     The text is not checked here; :func:`write_starter` does that.
     """
@@ -212,7 +222,36 @@ def starter_config(
     parts.append(
         commented({"existing": "auto"}, "recordings there at the first start: auto|take|hold|skip")
     )
+    parts += ["\n", WEB_NOTE]
+    if web_listen is None:
+        parts.append(
+            "# To turn it on, add:\n"
+            f'#   [web]\n#   listen = "{DEFAULT_LISTEN}"\n'
+            f'#   password_file = "/etc/cvsyncd/web_password"    # {WEB_PASSWORD_NOTE}\n'
+        )
+    else:
+        parts += ["[web]\n", toml_lines({"listen": web_listen})]
+        parts.append(commented({"password_file": "/etc/cvsyncd/web_password"}, WEB_PASSWORD_NOTE))
     return "".join(parts)
+
+
+def ask_dashboard(prompt_fn: Callable[[str], str], default: bool) -> str | None:
+    """Ask whether to turn the dashboard on; return its ``listen`` or None."""
+    shown = "Y/n" if default else "y/N"
+    for _ in range(MAX_TRIES):
+        answer = (
+            prompt_fn(
+                f"Serve the web dashboard (status, jobs, retry, pause) on http://{DEFAULT_LISTEN}/"
+                f", this machine only? [{shown}]: "
+            )
+            .strip()
+            .lower()
+        )
+        if not answer:
+            return DEFAULT_LISTEN if default else None
+        if answer in ("y", "yes", "n", "no"):
+            return DEFAULT_LISTEN if answer.startswith("y") else None
+    raise CvsyncdError(f"no usable answer after {MAX_TRIES} tries: answer y or n")
 
 
 def write_starter(

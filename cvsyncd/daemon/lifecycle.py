@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from pathlib import Path
 
 import structlog
@@ -31,6 +32,7 @@ from cvsyncd.jobs.lock import WAKE_SIGNAL
 from cvsyncd.outbox.files import sweep_temp_files
 from cvsyncd.pipeline.runtime import Runtime
 from cvsyncd.pipeline.scheduler import Pipeline
+from cvsyncd.urls import is_loopback
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -51,6 +53,7 @@ class Daemon:
         self._store: Store | None = None
         self._client: CleanvoiceClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._web_password: str | None = None
 
     async def run(self) -> None:
         """Run until stopped by a signal (or ``self.stop``)."""
@@ -68,6 +71,7 @@ class Daemon:
     async def startup(self) -> None:
         """Lock and open the store, sweep our temp files, make the one runtime, recover
         interrupted jobs, start the loops; once the observers run, tell systemd READY."""
+        listener = self._listen()  # first: an address in use stops the start at once
         # the lock says this daemon handles WAKE_SIGNAL: its handler is installed already
         store = self._store = Store.open(self.config.daemon.state_dir, daemon=True, wakes=True)
         self._sweep()
@@ -93,6 +97,10 @@ class Daemon:
             asyncio.create_task(pipeline.run(self.stop, self.force), name="scheduler"),
             asyncio.create_task(self.supervisor.run(self.stop), name="supervisor"),
         ]
+        if listener is not None:
+            self._tasks.append(
+                asyncio.create_task(self._serve_web(listener, runtime, watcher), name="web")
+            )
         await wait_for_any(watcher.started, self.stop)
         self.supervisor.turn()  # the first status line, before READY
         self.notifier.ready()
@@ -121,6 +129,44 @@ class Daemon:
             await self._client.aclose()
         if self._store is not None:
             self._store.close()
+
+    def _listen(self) -> socket.socket | None:
+        """The dashboard's socket, bound now (None without ``[web]``); its password read."""
+        if self.config.web is None:
+            return None
+        from cvsyncd.web import read_password
+        from cvsyncd.web.server import bind
+
+        settings = self.config.web
+        if settings.password_file is not None:
+            self._web_password = read_password(settings.password_file, str(self.config.path))
+        return bind(settings, self.config.path)
+
+    async def _serve_web(self, listener: socket.socket, runtime: Runtime, watcher: Watcher) -> None:
+        """The dashboard, /healthz and /metrics, in this loop until the daemon stops."""
+        from cvsyncd.web.app import Dashboard, Hooks
+        from cvsyncd.web.server import make_server, serve
+
+        assert self.supervisor is not None and self.config.web is not None
+        supervisor = self.supervisor
+
+        def health() -> tuple[bool, str]:
+            verdict = supervisor.health()
+            return verdict.ok, verdict.text
+
+        dashboard = Dashboard(
+            runtime,
+            runtime.client.counters,
+            Hooks(health=health, wake=self.store_changed.set, unavailable=watcher.unavailable),
+            password=self._web_password,
+            loopback=is_loopback(self.config.web.host),
+        )
+        server = make_server(dashboard.app())
+        self.log.info(ev.WEB_STARTED, listen=self.config.web.listen, login=bool(self._web_password))
+        try:
+            await serve(server, listener, self.stop)
+        except Exception as exc:  # the recordings matter more than the dashboard
+            self.log.error(ev.WEB_FAILED, error=f"{type(exc).__name__}: {exc}")
 
     def _sweep(self) -> None:
         """Remove temp files a crash left in our output places (only our own names)."""

@@ -6,7 +6,9 @@ work, every REST_SECONDS at rest, and at once when a signal asks.
   then wake the daemon with SIGUSR1: see ``jobs/lock.py``);
 - publishes the folders' state for ``cvsyncd status``, and a status line for systemd;
 - pings systemd's watchdog at half its interval, but only while the scheduler and the
-  watcher still turn: a stalled loop stops the pings, and systemd restarts the daemon.
+  watcher still turn: a stalled loop stops the pings, and systemd restarts the daemon;
+  the same verdict goes to ``health.json`` for ``cvsyncd health`` (``daemon/health.py``),
+  every HEALTH_SECONDS without systemd.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from pathlib import Path
 
 import structlog
@@ -22,6 +23,7 @@ import structlog
 from cvsyncd import events as ev
 from cvsyncd.aio import wait_for_any
 from cvsyncd.config import load_config, read_api_key
+from cvsyncd.daemon import health as health_rule
 from cvsyncd.daemon import logs
 from cvsyncd.daemon.systemd import Notifier, status_line
 from cvsyncd.errors import ConfigError
@@ -62,6 +64,15 @@ class Supervisor(RuntimePart):
         self._refused_shown: list[dict[str, str]] | None = None
         self._status_shown: str | None = None
         self._forgotten = runtime.store.forget_generation()
+        # the watchdog's interval under systemd; the health verdict's without it
+        self._watchdog_interval = notifier.watchdog_interval()
+        self.health_interval = self._watchdog_interval or health_rule.HEALTH_SECONDS
+        # a loop busy (not resting) this long without a turn is stuck
+        self.stall_limit = (
+            2 * self._watchdog_interval
+            if self._watchdog_interval is not None
+            else health_rule.STALL_SECONDS
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         watchdog = asyncio.create_task(self._watchdog(stop))
@@ -153,6 +164,7 @@ class Supervisor(RuntimePart):
         for name, old, new in (
             ("daemon.state_dir", self.config.daemon.state_dir, config.daemon.state_dir),
             ("cleanvoice.base_url", self.config.cleanvoice.base_url, config.cleanvoice.base_url),
+            ("web", self.config.web, config.web),
         ):
             if old != new:
                 self.log.warning(ev.CONFIG_NEEDS_RESTART, key=name)
@@ -165,24 +177,31 @@ class Supervisor(RuntimePart):
         self.log.info(ev.CONFIG_RELOADED, config=str(config.path), folders=len(config.folders))
         self.notifier.ready()
 
+    def health(self) -> health_rule.Verdict:
+        """The daemon's health now: its loops turn and its store answers (``/healthz``)."""
+        return health_rule.check(self._loops(), self.store, self.stall_limit)
+
+    def _loops(self) -> list[tuple[str, health_rule.Loop]]:
+        return [("scheduler", self.pipeline), ("watcher", self.watcher)]
+
     async def _watchdog(self, stop: asyncio.Event) -> None:
-        interval = self.notifier.watchdog_interval()
-        if interval is None:
-            return
-        limit = 2 * interval  # a loop busy (not resting) this long without a turn is stuck
-        while not stop.is_set():
-            now = time.monotonic()
-            stalled = [
-                name
-                for name, loop in (("scheduler", self.pipeline), ("watcher", self.watcher))
-                if not loop.resting and now - loop.heartbeat > limit
-            ]
-            if stalled:
-                self.log.error(ev.DAEMON_STUCK, stalled=stalled)
-            else:
-                self.notifier.watchdog_ping()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+        """Every ``interval``: judge the daemon's health, ping systemd's watchdog only when
+        it is good, and write the verdict for ``cvsyncd health`` (daemon/health.py)."""
+        state_dir = self.config.daemon.state_dir
+        try:
+            while not stop.is_set():
+                verdict = self.health()
+                if verdict.ok:
+                    if self._watchdog_interval is not None:
+                        self.notifier.watchdog_ping()
+                else:
+                    stalled = health_rule.stalled(self._loops(), self.stall_limit)
+                    self.log.error(ev.DAEMON_STUCK, stalled=stalled, problems=verdict.text)
+                health_rule.write_verdict(state_dir, verdict, self.health_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.health_interval)
+        finally:
+            health_rule.remove_verdict(state_dir)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

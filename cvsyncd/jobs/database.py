@@ -93,6 +93,10 @@ class Database:
         if [r[0] for r in rows] != ["ok"]:
             raise corrupt(self.path, "; ".join(str(r[0]) for r in rows[:3]))
 
+    def ping(self) -> None:
+        """Read one row: raise sqlite3.Error if the database does not answer (health)."""
+        self._conn.execute("SELECT key FROM meta LIMIT 1").fetchall()
+
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 

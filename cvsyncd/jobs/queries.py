@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from cvsyncd.jobs.database import Database
-from cvsyncd.jobs.states import ACTIVE, InputFile, Job, JobState
+from cvsyncd.jobs.states import ACTIVE, WORKING, InputFile, Job, JobState
 
 # every column of jobs, the result left out (as NULL)
 WITHOUT_RESULT = (
@@ -174,6 +174,15 @@ class JobQueries(Database):
             active,
         ).fetchone()
         return int(row[0])
+
+    def oldest_working_since(self) -> float | None:
+        """When the oldest job the daemon works on was created (None: there is none). A
+        held job waits for a person or a budget, maybe for months: it does not count."""
+        working = [s.value for s in WORKING]
+        row = self._conn.execute(
+            f"SELECT MIN(created_at) FROM jobs WHERE state IN ({_marks(working)})", working
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def find_by_input(self, folder: str, rel_path: str, size: int, mtime_ns: int) -> Job | None:
         """Return the newest job that took exactly this file (same path, size and mtime)."""

@@ -155,6 +155,8 @@ class Outcomes(RuntimePart):
             )
         )
         state = SAFE_STATE.get(job.state, job.state)
+        if count:
+            self.client.counters.retries += 1  # for /metrics
         fields = {"attempts": attempts, "next_attempt_at": when, "error": message}
         if state is job.state:
             self.store.update(job.id, state, None, **fields)

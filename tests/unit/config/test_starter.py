@@ -12,7 +12,7 @@ import pytest
 
 from cvsyncd.config import load_config
 from cvsyncd.config.presets import validate_options
-from cvsyncd.config.starter import STARTERS, ask, starter_config, write_starter
+from cvsyncd.config.starter import STARTERS, ask, ask_dashboard, starter_config, write_starter
 from cvsyncd.errors import ConfigError, CvsyncdError
 
 
@@ -171,3 +171,25 @@ def write_file(tmp_path: Path, text: str, name: str = "cvsyncd.toml") -> Path:
     path = tmp_path / name
     write_starter(path, text, env_for(tmp_path))
     return path
+
+
+# -- the dashboard --------------------------------------------------------------------------
+
+
+def test_the_dashboard_is_shown_off_and_written_on(tmp_path: Path) -> None:
+    off = starter_config("in", "out", "podcast", {}, "move", None)
+    assert "[web]" not in tomllib.loads(off)
+    on = starter_config("in", "out", "podcast", {}, "move", None, web_listen="127.0.0.1:8750")
+    assert tomllib.loads(on)["web"] == {"listen": "127.0.0.1:8750"}
+    uncommented = re.sub(r"^# ([a-z_]+ = )", r"\1", on, flags=re.MULTILINE)
+    config = load_config(write_file(tmp_path, uncommented), env_for(tmp_path))
+    assert config.web is not None and config.web.port == 8750
+    assert config.web.password_file == Path("/etc/cvsyncd/web_password")
+
+
+def test_ask_dashboard_takes_the_default_and_yes_or_no() -> None:
+    assert ask_dashboard(answers("")[0], default=True) == "127.0.0.1:8750"
+    assert ask_dashboard(answers("")[0], default=False) is None
+    prompt, asked = answers("maybe", "N")
+    assert ask_dashboard(prompt, default=True) is None
+    assert len(asked) == 2 and "[Y/n]" in asked[0]
