@@ -394,4 +394,6 @@ class Dashboard:
         return PlainTextResponse(text + "\n", 200 if ok else 503)
 
     async def metrics(self, request: Request) -> Response:
+        # a scraper alone (nobody opens the overview) keeps the credit balance known too
+        self.credit.refresh()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -138,6 +138,18 @@ def test_health_metrics_and_the_health_command(tmp_path: Path, emulator: Emulato
         assert 'cvsyncd_folder_available{folder="inbox"} 1.0' in metrics
         assert "cvsyncd_healthy 1.0" in metrics
         assert EMULATOR_KEY not in metrics
+        # a scraper alone (nobody opened the overview) keeps the credit balance known: the
+        # scrape asks for it in the background (the spend guard's own read, at the upload,
+        # is not due again for minutes)
+        asked = [r for r in emulator.requests() if r["endpoint"] == "account"]
+        httpx.get(f"{url}/metrics")
+        wait_until(
+            lambda: (
+                len([r for r in emulator.requests() if r["endpoint"] == "account"])
+                == len(asked) + 1
+            ),
+            "the scrape's account request",
+        )
         wait_until(lambda: (setup.state / "health.json").exists(), "the health verdict")
         checked = setup.cli("health", "-c", str(setup.config))
         assert checked.returncode == 0, checked.stdout + checked.stderr
