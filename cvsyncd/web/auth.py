@@ -64,7 +64,10 @@ class Sessions:
 
     def new(self, *, logged_in: bool) -> Session:
         if len(self._sessions) >= MAX_SESSIONS:
-            oldest = min(self._sessions.values(), key=lambda s: s.seen)
+            # the oldest session not logged in goes first: a flood of visits to the login
+            # page must not log out the people who did log in
+            waiting = [s for s in self._sessions.values() if not s.logged_in]
+            oldest = min(waiting or self._sessions.values(), key=lambda s: s.seen)
             del self._sessions[oldest.token]
         session = Session(
             token=secrets.token_urlsafe(32),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cvsyncd.web.auth import (
+    MAX_SESSIONS,
     SESSION_IDLE_SECONDS,
     THROTTLE_CAP,
     Sessions,
@@ -26,6 +27,16 @@ def test_sessions_are_random_expire_and_check_their_csrf_token() -> None:
     assert sessions.get(a.token) is None  # gone for good
     sessions.drop(b)
     assert sessions.get(b.token) is None
+
+
+def test_a_flood_of_sessions_not_logged_in_does_not_log_anyone_out() -> None:
+    sessions = Sessions("correct-horse")
+    user = sessions.new(logged_in=True)  # the oldest of all
+    first_visit = sessions.new(logged_in=False)
+    for _ in range(3 * MAX_SESSIONS):
+        sessions.new(logged_in=False)
+    assert sessions.get(user.token) is user
+    assert sessions.get(first_visit.token) is None  # visits that never logged in went
 
 
 def test_without_a_password_every_session_is_in_and_the_password_is_not_asked() -> None:
