@@ -62,6 +62,16 @@ def adts_bytes(frames: int = 200, length: int = 120) -> bytes:
     return (bytes(header) + bytes(length - 7)) * frames
 
 
+def wait_until(predicate: Callable[[], object], what: str = "", timeout: float = 30) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)  # the polling interval of a wait for a condition, not a wait itself
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
 def make_wav(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 16000) -> Path:
     """Write a real WAV file (a sine tone) and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)

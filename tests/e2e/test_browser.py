@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cvsyncd.emulator import Emulator
-from tests.conftest import make_wav
-from tests.e2e.web_helpers import WEB_PASSWORD, answers, wait_until, web_setup
+from tests.conftest import make_wav, wait_until
+from tests.e2e.web_helpers import WEB_PASSWORD, answers, web_setup
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -22,7 +22,7 @@ import pytest
 
 from cvsyncd.daemon.supervisor import REST_SECONDS
 from cvsyncd.emulator import Emulator
-from tests.conftest import EMULATOR_KEY, Setup, creates, make_wav
+from tests.conftest import EMULATOR_KEY, Setup, creates, make_wav, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -64,15 +64,6 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
         yield sock
     finally:
         sock.close()
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_sd_notify_ready_status_watchdog_reload_stopping(

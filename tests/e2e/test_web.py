@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from cvsyncd.emulator import Emulator
-from tests.conftest import EMULATOR_KEY, make_wav
-from tests.e2e.web_helpers import WEB_PASSWORD, answers, csrf_of, wait_until, web_setup
+from tests.conftest import EMULATOR_KEY, make_wav, wait_until
+from tests.e2e.web_helpers import WEB_PASSWORD, answers, csrf_of, web_setup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -52,15 +50,6 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "no CSRF token on the page"
     return found.group(1)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def answers(url: str) -> bool:
