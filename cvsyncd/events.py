@@ -53,6 +53,8 @@ JOB_SLOW = "job.slow"
 JOB_EDIT_FINISHED = "job.edit_finished"
 JOB_DOWNLOADED = "job.downloaded"
 JOB_OUTPUT_SKIPPED = "job.output_skipped"
+JOB_TAGGED = "job.tagged"
+JOB_TAGS_SKIPPED = "job.tags_skipped"
 JOB_WRITTEN = "job.written"
 JOB_EDIT_NOT_DELETED = "job.edit_not_deleted"
 JOB_INPUT_REPLACED = "job.input_replaced"
@@ -149,6 +151,8 @@ MESSAGES: dict[str, str] = {
     JOB_EDIT_FINISHED: "edit finished",
     JOB_DOWNLOADED: "downloaded",
     JOB_OUTPUT_SKIPPED: "an output could not be made from the result",
+    JOB_TAGGED: "title, description, chapters and cover written into the cleaned file",
+    JOB_TAGS_SKIPPED: "the cleaned file is delivered without embedded tags",
     JOB_WRITTEN: "outputs written",
     JOB_EDIT_NOT_DELETED: "could not delete the edit at Cleanvoice; it expires by itself "
     "after 7 days",

@@ -17,6 +17,8 @@ temp file before its atomic rename, so a crash never leaves a half-tagged output
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,30 +103,39 @@ def episode_tags(
     )
 
 
-def find_cover(configured: Path | None, places: Sequence[Path]) -> Path | None:
-    """The cover to embed: the folder's ``cover`` setting, else the first ``cover.jpg`` or
-    ``cover.png`` found in ``places`` (the input's own folder first, then the inbox)."""
+def find_cover(configured: Path | None, places: Sequence[Path]) -> tuple[Path, bool] | None:
+    """The cover to embed and whether it was found in an inbox: the folder's ``cover``
+    setting, else the first ``cover.jpg`` or ``cover.png`` in ``places`` (the input's own
+    folder first, then the inbox root)."""
     if configured is not None:
-        return configured
+        return configured, False
     for place in places:
         for name in COVER_NAMES:
             candidate = place / name
-            if candidate.is_file():
-                return candidate
+            if os.path.lexists(candidate):
+                return candidate, True
     return None
 
 
-def read_cover(path: Path) -> Cover:
-    """Read a JPEG or PNG cover, bounded. Raise CoverError if it is neither or too large."""
+def read_cover(path: Path, *, in_inbox: bool = False) -> Cover:
+    """Read a JPEG or PNG cover, bounded. Raise CoverError if it is neither or too large.
+
+    A cover found in an inbox is read only if it is a regular file, not through a link (an
+    inbox is shared with other programs and people); a configured one may be a link.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if in_inbox else 0)
     try:
-        with open(path, "rb") as source:
-            data = source.read(MAX_COVER_BYTES + 1)
+        fd = os.open(path, flags)
     except OSError as exc:
         raise CoverError(f"cannot read the cover {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CoverError(f"the cover {path} is not a regular file")
+        data = source.read(MAX_COVER_BYTES + 1)
     if len(data) > MAX_COVER_BYTES:
         raise CoverError(
             f"the cover {path} is larger than {MAX_COVER_BYTES // 1024**2} MiB; "
-            "use a JPEG or PNG of at most 3000×3000 pixels"
+            "use a JPEG or PNG of at most 3000 x 3000 pixels"
         )
     if data.startswith(b"\xff\xd8\xff"):
         return Cover(data, "image/jpeg")
@@ -158,7 +169,7 @@ def _audio_length_ms(path: Path) -> int | None:
     import mutagen
 
     try:
-        audio = mutagen.File(path)  # type: ignore[attr-defined]
+        audio = mutagen.File(path)
     except Exception:  # mutagen raises many kinds for a frame it cannot read
         return None
     length = getattr(getattr(audio, "info", None), "length", None)
@@ -253,13 +264,13 @@ def _embed_id3(path: Path, tags: EpisodeTags) -> None:
 
 
 def _embed_mp4(path: Path, tags: EpisodeTags) -> None:
-    from mutagen.mp4 import MP4, MP4Cover, MP4StreamInfoError
+    from mutagen.mp4 import MP4, MP4Cover
 
     try:
         media = MP4(path)
-    except (MP4StreamInfoError, Exception) as exc:  # a broken MP4 raises many kinds
-        if isinstance(exc, OSError):
-            raise
+    except OSError:
+        raise
+    except Exception as exc:  # a broken MP4 raises many kinds
         raise ValueError(f"not an MP4/M4A file: {exc}") from None
     if media.tags is None:
         media.add_tags()

@@ -2,7 +2,8 @@
 
 ::
 
-    fetch   fetching → writing     download the cleaned media, the mix, the marker files
+    fetch   fetching → writing     download the cleaned media, the mix, the marker files;
+                                   embed title, chapters and cover into the media's temp file
     write   writing → disposing    render transcripts, summaries, chapters, marker exports
                                    and <stem>.cleanvoice.json from the stored result
 
@@ -29,8 +30,8 @@ from cvsyncd.config import Folder
 from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.jobs import Job, JobState
-from cvsyncd.outbox import render
-from cvsyncd.outbox.files import AtomicFile, extract_zip, remove_file
+from cvsyncd.outbox import render, tags
+from cvsyncd.outbox.files import COPY_BLOCK, AtomicFile, extract_zip, remove_file
 from cvsyncd.outbox.plan import (
     JSON_SUFFIX,
     Plan,
@@ -136,6 +137,14 @@ class Delivery(RuntimePart):
             if entry["kind"] == "tracks":
                 await self._unpack_tracks(job, folder, plan, entry, out, url)
             else:
+                if entry["kind"] in TAGGED:
+                    await asyncio.to_thread(out.file.flush)
+                    try:
+                        await asyncio.to_thread(embed_into, out.temp, entry, job, folder, result)
+                    except BaseException:
+                        await asyncio.to_thread(out.discard)
+                        raise
+                    failpoint("fetch.tagged")
                 await self._commit(job, plan, entry, out)
             failpoint("fetch.committed")
             self.log.info(
@@ -297,7 +306,9 @@ def render_entry(
 
 def render_again(job: Job, folder: Folder) -> Plan:
     """Write a done job's derived files anew from its stored result (``cvsyncd render``),
-    with the folder's current formats and speaker names. No API call is made."""
+    with the folder's current formats and speaker names, and embed the tags into the
+    cleaned file again with the folder's current ``embed``, ``show`` and cover. No API
+    call is made."""
     assert job.result is not None
     plan: Plan = [dict(o) for o in job.outputs]
     context = render_context(job, folder, plan)
@@ -306,6 +317,9 @@ def render_again(job: Job, folder: Folder) -> Plan:
     for entry, data in rendered(job, folder, plan, context):
         filled_file(Path(entry["path"]), data, folder, gid).commit(overwrite=True)
         entry["written"] = True
+    for entry in plan:
+        if entry["kind"] in TAGGED and entry.get("written") and not entry.get("skip"):
+            tag_again(job, folder, entry, gid)
     return plan
 
 
@@ -329,6 +343,72 @@ def add_missing_derived(job: Job, folder: Folder, plan: Plan, markers: Mapping[s
 
 
 RENDERED = ("derived", "json")  # the plan's kinds that are made here, not downloaded
+TAGGED = ("media", "mix")  # the plan's kinds that get the episode's tags embedded
+
+
+def episode_tags(job: Job, folder: Folder, result: Mapping[str, Any]) -> tags.EpisodeTags:
+    """The tags the folder wants written into ``job``'s cleaned file, from ``result``."""
+    log = structlog.get_logger("cvsyncd.pipeline")
+    cover = None
+    if "cover" in folder.embed:
+        first = job.inputs[0].rel_path if job.inputs else job.name
+        places = [folder.inbox.joinpath(*Path(first).parent.parts), folder.inbox]
+        found = tags.find_cover(folder.cover, list(dict.fromkeys(places)))
+        if found is not None:
+            try:
+                cover = tags.read_cover(found[0], in_inbox=found[1])
+            except tags.CoverError as exc:
+                log.warning(ev.JOB_TAGS_SKIPPED, job=job.id, path=job.name, reason=str(exc))
+    return tags.episode_tags(result, folder.embed, folder.show, cover)
+
+
+def embed_into(
+    path: Path, entry: Mapping[str, Any], job: Job, folder: Folder, result: Mapping[str, Any]
+) -> bool:
+    """Embed the episode's tags into the media temp file ``path`` (before its rename).
+
+    A file that is not what its extension says is delivered as it came, with a warning.
+    """
+    log = structlog.get_logger("cvsyncd.pipeline")
+    wanted = episode_tags(job, folder, result)
+    extension = Path(entry["path"]).suffix.lstrip(".")
+    if not wanted:
+        return False
+    if not tags.can_embed(extension):
+        log.info(
+            ev.JOB_TAGS_SKIPPED,
+            job=job.id,
+            path=job.name,
+            reason=f"a .{extension} file cannot carry them (only MP3 and M4A/MP4 can)",
+        )
+        return False
+    try:
+        done = tags.embed_tags(path, extension, wanted)
+    except ValueError as exc:
+        log.warning(ev.JOB_TAGS_SKIPPED, job=job.id, path=job.name, reason=str(exc))
+        return False
+    if done:
+        log.info(ev.JOB_TAGGED, job=job.id, output=entry["path"], parts=wanted.parts)
+    return done
+
+
+def tag_again(job: Job, folder: Folder, entry: Mapping[str, Any], gid: int | None) -> None:
+    """Embed the tags anew into a delivered file: a tagged copy replaces it atomically."""
+    assert job.result is not None
+    source = Path(entry["path"])
+    if not source.is_file() or source.is_symlink():
+        return
+    out = AtomicFile(source, folder.file_mode, gid)
+    try:
+        with open(source, "rb") as original:
+            while block := original.read(COPY_BLOCK):
+                out.file.write(block)
+        out.file.flush()
+        embed_into(out.temp, entry, job, folder, job.result)
+    except BaseException:
+        out.discard()
+        raise
+    out.commit(overwrite=True)
 
 
 def rendered_file(
