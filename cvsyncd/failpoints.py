@@ -30,6 +30,7 @@ NAMES = (
     "poll.success",
     "poll.done",
     "fetch.planned",
+    "fetch.tagged",
     "output.before_fsync",
     "output.before_rename",
     "output.after_rename",
