@@ -87,3 +87,52 @@ def mdat_payload(path: Path) -> bytes:
         [mdat] = [a for a in atoms.atoms if a.name == b"mdat"]
         f.seek(mdat.offset + 8)
         return f.read(mdat.length - 8)
+
+
+def make_video(
+    path: Path, seconds: float = 6.0, *, size: str = "320x240", video_bitrate: str = "",
+    extra_audio: bool = True, subtitles: bool = True,
+) -> Path:  # fmt: skip
+    """A test-pattern video with a tone (and, as asked, a second audio track in another
+    language and a subtitle track), global and per-stream metadata: a container's worth of
+    streams for a remux to keep. The extension chooses MP4 (AAC, mov_text) or Matroska."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mp4 = path.suffix in (".mp4", ".mov", ".m4v")
+    inputs = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
+    inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+    maps = ["-map", "0", "-map", "1"]
+    if extra_audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=660:duration={seconds}"]
+        maps += ["-map", "2"]
+    if subtitles:
+        srt = path.with_name(path.stem + ".input.srt")
+        srt.write_text("1\n00:00:01,000 --> 00:00:03,000\nHello\n")
+        inputs += ["-i", str(srt)]
+        maps += ["-map", str(len(maps) // 2)]
+    rate = (
+        ["-b:v", video_bitrate, "-maxrate", video_bitrate, "-bufsize", video_bitrate]
+        if (video_bitrate)
+        else []
+    )
+    ffmpeg(
+        *inputs, *maps, "-c:v", "libx264", "-preset", "ultrafast", *rate,
+        "-c:a", "aac", "-b:a", "128k", "-c:s", "mov_text" if mp4 else "srt",
+        "-metadata", "title=Original title",
+        "-metadata:s:a:0", "language=eng", *(["-metadata:s:a:1", "language=deu"] * extra_audio),
+        str(path),
+    )  # fmt: skip
+    if subtitles:
+        path.with_name(path.stem + ".input.srt").unlink()
+    return path
+
+
+def stream_hash(path: Path, stream: str) -> str:
+    """A hash of one stream's packets as stored (no decoding): equal only if the stream
+    was copied bit for bit."""
+    assert FFMPEG, NO_FFMPEG
+    out = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(path), "-map", stream, "-c", "copy",
+         "-f", "streamhash", "-hash", "sha256", "-"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return out.stdout.decode().split(",")[-1].strip()

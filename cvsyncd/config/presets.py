@@ -366,3 +366,38 @@ class PresetBook:
 
     def effective(self) -> dict[str, dict[str, Any]]:
         return {name: options for name, options in self.resolved.items() if options is not None}
+
+
+#: The edits that remove stretches of the recording, unless ``muted = true`` asks for them
+#: to be silenced in place ("Mute specified segments instead of cutting them", the docs).
+CUTS_UNLESS_MUTED = ("fillers", "long_silences", "stutters", "mouth_sounds", "hesitations")
+
+
+def timing_changes(options: Mapping[str, Any]) -> list[str]:
+    """Given an edit config, return why the cleaned recording may be shorter than the
+    input (one phrase per reason); an empty list means it keeps the input's timing.
+
+    From the API docs and the official SDK's ``ProcessingConfig``: the five edits above
+    cut unless ``muted`` is true; ``breath`` true/``"muted"`` mutes and ``"natural"``
+    lowers the volume (both keep timing), ``"legacy"`` is an older algorithm the docs do
+    not describe (taken as a cut unless muted); ``trim`` cuts the start and the end;
+    noise removal, ``studio_sound``, ``normalize``, ``autoeq``, loudness targets, the
+    export format and the text outputs change the sound, not its length. A
+    ``template_id`` and ``audio_for_edl`` stand for settings not known here, so they are
+    not taken to keep timing.
+    """
+    muted = options.get("muted") is True
+    reasons = [
+        f"{key} = true cuts (muted = true would silence instead)"
+        for key in CUTS_UNLESS_MUTED
+        if options.get(key) is True and not muted
+    ]
+    if options.get("breath") == "legacy" and not muted:
+        reasons.append('breath = "legacy" may cut breaths (muted = true would silence them)')
+    if options.get("trim") is True:
+        reasons.append("trim = true cuts the start and the end")
+    if options.get("audio_for_edl") is True:
+        reasons.append("audio_for_edl = true is not documented; its timing is not known")
+    if options.get(TEMPLATE_KEY) is not None:
+        reasons.append("template_id: the template's settings are not known here")
+    return reasons

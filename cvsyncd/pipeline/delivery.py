@@ -41,7 +41,7 @@ from cvsyncd.outbox.plan import (
     render_job_json,
     written_paths,
 )
-from cvsyncd.pipeline import schedule
+from cvsyncd.pipeline import schedule, videoupload
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 
 S = JobState
@@ -137,6 +137,8 @@ class Delivery(RuntimePart):
             if entry["kind"] == "tracks":
                 await self._unpack_tracks(job, folder, plan, entry, out, url)
             else:
+                if entry["kind"] == "media" and videoupload.audio_only(job):
+                    out = await self._put_back(job, folder, entry, out)
                 if entry["kind"] in TAGGED:
                     await asyncio.to_thread(out.file.flush)
                     try:
@@ -154,6 +156,32 @@ class Delivery(RuntimePart):
             job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0, error=None, next_attempt_at=0
         )
         failpoint("fetch.done")
+
+    async def _put_back(
+        self, job: Job, folder: Folder, entry: Mapping[str, Any], sound: AtomicFile
+    ) -> AtomicFile:
+        """The downloaded cleaned sound, remuxed into the original video (a new temp file
+        beside it; the sound's temp file is removed). See ``videoupload``."""
+        try:
+            await asyncio.to_thread(sound.file.flush)
+            video, how = await asyncio.to_thread(
+                videoupload.put_back, job, folder, entry, sound.temp, group_id(folder)
+            )
+        except videoupload.avtools.ToolError as exc:
+            decision = {"mode": "full", "reason": f"the cleaned sound did not fit: {exc}"}
+            self.store.update(
+                job.id, job.state, None, facts={**job.facts, "video_upload": decision}
+            )
+            raise JobError(
+                f"the cleaned sound could not be put back into {job.name}: {exc}. "
+                f"`cvsyncd retry {job.id}` sends the whole video instead (a second edit, "
+                "billed again)"
+            ) from None
+        finally:
+            await asyncio.to_thread(sound.discard)
+        failpoint("fetch.remuxed")
+        self.log.info(ev.JOB_SOUND_PUT_BACK, job=job.id, output=entry["path"], how=how)
+        return video
 
     async def _fresh_result(self, job: Job) -> Mapping[str, Any]:
         """After a restart or a failed download the signed URLs must be fetched anew."""

@@ -24,7 +24,7 @@ from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs
 from cvsyncd.jobs import Job, JobState, JsonText
 from cvsyncd.outbox.plan import redact_result
-from cvsyncd.pipeline import schedule
+from cvsyncd.pipeline import schedule, videoupload
 from cvsyncd.pipeline.delivery import Delivery
 from cvsyncd.pipeline.disposal import input_place
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
@@ -81,6 +81,8 @@ class Submissions(RuntimePart):
         failpoint("submit.intent")
         self.log.info(ev.JOB_SUBMITTING, job=job.id, path=job.name)
         options = dict(job.options)
+        if videoupload.audio_only(job):
+            options["video"] = False  # the sound alone was uploaded (pipeline/videoupload.py)
         template_id = options.pop(presets.TEMPLATE_KEY, None)
         try:
             edit_id = await self.client.create_edit(

@@ -31,6 +31,7 @@ from cvsyncd.errors import JobError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs, media
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, Job, JobState, Store
+from cvsyncd.pipeline import videoupload
 from cvsyncd.pipeline.disposal import input_place, missing_input
 from cvsyncd.pipeline.guard import SpendGuard
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
@@ -72,6 +73,7 @@ class Uploads(RuntimePart):
     async def upload(self, job: Job, folder: Folder) -> None:
         job = await self._refresh_if_changed(job, folder)
         job = await self._probe(job, folder)
+        job = await self._choose_video_upload(job, folder)
         if held(self.store, folder):
             return  # `cvsyncd pause` came in meanwhile: no upload starts after it
         # the spend guard, with nothing awaited between its check and the state change: two
@@ -87,7 +89,11 @@ class Uploads(RuntimePart):
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
         log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))
+        if videoupload.audio_only(job):
+            await self._upload_sound(job, folder)
         for position, recorded in enumerate(job.inputs):
+            if videoupload.audio_only(job):
+                break  # the sound alone went instead
             root, rel = input_place(folder, job, position)
             signed = await self.client.request_upload_url(upload_name(Path(rel)))
             failpoint("upload.signed")
@@ -118,6 +124,50 @@ class Uploads(RuntimePart):
         )
         failpoint("upload.done")
         log.info(ev.JOB_UPLOADED)
+
+    async def _choose_video_upload(self, job: Job, folder: Folder) -> Job:
+        """Decide whether a video goes whole or as its sound alone, and say why."""
+        if not videoupload.is_video_job(job):
+            return job
+        decision = await asyncio.to_thread(videoupload.choose, job, folder)
+        self.log.info(ev.JOB_VIDEO_UPLOAD, job=job.id, path=job.name, **decision)
+        if job.facts.get("video_upload") == decision:
+            return job
+        facts = {**job.facts, "video_upload": decision}
+        return self.store.update(job.id, job.state, None, facts=facts)
+
+    async def _upload_sound(self, job: Job, folder: Folder) -> None:
+        """Extract the video's sound to a temp file, upload that, remove it."""
+        decision = videoupload.audio_only(job)
+        assert decision is not None
+        try:
+            extracted = await asyncio.to_thread(
+                videoupload.extract, job, folder, self.config.daemon.state_dir, decision
+            )
+        except videoupload.avtools.ToolError as exc:
+            # nothing was sent yet: the whole video goes at the next attempt, for nothing more
+            facts = {**job.facts, "video_upload": {"mode": "full", "reason": str(exc)}}
+            self.store.update(job.id, job.state, None, facts=facts)
+            raise JobError(
+                f"the sound of {job.name} could not be extracted ({exc}); "
+                "sending the whole video instead",
+                retryable=True,
+            ) from None
+        failpoint("upload.extracted")
+        try:
+            size = extracted.stat().st_size
+            name = upload_name(Path(job.name).with_suffix("." + decision["extension"]))
+            signed = await self.client.request_upload_url(name)
+            failpoint("upload.signed")
+            with open(extracted, "rb") as source:
+                await self.client.upload_file(
+                    signed, source, size, on_progress=self._progress_writer(job)
+                )
+            failpoint("upload.sent")
+            self.store.set_input(job.id, 0, file_url=file_url_of(signed))
+            self.log.info(ev.JOB_SOUND_UPLOADED, job=job.id, size=size, video=job.inputs[0].size)
+        finally:
+            await asyncio.to_thread(extracted.unlink, missing_ok=True)
 
     @contextlib.contextmanager
     def _taken(

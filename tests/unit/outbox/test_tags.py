@@ -101,7 +101,7 @@ def test_m4a_gets_itunes_atoms_and_nero_chapters(tmp_path: Path, faststart: bool
     assert media.tags["\xa9nam"] == ["Night shifts, ünïcode"]
     assert media.tags["ldes"] == ["Ana and Ben on\nnight rotations."]
     assert media.tags["\xa9alb"] == ["The Night Desk"]
-    assert bytes(media.tags["covr"][0]) == tags.cover.data  # type: ignore[union-attr]
+    assert bytes(media.tags["covr"][0]) == tags.cover.data
     assert media.chapters is not None
     assert [(round(c.start * 1000), c.title) for c in media.chapters] == list(
         zip(STARTS, TITLES, strict=True)
