@@ -41,6 +41,10 @@ Kind = Literal["bool", "number", "choice", "https_url", "id"]
 #: The one preset key that is not an edit-config option: it goes beside ``config`` in the
 #: create-edit body (``input.template_id``), naming a template saved in the dashboard.
 TEMPLATE_KEY = "template_id"
+#: A preset key for cvsyncd itself, never sent: how a video is sent (the folder key of the
+#: same name is the default; see pipeline/videoupload.py).
+VIDEO_UPLOAD_KEY = "video_upload"
+LOCAL_KEYS = (VIDEO_UPLOAD_KEY,)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,13 @@ VOCABULARY: Mapping[str, Option] = MappingProxyType(
             ("id",),
             "a template saved in the Cleanvoice dashboard (sent as input.template_id)",
             "none (not sent)",
+        ),
+        VIDEO_UPLOAD_KEY: Option(
+            ("choice",),
+            "cvsyncd's own, never sent: a video goes whole (full), as its sound alone "
+            "(audio), or as its sound alone when the preset keeps the timing (auto)",
+            "the folder's video_upload",
+            choices=("auto", "full", "audio"),
         ),
     }
 )

@@ -3,8 +3,8 @@
 - :func:`read_layout` lists a file's streams (through a descriptor, so the input read is the
   proven one);
 - :func:`extract_audio` copies one audio stream out of a video, without re-encoding when a
-  container Cleanvoice takes can hold it (AAC → M4A, MP3, FLAC, PCM → WAV), else losslessly
-  as FLAC;
+  container Cleanvoice takes can hold it (AAC → M4A, MP3, FLAC, PCM → WAV), else decoded
+  and kept losslessly as 24-bit FLAC;
 - :func:`put_back` remuxes the cleaned audio into the original video with stream copy: every
   other stream (the picture, subtitles, other audio tracks, attachments), the global and
   per-stream metadata and the chapters are kept; the cleaned audio is copied too, and only
@@ -208,7 +208,11 @@ def extract_audio(source_fd: int, stream: Stream, target: Path) -> None:
     """Write audio stream ``stream`` of the open video to ``target`` (created anew)."""
     ffmpeg, _ = _need_tools()
     _, muxer = audio_container(stream.codec)
-    codec = ["-c:a", "copy"] if stream.codec in AUDIO_CONTAINERS else ["-c:a", "flac"]
+    codec = (
+        ["-c:a", "copy"]
+        if stream.codec in AUDIO_CONTAINERS
+        else ["-c:a", "flac", "-sample_fmt", "s32"]  # 24-bit: finer than any lossy decoder's
+    )
     _run(
         [
             ffmpeg, "-nostdin", "-v", "error", "-y", "-i", fd_path(source_fd),

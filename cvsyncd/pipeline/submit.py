@@ -84,6 +84,8 @@ class Submissions(RuntimePart):
         if videoupload.audio_only(job):
             options["video"] = False  # the sound alone was uploaded (pipeline/videoupload.py)
         template_id = options.pop(presets.TEMPLATE_KEY, None)
+        for key in presets.LOCAL_KEYS:
+            options.pop(key, None)  # cvsyncd's own keys are never sent
         try:
             edit_id = await self.client.create_edit(
                 [f for f in files if f],

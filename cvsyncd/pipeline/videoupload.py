@@ -7,7 +7,7 @@ finds no cut) and ffmpeg is installed, the upload step sends the first audio str
 original video with stream copy — the picture is never re-encoded — and checks the result
 against the original before it is renamed into place.
 
-The choice is the folder's ``video_upload``: ``auto`` sends the sound alone when it can and
+The choice is the preset's ``video_upload``, else the folder's: ``auto`` sends the sound alone when it can and
 the whole video otherwise, saying why; ``full`` always sends the whole video; ``audio``
 refuses a preset that cuts. It is stored in the job's facts as ``video_upload`` (``mode``,
 ``reason``, the audio ``stream`` and its ``extension``), so that the fetch after a restart
@@ -82,10 +82,11 @@ def choose(job: Job, folder: Folder) -> dict[str, Any]:
     Raise JobError when ``video_upload = "audio"`` cannot be honoured: a preset that cuts
     (permanent: the preset must change) or no ffmpeg (retried: it can be installed).
     """
-    wanted = folder.video_upload
+    chosen = job.options.get(presets.VIDEO_UPLOAD_KEY)
+    wanted = chosen if isinstance(chosen, str) else folder.video_upload
     extension = Path(job.name).suffix.lower().lstrip(".")
     if wanted == FULL:
-        return {"mode": FULL, "reason": 'the folder says video_upload = "full"'}
+        return {"mode": FULL, "reason": 'video_upload = "full"'}
     cuts = presets.timing_changes(job.options)
     if cuts and wanted == AUDIO:
         raise JobError(
