@@ -168,10 +168,14 @@ class Delivery(RuntimePart):
                 videoupload.put_back, job, folder, entry, sound.temp, group_id(folder)
             )
         except videoupload.avtools.ToolError as exc:
-            decision = {"mode": "full", "reason": f"the cleaned sound did not fit: {exc}"}
-            self.store.update(
-                job.id, job.state, None, facts={**job.facts, "video_upload": decision}
-            )
+            # its result cannot be used: a retry sends the whole video (requeue, not resume)
+            decision = {
+                "mode": "full",
+                "reason": f"the cleaned sound did not fit the video: {exc}",
+                "forced": True,
+            }
+            facts = {**job.facts, "video_upload": decision, "edit_unusable": True}
+            self.store.update(job.id, job.state, None, facts=facts)
             raise JobError(
                 f"the cleaned sound could not be put back into {job.name}: {exc}. "
                 f"`cvsyncd retry {job.id}` sends the whole video instead (a second edit, "

@@ -109,7 +109,8 @@ class Submissions(RuntimePart):
             attempts=0,
             error=None,
             next_attempt_at=now + schedule.first_poll_delay(self.config, job.facts.get("duration")),
-            facts={**job.facts, "polls": 0},
+            # a new edit: whether an earlier one's result was usable no longer matters
+            facts={**{k: v for k, v in job.facts.items() if k != "edit_unusable"}, "polls": 0},
         )
         failpoint("submit.done")
         self.runtime.pause.submitted()

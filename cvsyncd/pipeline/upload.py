@@ -129,6 +129,10 @@ class Uploads(RuntimePart):
         """Decide whether a video goes whole or as its sound alone, and say why."""
         if not videoupload.is_video_job(job):
             return job
+        previous = job.facts.get("video_upload")
+        if isinstance(previous, dict) and previous.get("forced"):
+            self.log.info(ev.JOB_VIDEO_UPLOAD, job=job.id, path=job.name, **previous)
+            return job  # the sound alone did not work for this recording: whole, as said
         decision = await asyncio.to_thread(videoupload.choose, job, folder)
         self.log.info(ev.JOB_VIDEO_UPLOAD, job=job.id, path=job.name, **decision)
         if job.facts.get("video_upload") == decision:
@@ -146,7 +150,8 @@ class Uploads(RuntimePart):
             )
         except videoupload.avtools.ToolError as exc:
             # nothing was sent yet: the whole video goes at the next attempt, for nothing more
-            facts = {**job.facts, "video_upload": {"mode": "full", "reason": str(exc)}}
+            decision = {"mode": "full", "reason": f"extracting the sound failed: {exc}"}
+            facts = {**job.facts, "video_upload": {**decision, "forced": True}}
             self.store.update(job.id, job.state, None, facts=facts)
             raise JobError(
                 f"the sound of {job.name} could not be extracted ({exc}); "

@@ -7,17 +7,20 @@ finds no cut) and ffmpeg is installed, the upload step sends the first audio str
 original video with stream copy — the picture is never re-encoded — and checks the result
 against the original before it is renamed into place.
 
-The choice is the preset's ``video_upload``, else the folder's: ``auto`` sends the sound alone when it can and
-the whole video otherwise, saying why; ``full`` always sends the whole video; ``audio``
-refuses a preset that cuts. It is stored in the job's facts as ``video_upload`` (``mode``,
-``reason``, the audio ``stream`` and its ``extension``), so that the fetch after a restart
-knows what came back. The extracted sound is a temp file in ``<state_dir>/extract``, made
-anew at every upload attempt, removed after the upload and swept at start.
+The choice is the preset's ``video_upload``, else the folder's: ``auto`` sends the sound
+alone when it can and the whole video otherwise, saying why; ``full`` always sends the
+whole video; ``audio`` refuses a preset that cuts. It is stored in the job's facts as
+``video_upload`` (``mode``, ``reason``, the audio ``stream`` and its ``extension``), so
+that the fetch after a restart knows what came back. The extracted sound is a temp file
+in ``<state_dir>/extract``, made anew at every upload attempt, removed after the upload
+and swept at start.
 
 If the cleaned sound cannot be put back (a different length: the edit did not keep the
-timing after all), the job fails with the reason and keeps ``mode = "full"``: ``cvsyncd
-retry`` then sends the whole video. It is not resent on its own, because a second edit is
-billed a second time.
+timing after all), the job fails with the reason, its edit marked ``edit_unusable`` and
+``mode = "full"`` marked ``forced``: ``cvsyncd retry`` then sends the whole video (a new
+edit, not a second fetch of this one). It is not resent on its own, because a second edit
+is billed a second time. A failed extraction, before anything was sent, goes whole at the
+next attempt by itself.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ import pytest
 from cvsyncd.emulator import Emulator
 from cvsyncd.outbox.files import is_temp_name
 from tests.conftest import Setup, creates
-from tests.media import decoded_md5, make_video, needs_ffmpeg, probe, stream_hash
+from tests.hostile import HostileProxy, Rule
+from tests.media import decoded_md5, ffmpeg, make_video, needs_ffmpeg, probe, stream_hash
 
 pytestmark = [pytest.mark.e2e, needs_ffmpeg, pytest.mark.timeout(180)]
 
@@ -150,3 +151,43 @@ def test_a_kill_on_the_audio_only_path_leads_to_the_same_result(
     assert len(creates(emulator)) == 1
     assert_sound_replaced(video, setup.outbox / "ep.mp4")
     assert not leftovers(setup), "an extracted sound or a temp file survived"
+
+
+def test_a_cleaned_sound_that_does_not_fit_fails_and_a_retry_sends_the_whole_video(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Cleanvoice (a hostile stand-in here) returns a shorter sound for a timing-keeping
+    preset: nothing broken is delivered, the job says why, nothing is resent on its own
+    (a second edit is billed again), and `cvsyncd retry` sends the whole video."""
+    made = make_video(tmp_path / "made" / "ep.mp4", extra_audio=False, subtitles=False)
+    shorter = tmp_path / "made" / "short.m4a"
+    ffmpeg("-i", str(made), "-map", "0:a:0", "-t", "4", "-c", "copy", str(shorter))
+    with HostileProxy(emulator.base_url) as proxy:
+        proxy.add(
+            Rule("GET", r"/storage/results/.+", "replace", body=shorter.read_bytes(), times=None)
+        )
+        setup = Setup(tmp_path, proxy.base_url, after="keep", preset=ENHANCE_ONLY)
+        video = setup.inbox / "ep.mp4"
+        shutil.move(made, video)
+        daemon = setup.daemon()
+        try:
+            daemon.wait_for_event("job.failed", path="ep.mp4", timeout=120)
+        finally:
+            assert daemon.stop() == 0
+        [job] = setup.jobs()
+        assert "did not keep the timing" in job["error"] and "cvsyncd retry" in job["error"]
+        assert not (setup.outbox / "ep.mp4").exists() and not leftovers(setup)
+        assert len(creates(emulator)) == 1  # not resent on its own
+
+        proxy.clear()
+        proc = setup.cli("retry", "-c", str(setup.config), str(job["id"]))
+        assert proc.returncode == 0, proc.stderr
+        daemon = setup.daemon()
+        try:
+            chosen = daemon.wait_for_event("job.video_upload")
+            daemon.wait_for_event("job.done", path="ep.mp4", timeout=120)
+        finally:
+            assert daemon.stop() == 0
+    assert chosen["mode"] == "full" and "did not fit" in chosen["reason"]
+    assert len(creates(emulator)) == 2  # the second one because the user asked
+    assert uploads(emulator)[-1]["bytes_in"] == (setup.outbox / "ep.mp4").stat().st_size
