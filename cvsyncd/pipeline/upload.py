@@ -166,7 +166,7 @@ class Uploads(RuntimePart):
             failpoint("upload.signed")
             with open(extracted, "rb") as source:
                 await self.client.upload_file(
-                    signed, source, size, on_progress=self._progress_writer(job)
+                    signed, source, size, on_progress=self._progress_writer(job, size)
                 )
             failpoint("upload.sent")
             self.store.set_input(job.id, 0, file_url=file_url_of(signed))
@@ -192,9 +192,9 @@ class Uploads(RuntimePart):
                 retryable=True,
             ) from None
 
-    def _progress_writer(self, job: Job) -> Any:
+    def _progress_writer(self, job: Job, size: int | None = None) -> Any:
         last = [time.monotonic()]
-        size = sum(i.size for i in job.inputs)
+        size = sum(i.size for i in job.inputs) if size is None else size
 
         def write(sent: int) -> None:
             now = time.monotonic()
