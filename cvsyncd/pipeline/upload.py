@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -89,8 +90,9 @@ class Uploads(RuntimePart):
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
         log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))
+        file_urls: dict[int, dict[str, Any]] = {}
         if videoupload.audio_only(job):
-            await self._upload_sound(job, folder)
+            file_urls[0] = {"file_url": await self._upload_sound(job, folder)}
         for position, recorded in enumerate(job.inputs):
             if videoupload.audio_only(job):
                 break  # the sound alone went instead
@@ -111,12 +113,14 @@ class Uploads(RuntimePart):
                         "the new content will be taken once it has settled",
                         retryable=True,
                     )
-            self.store.set_input(job.id, position, file_url=file_url_of(signed))
+            file_urls[position] = {"file_url": file_url_of(signed)}
+        # the file URLs are kept with the state change: a crash before it uploads again
         self.store.transition(
             job.id,
             S.UPLOADING,
             S.UPLOADED,
             "uploaded",
+            inputs=file_urls,
             attempts=0,
             error=None,
             progress=None,
@@ -137,11 +141,12 @@ class Uploads(RuntimePart):
         self.log.info(ev.JOB_VIDEO_UPLOAD, job=job.id, path=job.name, **decision)
         if job.facts.get("video_upload") == decision:
             return job
-        facts = {**job.facts, "video_upload": decision}
-        return self.store.update(job.id, job.state, None, facts=facts)
+        # stored with the move to uploading (or the hold), like the probe's duration
+        return dataclasses.replace(job, facts={**job.facts, "video_upload": decision})
 
-    async def _upload_sound(self, job: Job, folder: Folder) -> None:
-        """Extract the video's sound to a temp file, upload that, remove it."""
+    async def _upload_sound(self, job: Job, folder: Folder) -> str:
+        """Extract the video's sound to a temp file, upload that, remove it; return the
+        uploaded file's URL (kept with the state change, as for any upload)."""
         decision = videoupload.audio_only(job)
         assert decision is not None
         try:
@@ -169,10 +174,10 @@ class Uploads(RuntimePart):
                     signed, source, size, on_progress=self._progress_writer(job, size)
                 )
             failpoint("upload.sent")
-            self.store.set_input(job.id, 0, file_url=file_url_of(signed))
             self.log.info(ev.JOB_SOUND_UPLOADED, job=job.id, size=size, video=job.inputs[0].size)
         finally:
             await asyncio.to_thread(extracted.unlink, missing_ok=True)
+        return file_url_of(signed)
 
     @contextlib.contextmanager
     def _taken(
@@ -207,7 +212,10 @@ class Uploads(RuntimePart):
         return write
 
     async def _probe(self, job: Job, folder: Folder) -> Job:
-        """Check that every input is media, and note its duration, before paying for it."""
+        """Check that every input is media, and note its duration, before paying for it.
+
+        The duration is noted in the job returned, and stored with the state change that
+        follows (the upload starting, or a hold): a pause in between measures it again."""
         durations = []
         for position, recorded in enumerate(job.inputs):
             root, rel = input_place(folder, job, position)
@@ -224,7 +232,7 @@ class Uploads(RuntimePart):
         duration = max(known) if known else None
         if duration == job.facts.get("duration"):
             return job
-        return self.store.update(job.id, job.state, None, facts={**job.facts, "duration": duration})
+        return dataclasses.replace(job, facts={**job.facts, "duration": duration})
 
     async def _refresh_if_changed(self, job: Job, folder: Folder) -> Job:
         """Before uploading, make sure the job describes the file as it is now.

@@ -9,7 +9,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
 
@@ -20,7 +19,7 @@ from tests.conftest import wait_until
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     behaviour = "keep"  # keep | close (close after each answer without saying so) | bomb | hang
-    peers: ClassVar[list[tuple[str, int]]]
+    peers: list[tuple[str, int]]
     hung: list[socket.socket]
 
     def __init__(self) -> None:
