@@ -138,6 +138,17 @@ def read_folder(entry: Mapping[str, Any], where: str, book: PresetBook) -> dict[
             f"no preset named {show_value(reference)}{suggest(reference, book.names)}",
             book.valid() + "; or an inline table such as preset = { fillers = true }",
         )
+    options = values.get("options")
+    if options is not None:
+        wanted = options.get(presets.VIDEO_UPLOAD_KEY, values.get("video_upload"))
+        cuts = presets.timing_changes(options)
+        if wanted == "audio" and cuts:
+            reader.report(
+                f"{where}.video_upload",
+                '"audio" sends a video\'s sound alone, which needs an edit that keeps the '
+                "timing, but the preset does not: " + "; ".join(cuts),
+                'muted = true in the preset, or video_upload = "auto" (sends such videos whole)',
+            )
     if "inbox" in values:
         inbox = values["inbox"]
         for key, default in (("done_dir", inbox / "done"), ("failed_dir", inbox / "failed")):

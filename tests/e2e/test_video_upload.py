@@ -115,17 +115,22 @@ def test_a_cutting_preset_sends_the_whole_video_and_says_why(
 
 
 def test_video_upload_audio_refuses_a_cutting_preset(tmp_path: Path, emulator: Emulator) -> None:
+    # the config itself is checked (tests/unit/config/test_loading.py); a .cvsyncd.toml
+    # below the inbox can still turn cuts on for one subfolder: that job is refused
     setup = Setup(
         tmp_path,
         emulator.base_url,
         after="keep",
-        preset="long_silences = true",
+        preset=ENHANCE_ONLY,
         extra_folder='video_upload = "audio"\n',
     )
-    drop_video(setup, extra_audio=False, subtitles=False)
+    (setup.inbox / "raw").mkdir()
+    (setup.inbox / "raw" / ".cvsyncd.toml").write_text("long_silences = true\n")
+    made = make_video(setup.root / "made" / "ep.mp4", extra_audio=False, subtitles=False)
+    shutil.move(made, setup.inbox / "raw" / "ep.mp4")
     daemon = setup.daemon()
     try:
-        daemon.wait_for_event("job.failed", path="ep.mp4", timeout=60)
+        daemon.wait_for_event("job.failed", path="raw/ep.mp4", timeout=60)
     finally:
         assert daemon.stop() == 0
     [job] = setup.jobs()
