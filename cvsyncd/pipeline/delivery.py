@@ -162,6 +162,13 @@ class Delivery(RuntimePart):
     ) -> AtomicFile:
         """The downloaded cleaned sound, remuxed into the original video (a new temp file
         beside it; the sound's temp file is removed). See ``videoupload``."""
+        if videoupload.avtools.tools() is None:
+            await asyncio.to_thread(sound.discard)
+            raise JobError(
+                f"ffmpeg and ffprobe are needed to put the cleaned sound back into {job.name} "
+                "and are no longer installed (e.g. apt-get install ffmpeg); waiting for them",
+                retryable=True,
+            )
         try:
             await asyncio.to_thread(sound.file.flush)
             video, how = await asyncio.to_thread(
