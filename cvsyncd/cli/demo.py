@@ -191,14 +191,14 @@ async def _follow(
                 if shown.get(job.id) != line:
                     shown[job.id] = line
                     say(line)
-                if Path(job.name).name == sample_name and sample_state is None:
-                    if job.state in TERMINAL:
-                        sample_state = job.state.value
-                        say(
-                            f"cvsyncd demo: the sample is cleaned: see {outbox}"
-                            if job.state is JobState.DONE
-                            else f"cvsyncd demo: the sample ended {job.state}: {job.error}"
-                        )
+                finished = job.state in TERMINAL and sample_state is None
+                if finished and Path(job.name).name == sample_name:
+                    sample_state = job.state.value
+                    say(
+                        f"cvsyncd demo: the sample is cleaned: see {outbox}"
+                        if job.state is JobState.DONE
+                        else f"cvsyncd demo: the sample ended {job.state}: {job.error}"
+                    )
             if once and sample_state is not None:
                 daemon.stop.set()
                 break

@@ -303,8 +303,11 @@ def test_the_image_builds_and_runs(place: Path) -> None:
     name = f"cvsyncd-test-{os.getpid()}"
     try:
         subprocess.run(
-            ["docker", "run", "-d", "--name", name, "-e", f"PUID={PUID}", "-e", f"PGID={PGID}"]
-            + ["-v", f"{config_dir}:/config", "-v", f"{place}:/data", tag],
+            [
+                *("docker", "run", "-d", "--name", name),
+                *("-e", f"PUID={PUID}", "-e", f"PGID={PGID}"),
+                *("-v", f"{config_dir}:/config", "-v", f"{place}:/data", tag),
+            ],
             check=True,
             timeout=60,
         )
