@@ -7,6 +7,9 @@ travel to done with a progress line. Then it keeps watching (drop your own files
 Ctrl-C; ``--once`` stops as soon as the sample is finished (exit 0 when it is done).
 
 Everything it writes lies inside ``DIR``: the config, the state, the emulator's files.
+Each run starts afresh (the emulator forgets its edits when it stops, so a job of an
+earlier run could never finish against the new one): the demo's own ``state`` and
+``emulator`` folders are removed first, and only when ``DIR/config.toml`` is the demo's.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import asyncio
 import math
 import os
+import shutil
 import struct
 import time
 import wave
@@ -51,10 +55,39 @@ def arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
 
 
+HEADER = "# Written by `cvsyncd demo`"
+
+
+def start_afresh(base: Path) -> None:
+    """Remove the state and the emulator's files of an earlier demo run in ``base``.
+
+    Raise CvsyncdError when a demo still runs there, or when ``base`` holds a ``state`` or
+    ``emulator`` folder that is not the demo's (it is never removed).
+    """
+    from cvsyncd.jobs import lock_holder
+
+    state, emulator = base / "state", base / "emulator"
+    holder = lock_holder(state) if state.is_dir() else None
+    if holder is not None:
+        raise CvsyncdError(f"a cvsyncd demo already runs in {base} (pid {holder[0]})")
+    try:
+        ours = (base / "config.toml").read_text(encoding="utf-8").startswith(HEADER)
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    for place in (state, emulator):
+        if not place.exists():
+            continue
+        if not ours:
+            raise CvsyncdError(
+                f"{place} exists but is not the demo's; give another folder with --dir"
+            )
+        shutil.rmtree(place)
+
+
 def demo_config_text(base: Path, base_url: str) -> str:
     """The demo's config: one folder, the emulator's address, quick settling and polls."""
     return (
-        "# Written by `cvsyncd demo` for its own run against the local emulator; it is\n"
+        f"{HEADER} for its own run against the local emulator; it is\n"
         "# rewritten at each demo run. `cvsyncd init` writes a config for real use.\n"
         "[cleanvoice]\n"
         f'base_url = "{base_url}"   # the emulator this demo started\n\n'
@@ -113,7 +146,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     base = Path(os.path.abspath(args.dir))
     if base.exists() and not base.is_dir():
         raise CvsyncdError(f"{base} is not a folder; give another place with --dir")
-    for place in (base, base / "inbox", base / "outbox"):
+    base.mkdir(exist_ok=True)
+    start_afresh(base)
+    for place in (base / "inbox", base / "outbox"):
         place.mkdir(exist_ok=True)
     emulator = Emulator(base / "emulator", processing_seconds=PROCESSING_SECONDS)
     emulator.start()

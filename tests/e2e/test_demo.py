@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,46 @@ def test_demo_keeps_watching_your_own_files_until_ctrl_c(tmp_path: Path) -> None
         reader.join(timeout=5)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+@pytest.mark.timeout(180)
+def test_each_demo_run_starts_afresh_and_a_foreign_state_folder_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    demo = tmp_path / "demo"
+
+    def once() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cvsyncd", "demo", "--once", "--dir", str(demo)],
+            env=demo_env(),
+            capture_output=True,
+            text=True,
+            timeout=100,
+        )
+
+    first = once()
+    assert first.returncode == 0, first.stdout + first.stderr
+    (demo / "inbox" / "done" / "keep-me.txt").write_text("a file of mine\n")
+    [sample] = (demo / "inbox" / "done").glob("sample-*.wav")
+    # a second run a second later: a new sample, a new emulator, a new state
+    stamp = sample.name
+    wait_until(lambda: time.strftime("sample-%Y%m%d-%H%M%S.wav") != stamp, "the next second", 5)
+    second = once()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(list((demo / "inbox" / "done").glob("sample-*.wav"))) == 2
+    assert len([line for line in second.stdout.splitlines() if ": done" in line]) == 1
+    assert (demo / "inbox" / "done" / "keep-me.txt").read_text() == "a file of mine\n"
+
+    other = tmp_path / "mine"
+    (other / "state").mkdir(parents=True)
+    (other / "state" / "precious.db").write_text("not the demo's\n")
+    refused = subprocess.run(
+        [sys.executable, "-m", "cvsyncd", "demo", "--once", "--dir", str(other)],
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert f"{other / 'state'} exists but is not the demo's" in refused.stderr
+    assert (other / "state" / "precious.db").read_text() == "not the demo's\n"
