@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = Path("cvsyncd-demo")
 PROCESSING_SECONDS = 3.0  # how long the emulator takes for an edit: long enough to watch
-FOLLOW_SECONDS = 0.5  # how often the progress lines look at the jobs
+FOLLOW_SECONDS = 0.25  # how often the progress lines look at the jobs
 SAMPLE_SECONDS = 2  # the sample's length
 SAMPLE_RATE = 16000
 Say = Callable[[str], None]

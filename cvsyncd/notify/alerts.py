@@ -215,13 +215,17 @@ class Alerter:
         ``group_seconds``, together with the others of its kind."""
         if not self.enabled or alert.kind not in self.settings.events:
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a command without an event loop: it sends no alerts
+            return
         group = self._groups.setdefault(alert.kind, _Group())
         if len(group.alerts) < KEPT:
             group.alerts.append(alert)
         else:
             group.more += 1
         if group.task is None:
-            group.task = asyncio.get_running_loop().create_task(self._gather(alert.kind))
+            group.task = loop.create_task(self._gather(alert.kind))
 
     async def _gather(self, kind: str) -> None:
         try:

@@ -235,6 +235,18 @@ def test_without_urls_nothing_is_gathered() -> None:
     assert not alerter.enabled and alerter._groups == {}
 
 
+def test_a_post_outside_an_event_loop_is_dropped_quietly() -> None:
+    sent: list[str] = []
+
+    def send(url: str, title: str, body: str) -> tuple[bool, str]:
+        sent.append(title)
+        return True, ""
+
+    alerter = Alerter(settings("json://127.0.0.1:9/x"), send=send)
+    alerter.post(failed(1))  # e.g. a command's store action, with no loop running
+    assert alerter._groups == {} and sent == []
+
+
 def test_compose_names_the_recording_the_folder_and_what_to_do() -> None:
     title, body = compose(
         "needs_attention",
