@@ -79,20 +79,21 @@ fi
 prepare_config_dir() {
   mkdir -p "$CONFIG_DIR"
   [ "$ROOT" = yes ] || return 0
-  chown "$PUID:$PGID" "$CONFIG_DIR"
+  # a share mounted with root squashed refuses chown: say so, and let cvsyncd tell
+  # whether it can still read and write what it needs
+  chown "$PUID:$PGID" "$CONFIG_DIR" || say "cannot give $CONFIG_DIR to $PUID:$PGID"
   if [ -d "$STATE_DIR" ]; then
-    chown -R "$PUID:$PGID" "$STATE_DIR"
+    chown -R "$PUID:$PGID" "$STATE_DIR" || say "cannot give $STATE_DIR to $PUID:$PGID"
   fi
   for file in "$CONFIG" "$CONFIG_DIR/api_key" "$CONFIG_DIR/web_password"; do
     if [ -e "$file" ]; then
-      chown "$PUID:$PGID" "$file"
+      chown "$PUID:$PGID" "$file" || say "cannot give $file to $PUID:$PGID"
     fi
   done
   # a key copied in over a network share is often readable by everyone, which cvsyncd
   # refuses: the key is only for the daemon's account
   for file in "$CONFIG_DIR/api_key" "$CONFIG_DIR/web_password"; do
-    if [ -f "$file" ] && [ -n "$(find "$file" -perm /044)" ]; then
-      chmod 600 "$file"
+    if [ -f "$file" ] && [ -n "$(find "$file" -perm /044)" ] && chmod 600 "$file"; then
       say "$file could be read by other users: made it readable by its owner only (chmod 600)"
     fi
   done

@@ -259,6 +259,51 @@ def test_the_daemon_runs_as_puid_writes_with_the_umask_and_drains_on_sigterm(
 
 
 @needs_root
+@pytest.mark.timeout(120)
+def test_started_as_the_account_itself_it_needs_no_root(place: Path) -> None:
+    """`docker run --user 12345:12346` (or a rootless engine): no chown, no setpriv; the
+    first start works the same."""
+    python = os.path.realpath(sys.executable)
+    probe = subprocess.run(
+        ["setpriv", f"--reuid={PUID}", f"--regid={PGID}", "--clear-groups"]
+        + ["/bin/sh", "-c", f'"{python}" -c pass'],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip(
+            f"this machine's Python ({python}) cannot be run by an unprivileged account "
+            "(e.g. it lies under /root); the image's /usr/local one can"
+        )
+    config_dir, data_dir = place / "config", place / "data"
+    for folder in (config_dir, data_dir):
+        folder.mkdir()
+        os.chown(folder, PUID, PGID)
+    env = entrypoint_env(config_dir, data_dir)
+    proc = subprocess.Popen(
+        ["setpriv", f"--reuid={PUID}", f"--regid={PGID}", "--clear-groups", "/bin/sh"]
+        + [str(ENTRYPOINT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd="/",
+    )
+    try:
+        wait_until(lambda: (config_dir / "config.toml").exists(), "the starter config", 60)
+        wait_until(lambda: (data_dir / "outbox").exists(), "the outbox", 30)
+        assert owner(config_dir / "config.toml") == (PUID, PGID)
+        assert owner(data_dir / "inbox") == (PUID, PGID)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        assert "waiting: nothing is processed" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
+@needs_root
 @pytest.mark.timeout(60)
 def test_the_entrypoint_refuses_bad_numbers_saying_which(place: Path) -> None:
     for name, value, words in (
