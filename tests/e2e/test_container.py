@@ -35,6 +35,7 @@ pytestmark = pytest.mark.e2e
 
 ENTRYPOINT = REPO / "contrib" / "docker" / "entrypoint.sh"
 PUID, PGID = 12345, 12346  # an account that exists nowhere: as a NAS user's numbers are
+AS_ACCOUNT = ("setpriv", f"--reuid={PUID}", f"--regid={PGID}", "--clear-groups")
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None,
     reason="switching to PUID:PGID needs root and setpriv (util-linux), as in the image",
@@ -265,8 +266,7 @@ def test_started_as_the_account_itself_it_needs_no_root(place: Path) -> None:
     first start works the same."""
     python = os.path.realpath(sys.executable)
     probe = subprocess.run(
-        ["setpriv", f"--reuid={PUID}", f"--regid={PGID}", "--clear-groups"]
-        + ["/bin/sh", "-c", f'"{python}" -c pass'],
+        [*AS_ACCOUNT, "/bin/sh", "-c", f'"{python}" -c pass'],
         capture_output=True,
     )
     if probe.returncode != 0:
@@ -280,8 +280,7 @@ def test_started_as_the_account_itself_it_needs_no_root(place: Path) -> None:
         os.chown(folder, PUID, PGID)
     env = entrypoint_env(config_dir, data_dir)
     proc = subprocess.Popen(
-        ["setpriv", f"--reuid={PUID}", f"--regid={PGID}", "--clear-groups", "/bin/sh"]
-        + [str(ENTRYPOINT)],
+        [*AS_ACCOUNT, "/bin/sh", str(ENTRYPOINT)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
