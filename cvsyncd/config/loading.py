@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cvsyncd.config.alerts import make_alerts
 from cvsyncd.config.apikey import API_KEY_VARIABLE, CREDENTIAL_NAME
 from cvsyncd.config.folders import make_folders
 from cvsyncd.config.model import (
@@ -123,7 +124,7 @@ BUDGET_KEYS: Mapping[str, Setting] = {
     "unknown_duration_hours": hours(1.0, zero=True),
 }
 
-TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web")
+TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web", "alerts")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -226,9 +227,17 @@ def parse_config(
     book = PresetBook(data, reader)
     folders = make_folders(data, book)
     web = make_web(data, reader)
-    if reader.problems or cleanvoice is None or daemon is None or budget is None or not folders:
+    alerts = make_alerts(data, reader)
+    if (
+        reader.problems
+        or cleanvoice is None
+        or daemon is None
+        or budget is None
+        or alerts is None
+        or not folders
+    ):
         raise ConfigError(reader.problems)
-    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web)
+    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web, alerts)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
