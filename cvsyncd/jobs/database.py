@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
@@ -67,12 +68,43 @@ def inspect(state_dir: Path) -> tuple[int, int] | None:
     return version, int(jobs)
 
 
-class Database:
-    """An open state database: the connection, and the one way to write to it."""
+# The connection: a ``sqlite3.Connection``, or for the shared store the PostgreSQL adapter
+# of ``postgres.py``, which takes the same ``?`` SQL and returns rows read the same way.
+Connection = Any
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+
+class Database:
+    """An open state database: the connection, and the one way to write to it.
+
+    The SQL of the store is written once for both backends; where SQLite and PostgreSQL
+    spell a thing differently (reading a JSON field), a method here gives SQLite's
+    spelling and ``postgres.PgStore`` overrides it. ``site`` is recorded on each new job;
+    ``_scoped`` (the shared store) limits the daemon's own questions to its site's jobs.
+    """
+
+    site = ""
+    _scoped = False
+
+    def __init__(self, conn: Connection, path: Path | str):
         self._conn = conn
         self.path = path
+
+    # -- dialect -------------------------------------------------------------------------
+
+    @staticmethod
+    def _json(column: str, *keys: str) -> str:
+        """SQL for a field of a JSON text column, as SQL text/number (NULL if missing)."""
+        return f"json_extract({column}, '$.{'.'.join(keys)}')"
+
+    _json_real = _json  # the same, as a number (SQLite's json_extract already is one)
+
+    def _mine(self, column: str = "site") -> tuple[str, list[Any]]:
+        """`` AND site = ?`` for a question about this daemon's own jobs (shared store)."""
+        return (f" AND {column} = ?", [self.site]) if self._scoped else ("", [])
+
+    def _site_key(self, key: str) -> str:
+        """A meta key that is this daemon's own (its folders' state), not the account's."""
+        return f"site:{self.site}:{key}" if self._scoped else key
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -1,4 +1,6 @@
-"""The SQLite job store, on a real database file in a temporary directory."""
+"""The job store's contract, on both backends (``store``/``backend`` in conftest.py: a
+real SQLite file, a real PostgreSQL server), then what only SQLite's file has (pragmas,
+the state directory, damaged files, its migrations)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
 from cvsyncd.jobs.store import DB_NAME, Store
 from cvsyncd.pipeline.report import job_summary
+from tests.unit.jobs.conftest import Backend
 
 S = JobState
 OPTIONS = {"fillers": True, "long_silences": True}
@@ -37,13 +40,13 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(state_dir: Path) -> Iterator[Store]:
+def sqlite_store(state_dir: Path) -> Iterator[Store]:
     s = Store.open(state_dir)
     yield s
     s.close()
 
 
-def test_open_creates_private_state_dir_and_database(state_dir: Path, store: Store) -> None:
+def test_open_creates_private_state_dir_and_database(state_dir: Path, sqlite_store: Store) -> None:
     assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(state_dir / DB_NAME).st_mode) == 0o600
     conn = sqlite3.connect(state_dir / DB_NAME)
@@ -54,8 +57,8 @@ def test_open_creates_private_state_dir_and_database(state_dir: Path, store: Sto
         conn.close()
 
 
-def test_durability_pragmas_are_set(store: Store) -> None:
-    conn = store._conn
+def test_durability_pragmas_are_set(sqlite_store: Store) -> None:
+    conn = sqlite_store._conn
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -148,14 +151,14 @@ def test_find_same_content_matches_fingerprint_and_options(store: Store) -> None
     assert store.find_same_content("a" * 64, {"fillers": True, "x": 1}, exclude=a.id) is None
 
 
-def test_state_survives_reopen(state_dir: Path) -> None:
-    s = Store.open(state_dir)
+def test_state_survives_reopen(backend: Backend) -> None:
+    s = backend.open()
     job = s.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
     assert job is not None
     s.transition(job.id, S.QUEUED, S.UPLOADING)
     s.set_input(job.id, 0, file_url="http://127.0.0.1/storage/ep.wav")
     s.close()
-    s = Store.open(state_dir)
+    s = backend.open()
     try:
         again = s.get(job.id)
         assert again is not None and again.state is S.UPLOADING
@@ -174,8 +177,9 @@ def test_delete_job_forgets_inputs_and_events(store: Store) -> None:
     assert store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS) is not None
 
 
-def test_job_ids_are_never_given_twice(state_dir: Path, store: Store) -> None:
+def test_job_ids_are_never_given_twice(backend: Backend) -> None:
     """An old message says `cvsyncd retry 3`: after `forget 3`, 3 must name nothing."""
+    store = backend.open()
     ids = []
     for n in range(3):
         job = store.create_job("/in", f"ep{n}.wav", [make_input(f"ep{n}.wav", str(n) * 64)], {})
@@ -183,7 +187,7 @@ def test_job_ids_are_never_given_twice(state_dir: Path, store: Store) -> None:
         ids.append(job.id)
     assert store.delete_job(ids[-1])  # the highest: SQLite alone would give its id again
     store.close()
-    reopened = Store.open(state_dir)
+    reopened = backend.open()
     try:
         again = reopened.create_job("/in", "ep9.wav", [make_input("ep9.wav", "9" * 64)], {})
         assert again is not None and again.id == ids[-1] + 1
