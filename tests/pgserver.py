@@ -69,7 +69,9 @@ class PgServer:
         try:
             import psycopg  # noqa: F401
         except ImportError:
-            raise PgUnavailable("psycopg is not installed (pip install 'cvsyncd[postgres]')")
+            raise PgUnavailable(
+                "psycopg is not installed (pip install 'cvsyncd[postgres]')"
+            ) from None
         if self.bindir is None:
             raise PgUnavailable("PostgreSQL is not installed (apt-get install postgresql)")
         if os.geteuid() == 0:  # initdb refuses root: run the server as nobody
@@ -107,7 +109,15 @@ class PgServer:
             " -c fsync=off -c max_connections=60 -c shared_buffers=16MB"
         )
         started = self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", options, "-w", "start"
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "log"),
+            "-o",
+            options,
+            "-w",
+            "start",
         )
         if started.returncode != 0:
             log = (self.dir / "log").read_text(errors="replace")[-800:] if self.log_exists() else ""

@@ -121,9 +121,9 @@ class Database:
         try:
             rows = self._conn.execute("PRAGMA quick_check").fetchall()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in a damaged page
-            raise corrupt(self.path, str(exc)) from None
+            raise corrupt(Path(self.path), str(exc)) from None
         if [r[0] for r in rows] != ["ok"]:
-            raise corrupt(self.path, "; ".join(str(r[0]) for r in rows[:3]))
+            raise corrupt(Path(self.path), "; ".join(str(r[0]) for r in rows[:3]))
 
     def ping(self) -> None:
         """Read one row: raise sqlite3.Error if the database does not answer (health)."""

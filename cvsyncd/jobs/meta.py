@@ -54,7 +54,8 @@ class DaemonState(Database):
 
     def set_unavailable_folders(self, folders: Mapping[str, str]) -> None:
         self.set_meta(
-            self._site_key(META_UNAVAILABLE), json.dumps(dict(folders), sort_keys=True) if folders else None
+            self._site_key(META_UNAVAILABLE),
+            json.dumps(dict(folders), sort_keys=True) if folders else None,
         )
 
     def refused_entries(self) -> list[dict[str, str]]:
@@ -63,7 +64,10 @@ class DaemonState(Database):
         return list(json.loads(text)) if text else []
 
     def set_refused_entries(self, entries: Sequence[Mapping[str, str]]) -> None:
-        self.set_meta(self._site_key(META_REFUSED), json.dumps([dict(e) for e in entries]) if entries else None)
+        self.set_meta(
+            self._site_key(META_REFUSED),
+            json.dumps([dict(e) for e in entries]) if entries else None,
+        )
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -114,7 +114,7 @@ def _iso(column: str) -> str:
     """A time column as ``iso_time`` writes it (whole seconds, cut)."""
     return (
         f"to_char(to_timestamp(floor({column})) AT TIME ZONE 'UTC',"
-        " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        ' \'YYYY-MM-DD"T"HH24:MI:SS"Z"\')'
     )
 
 
@@ -296,7 +296,7 @@ class PgStore(Store):
         return f"({column}::jsonb #>> '{{{','.join(keys)}}}')"
 
     @staticmethod
-    def _json_real(column: str, *keys: str) -> str:  # type: ignore[override]
+    def _json_real(column: str, *keys: str) -> str:
         return f"(({column}::jsonb #>> '{{{','.join(keys)}}}')::float8)"
 
     @contextlib.contextmanager
@@ -357,7 +357,8 @@ class PgStore(Store):
         """Each listed job's summary (of every site) as JSON text, built by the server."""
         where, args = listing.where()
         yield from (
-            str(r[0]) for r in self._conn.execute(f"SELECT ({SUMMARY})::text FROM jobs{where}", args)
+            str(r[0])
+            for r in self._conn.execute(f"SELECT ({SUMMARY})::text FROM jobs{where}", args)
         )
 
     def meta_items(self, prefix: str) -> dict[str, str]:

@@ -166,7 +166,9 @@ class SpendRecords(DaemonState):
     def has_jobs(self, folder: str) -> bool:
         """Whether any job of this folder (by its key) is in the store."""
         mine, more = self._mine()
-        row = self._conn.execute(f"SELECT 1 FROM jobs WHERE folder = ?{mine} LIMIT 1", (folder, *more))
+        row = self._conn.execute(
+            f"SELECT 1 FROM jobs WHERE folder = ?{mine} LIMIT 1", (folder, *more)
+        )
         return row.fetchone() is not None
 
     # -- the usage ledger ----------------------------------------------------------------
