@@ -54,6 +54,7 @@ from cvsyncd.config.schema import (
     show_value,
     unknown_key,
 )
+from cvsyncd.config.store import make_store
 from cvsyncd.config.web import make_web
 from cvsyncd.errors import ConfigError, Problem
 from cvsyncd.urls import is_loopback
@@ -123,7 +124,7 @@ BUDGET_KEYS: Mapping[str, Setting] = {
     "unknown_duration_hours": hours(1.0, zero=True),
 }
 
-TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web")
+TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web", "store")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -226,9 +227,10 @@ def parse_config(
     book = PresetBook(data, reader)
     folders = make_folders(data, book)
     web = make_web(data, reader)
+    store = make_store(data, reader)
     if reader.problems or cleanvoice is None or daemon is None or budget is None or not folders:
         raise ConfigError(reader.problems)
-    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web)
+    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web, store)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

@@ -141,6 +141,15 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """``[store]``: the shared job store on PostgreSQL (no section: the SQLite file)."""
+
+    url: str  # without a password
+    password_file: Path | None = None  # else libpq's PGPASSWORD or ~/.pgpass
+    site: str = ""  # this daemon among the sites (default: the host name)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path  # absolute
     cleanvoice: CleanvoiceSettings
@@ -150,6 +159,7 @@ class Config:
     folders: tuple[Folder, ...] = ()
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     web: WebSettings | None = None  # no [web] section: no dashboard
+    store: StoreSettings | None = None  # no [store] section: the SQLite file in state_dir
 
     def __post_init__(self) -> None:
         frozen = {name: MappingProxyType(dict(opts)) for name, opts in self.presets.items()}

@@ -90,9 +90,7 @@ class Store(JobQueries, SpendRecords):
             lock.acquire()
         try:
             if shared is not None:
-                from cvsyncd.jobs.postgres import PgStore  # only with cvsyncd[postgres]
-
-                return PgStore.connect(shared, lock)
+                return _postgres().connect(shared, lock)
             path = state_dir / DB_NAME
             conn = connect(path)
             store = cls(conn, path, lock, site)
@@ -109,9 +107,7 @@ class Store(JobQueries, SpendRecords):
     def inspect(state_dir: Path, shared: SharedStore | None = None) -> tuple[int, int] | None:
         """(schema version, number of jobs), changing nothing; None if there is no store."""
         if shared is not None:
-            from cvsyncd.jobs.postgres import PgStore
-
-            return PgStore.inspect_shared(shared)
+            return _postgres().inspect_shared(shared)
         return inspect_database(state_dir)
 
     @classmethod
@@ -331,3 +327,15 @@ def _add_event(
         "INSERT INTO events (job_id, at, state, message) VALUES (?, ?, ?, ?)",
         (job_id, now, state.value, message),
     )
+
+
+def _postgres() -> Any:
+    """The PostgreSQL store class (``postgres.py``): only with cvsyncd[postgres]."""
+    try:
+        from cvsyncd.jobs.postgres import PgStore
+    except ImportError:
+        raise StoreError(
+            "[store] url names a PostgreSQL database, but its driver is not installed: "
+            "pip install 'cvsyncd[postgres]' (or remove [store] to use the SQLite file)"
+        ) from None
+    return PgStore
