@@ -24,7 +24,7 @@ from cvsyncd import events as ev
 from cvsyncd.aio import wait_for_any
 from cvsyncd.cleanvoice.client import CleanvoiceClient, client_for
 from cvsyncd.config import Config
-from cvsyncd.daemon.stores import open_store
+from cvsyncd.daemon.stores import open_store, share_budget
 from cvsyncd.daemon.supervisor import Supervisor
 from cvsyncd.daemon.systemd import Notifier
 from cvsyncd.inbox.watcher import Watcher
@@ -77,6 +77,7 @@ class Daemon:
         store = self._store = open_store(self.config, daemon=True, wakes=True)
         self._sweep()
         client = self._client = client_for(self.config.cleanvoice, self.api_key)
+        share_budget(self.config, store, client)
         runtime = Runtime(self.config, store, client)
         pipeline = Pipeline(runtime)
         pipeline.recover()

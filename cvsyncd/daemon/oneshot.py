@@ -21,7 +21,7 @@ from typing import Any
 
 from cvsyncd.cleanvoice.client import client_for
 from cvsyncd.config import Config, Folder
-from cvsyncd.daemon.stores import open_store
+from cvsyncd.daemon.stores import open_store, share_budget
 from cvsyncd.errors import UsageError
 from cvsyncd.inbox import inputs
 from cvsyncd.jobs import TERMINAL, InputFile, Job, JobState, Store, daemon_pid
@@ -55,6 +55,7 @@ async def process_files(
     store = open_store(config, daemon=not running, kind="process")
     try:
         async with client_for(config.cleanvoice, api_key) as client:
+            share_budget(config, store, client)
             pipeline = Pipeline(Runtime(config, store, client))
             ids = [await _take(config, store, pipeline, path, preset, report) for path in paths]
             if running:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cvsyncd.cleanvoice.client import CleanvoiceClient
 from cvsyncd.config import Config
 from cvsyncd.errors import StoreError
 from cvsyncd.jobs import Store
@@ -42,3 +43,9 @@ def open_existing(config: Config, *, verify: bool = True) -> Store | None:
 
 def inspect(config: Config) -> tuple[int, int] | None:
     return Store.inspect(config.daemon.state_dir, shared_store(config))
+
+
+def share_budget(config: Config, store: Store, client: CleanvoiceClient) -> None:
+    """With the shared store, the key's request budget is kept there, for every site."""
+    if config.store is not None:
+        client.limiter.share(store.take_request, store.close_requests)

@@ -168,6 +168,10 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         "DROP TRIGGER summary_of_a_moved_input",
         *_summary_triggers(SUMMARY_5),
         f"INSERT OR REPLACE INTO summaries (job_id, json) SELECT id, {SUMMARY_5} FROM jobs",
+        # the API request log of the shared request budget (jobs/requests.py): used by the
+        # shared store; here so that both stores keep one contract
+        "CREATE TABLE requests (name TEXT NOT NULL, at REAL NOT NULL)",
+        "CREATE INDEX requests_at ON requests (name, at)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

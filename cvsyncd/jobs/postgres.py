@@ -45,8 +45,7 @@ CONNECT_TIMEOUT = 5
 VERSION_TABLE = "cvsyncd_schema"
 
 # The schema, as an ordered list of migrations (``VERSION_TABLE`` says how many ran). It is
-# SQLite's schema at its version 5 with PostgreSQL's types, the site in the identity, and
-# the request budget's buckets. Never edit a released migration; append a new one.
+# SQLite's schema at its version 5 with PostgreSQL's types and the site in the identity. Never edit a released migration; append a new one.
 PG_MIGRATIONS: Sequence[Sequence[str]] = (
     (
         """CREATE TABLE jobs (
@@ -99,12 +98,9 @@ PG_MIGRATIONS: Sequence[Sequence[str]] = (
         )""",
         "CREATE INDEX events_job ON events (job_id, id)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        # the request budget: a token bucket per kind of request, shared by every site
-        """CREATE TABLE buckets (
-            name TEXT PRIMARY KEY,
-            tokens DOUBLE PRECISION NOT NULL,
-            at DOUBLE PRECISION NOT NULL
-        )""",
+        # the API request budget shared by every site (jobs/requests.py)
+        "CREATE TABLE requests (name TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX requests_at ON requests (name, at)",
     ),
 )
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
@@ -305,6 +301,10 @@ class PgStore(Store):
         with self._conn.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
             yield conn
+
+    def _clock(self, conn: Any) -> float:
+        """The database server's clock: one clock for the hosts of every site."""
+        return float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
 
     def _check_integrity(self) -> None:
         """PostgreSQL checks its own pages (and a damaged server does not start)."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cvsyncd.jobs.meta import DaemonState
+from cvsyncd.jobs.requests import RequestBudget
 from cvsyncd.jobs.states import JobState
 
 S = JobState
@@ -80,7 +80,7 @@ class UsageRow:
     credits: float | None  # what Cleanvoice charged, where a balance change told
 
 
-class SpendRecords(DaemonState):
+class SpendRecords(RequestBudget):
     """The spend guard's questions and records."""
 
     def spent(self, since: float, until: float, folder: str | None = None) -> Spent:

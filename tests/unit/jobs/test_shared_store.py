@@ -4,10 +4,12 @@ mid-write, which questions are a site's own and which are the account's."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,3 +202,46 @@ def test_a_stopped_database_raises_unavailable_and_the_store_reconnects(
         assert moved.state is S.UPLOADING
     finally:
         store.close()
+
+
+def test_a_burst_from_four_sites_never_exceeds_the_budget(
+    pg_shared: Callable[[str], SharedStore], tmp_path: Path
+) -> None:
+    """Four daemons' limiters (four sites, each in its own thread with its own event loop
+    and connection) ask for 6 requests each at once from a budget of 6 in 2 s: in no 2 s
+    window do more than 6 go, and the burst takes four windows."""
+    from cvsyncd.cleanvoice.budget import RateLimiter
+
+    limit, window = 6, 2.0
+    stores = [Store.open(tmp_path / f"s{n}", shared=pg_shared(f"site-{n}")) for n in range(4)]
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def site(store: Store) -> None:
+        limiter = RateLimiter({"submit": 100})
+        limiter.budgets["submit"].limit = limit
+        limiter.budgets["submit"].window = window
+        limiter.share(store.take_request, store.close_requests)
+
+        async def burst() -> None:
+            for _ in range(6):
+                await limiter.acquire("submit")
+                with lock:
+                    sent.append(time.monotonic())
+
+        asyncio.run(asyncio.wait_for(burst(), 60))
+
+    threads = [threading.Thread(target=site, args=(s,)) for s in stores]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+    finally:
+        for s in stores:
+            s.close()
+    assert len(sent) == 24
+    sent.sort()
+    slack = 0.2  # between the database's count and the thread noting the time
+    assert all(b - a >= window - slack for a, b in zip(sent, sent[limit:], strict=False))
+    assert sent[-1] - sent[0] >= 3 * window - slack

@@ -24,6 +24,7 @@ from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
 from cvsyncd.jobs.store import DB_NAME, Store
 from cvsyncd.pipeline.report import job_summary
+from tests.conftest import wait_until
 from tests.unit.jobs.conftest import Backend
 
 S = JobState
@@ -401,3 +402,15 @@ def test_kill_during_the_second_migration_keeps_version_1(state_dir: Path) -> No
     finally:
         conn.close()
     Store.open(state_dir).close()  # and the migration then succeeds
+
+
+def test_request_budget_counts_requests_in_a_window(store: Store) -> None:
+    window = 1.5
+    assert [store.take_request("submit", 3, window) for _ in range(3)] == [0.0] * 3
+    wait = store.take_request("submit", 3, window)
+    assert 0 < wait <= window
+    assert store.requests_in_window("submit", window) == 3  # the refused one is not counted
+    assert store.take_request("status", 3, window) == 0.0  # each budget apart
+    wait_until(lambda: store.take_request("submit", 3, window) == 0.0, "room in the budget", 10)
+    store.close_requests("submit", 30)  # a 429 answer: nothing for 30 s
+    assert 25 < store.take_request("submit", 100, window) <= 30
