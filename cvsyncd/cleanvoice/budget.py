@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 
@@ -104,7 +105,7 @@ class RateLimiter:
         self.budgets[name].close_for(retry_after)
         if self._close is not None:
             seconds = DEFAULT_RETRY_AFTER if retry_after is None else max(retry_after, 0.0)
-            try:
+            # if the store is away, this site's budget is closed; the others learn from
+            # their own 429
+            with contextlib.suppress(StoreError):
                 self._close(name, seconds)
-            except StoreError:
-                pass  # this site's budget is closed; the others learn from their own 429

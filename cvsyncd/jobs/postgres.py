@@ -45,7 +45,8 @@ CONNECT_TIMEOUT = 5
 VERSION_TABLE = "cvsyncd_schema"
 
 # The schema, as an ordered list of migrations (``VERSION_TABLE`` says how many ran). It is
-# SQLite's schema at its version 5 with PostgreSQL's types and the site in the identity. Never edit a released migration; append a new one.
+# SQLite's schema at its version 5 with PostgreSQL's types and the site in the identity.
+# Never edit a released migration; append a new one.
 PG_MIGRATIONS: Sequence[Sequence[str]] = (
     (
         """CREATE TABLE jobs (

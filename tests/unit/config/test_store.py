@@ -60,5 +60,5 @@ def test_bad_store_settings_are_named(tmp_path: Path, text: str, key: str, says:
 
 def test_an_unreadable_password_file_is_named(tmp_path: Path) -> None:
     config = load(tmp_path, f'[store]\nurl = "{URL}"\npassword_file = "missing"\n' + FOLDER)
-    with pytest.raises(StoreError, match="password file .*missing"):
+    with pytest.raises(StoreError, match=r"password file .*missing"):
         shared_store(config)
