@@ -106,16 +106,33 @@ class Database:
         """A meta key that is this daemon's own (its folders' state), not the account's."""
         return f"site:{self.site}:{key}" if self._scoped else key
 
+    _depth = 0  # writes open: a write inside ``serialized()`` joins its transaction
+
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """Run the body in one ``BEGIN IMMEDIATE`` transaction; roll back on any error."""
+        if self._depth:
+            yield self._conn
+            return
         self._conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
         try:
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        finally:
+            self._depth -= 1
         self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def serialized(self) -> Iterator[None]:
+        """Ask and act as one: the reads and writes of the body form one transaction that
+        no other writer (another site's daemon, with the shared store) runs beside. For a
+        check and the step it allows: the caps before a job spends, the duplicate check
+        before a job is created."""
+        with self._write():
+            yield
 
     def _check_integrity(self) -> None:
         try:

@@ -299,9 +299,16 @@ class PgStore(Store):
     @contextlib.contextmanager
     def _write(self) -> Iterator[Any]:
         """One transaction, serialised with every other site's writes (``WRITE_LOCK``)."""
+        if self._depth:
+            yield self._conn
+            return
         with self._conn.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-            yield conn
+            self._depth += 1
+            try:
+                yield conn
+            finally:
+                self._depth -= 1
 
     def _clock(self, conn: Any) -> float:
         """The database server's clock: one clock for the hosts of every site."""

@@ -245,3 +245,39 @@ def test_a_burst_from_four_sites_never_exceeds_the_budget(
     slack = 0.2  # between the database's count and the thread noting the time
     assert all(b - a >= window - slack for a, b in zip(sent, sent[limit:], strict=False))
     assert sent[-1] - sent[0] >= 3 * window - slack
+
+
+def test_a_site_waits_for_anothers_serialized_check(two_sites: tuple[Store, Store]) -> None:
+    """While one site checks a cap and records its spend, another site's check waits, then
+    sees the spend: two sites never both pass a cap with room for one."""
+    a, b = two_sites
+    cap, needs = 1.0, 0.6
+    jobs = []
+    for store, fp in ((a, "1"), (b, "2")):
+        job = store.create_job("show", f"{fp}.wav", [recording(f"{fp}.wav", fp * 64)], {})
+        assert job is not None
+        jobs.append(job)
+    passed: list[str] = []
+    inside = threading.Event()
+
+    def spend(store: Store, job_id: int, pause: bool) -> None:
+        now = time.time()
+        with store.serialized():
+            if store.spent(now - 60, now + 60).hours + needs <= cap:
+                if pause:
+                    inside.set()
+                    time.sleep(0.5)  # hold the transaction while the other site asks
+                store.transition(
+                    job_id,
+                    S.QUEUED,
+                    S.UPLOADING,
+                    facts={"spend": {"at": now, "hours": needs}},
+                )
+                passed.append(store.site)
+
+    first = threading.Thread(target=spend, args=(a, jobs[0].id, True))
+    first.start()
+    assert inside.wait(10)
+    spend(b, jobs[1].id, False)
+    first.join(10)
+    assert passed == ["studio-a"]

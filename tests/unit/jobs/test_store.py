@@ -414,3 +414,17 @@ def test_request_budget_counts_requests_in_a_window(store: Store) -> None:
     wait_until(lambda: store.take_request("submit", 3, window) == 0.0, "room in the budget", 10)
     store.close_requests("submit", 30)  # a 429 answer: nothing for 30 s
     assert 25 < store.take_request("submit", 100, window) <= 30
+
+
+def test_serialized_makes_the_body_one_transaction(store: Store) -> None:
+    """A check and the step it allows: all of it, or (on an error) none of it."""
+    with pytest.raises(RuntimeError), store.serialized():
+        store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+        store.set_hold(ALL_FOLDERS, "x")
+        raise RuntimeError("the check failed after the writes")
+    assert store.jobs() == [] and store.holds() == {}
+    with store.serialized():
+        job = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+        assert job is not None
+        store.transition(job.id, S.QUEUED, S.UPLOADING)
+    assert store.get(job.id).state is S.UPLOADING  # type: ignore[union-attr]
