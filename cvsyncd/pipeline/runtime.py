@@ -15,6 +15,7 @@ from cvsyncd.jobs import Job, Store
 from cvsyncd.jobs.spending import CAPS
 from cvsyncd.pipeline.account import AccountPause
 from cvsyncd.pipeline.notices import Notices
+from cvsyncd.pipeline.outage import StoreOutage
 
 
 class Runtime:
@@ -26,6 +27,7 @@ class Runtime:
         self.client = client
         self.pause = AccountPause(store, config)
         self.notices = Notices(store)
+        self.outage = StoreOutage()  # the shared store away (pipeline/outage.py)
 
     def reconfigure(self, config: Config) -> None:
         """Use ``config`` from the next step on. Jobs held by a cap are weighed again at

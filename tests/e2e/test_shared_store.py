@@ -31,7 +31,9 @@ def site_setup(
     password = root / "pg-password"
     password.write_text(f"{shared.password}\n")
     password.chmod(0o600)
-    store = f'\n[store]\nurl = "{shared.url}"\npassword_file = "pg-password"\nsite = "{shared.site}"\n'
+    store = (
+        f'\n[store]\nurl = "{shared.url}"\npassword_file = "pg-password"\nsite = "{shared.site}"\n'
+    )
     setup = Setup(root, emulator.base_url, after="keep", extra_daemon=store + budget)
     if cleanvoice:
         text = setup.config.read_text()
