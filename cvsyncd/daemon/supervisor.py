@@ -146,7 +146,9 @@ class Supervisor(RuntimePart):
         if refused != self._refused_shown:
             self.store.set_refused_entries(refused)
             self._refused_shown = refused
-        counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
+        counts = {
+            s.value: n for s, n in self.store.count_by_state(STATUS_STATES, mine=True).items()
+        }
         # held jobs wait for a person or a budget: they keep nobody busy
         self.busy = any(counts.get(state.value) for state in WORKING)
         reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []

@@ -81,14 +81,21 @@ class JobQueries(Database):
         row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row) if row else None
 
-    def jobs(self, states: Iterable[JobState] | None = None, limit: int | None = None) -> list[Job]:
+    def jobs(
+        self, states: Iterable[JobState] | None = None, limit: int | None = None, mine: bool = False
+    ) -> list[Job]:
         """Return jobs, newest first, optionally only those in ``states``; without their
-        results (``get`` reads a job whole: a result may be megabytes)."""
-        sql, args = f"SELECT {WITHOUT_RESULT} FROM jobs", []
+        results (``get`` reads a job whole: a result may be megabytes). ``mine``: only
+        this site's (the shared store; every job is the site's with SQLite)."""
+        sql, args = f"SELECT {WITHOUT_RESULT} FROM jobs WHERE 1 = 1", list[Any]()
         if states is not None:
             wanted = [s.value for s in states]
-            sql += f" WHERE state IN ({_marks(wanted)})"
+            sql += f" AND state IN ({_marks(wanted)})"
             args.extend(wanted)
+        if mine:
+            where, more = self._mine()
+            sql += where
+            args += more
         sql += " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -147,16 +154,22 @@ class JobQueries(Database):
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def count_by_state(self, states: Iterable[JobState] | None = None) -> dict[JobState, int]:
-        """Jobs per state; with ``states``, only those (cheap: read from the index)."""
+    def count_by_state(
+        self, states: Iterable[JobState] | None = None, mine: bool = False
+    ) -> dict[JobState, int]:
+        """Jobs per state; with ``states``, only those (cheap: read from the index);
+        ``mine``: of this site only (the shared store)."""
+        where, args = self._mine() if mine else ("", [])
         if states is None:
-            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+            rows = self._conn.execute(
+                f"SELECT state, COUNT(*) FROM jobs WHERE 1 = 1{where} GROUP BY state", args
+            )
         else:
             wanted = [s.value for s in states]
             rows = self._conn.execute(
-                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({_marks(wanted)})"
+                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({_marks(wanted)}){where}"
                 " GROUP BY state",
-                wanted,
+                [*wanted, *args],
             )
         return {JobState(r[0]): int(r[1]) for r in rows.fetchall()}
 

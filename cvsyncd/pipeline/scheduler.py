@@ -130,7 +130,7 @@ class Pipeline(RuntimePart):
         ambiguous (it may have been billed) and goes to needs_attention unless the user
         chose automatic resubmission; everything else resumes where it stopped.
         """
-        for job in self.store.jobs([S.UPLOADING, S.SUBMITTING]):
+        for job in self.store.jobs([S.UPLOADING, S.SUBMITTING], mine=True):
             self.recover_job(job)
 
     def recover_job(self, job: Job) -> None:
@@ -209,7 +209,7 @@ class Pipeline(RuntimePart):
         """
         now = time.time()
         self.holds = self.store.holds()  # `cvsyncd pause` counts from the moment it returns
-        counts = self.store.count_by_state(ACTIVE)  # from the index only
+        counts = self.store.count_by_state(ACTIVE, mine=True)  # from the index only
         running_kinds = [kind for kind, _ in self._running.values()]
         limits = self.config.daemon
         free: dict[str, int] = {

@@ -281,3 +281,16 @@ def test_a_site_waits_for_anothers_serialized_check(two_sites: tuple[Store, Stor
     spend(b, jobs[1].id, False)
     first.join(10)
     assert passed == ["studio-a"]
+
+
+def test_recovery_and_slots_count_only_the_sites_own_jobs(two_sites: tuple[Store, Store]) -> None:
+    """Site b starting up must not "recover" site a's upload in flight, nor count a's
+    edits against its own slots."""
+    a, b = two_sites
+    job = a.create_job("show", "a.wav", [recording("a.wav", "a" * 64)], {})
+    assert job is not None
+    a.transition(job.id, S.QUEUED, S.UPLOADING)
+    assert [j.id for j in a.jobs([S.UPLOADING], mine=True)] == [job.id]
+    assert b.jobs([S.UPLOADING], mine=True) == []
+    assert b.jobs([S.UPLOADING]) != []  # the listing is every site's
+    assert b.count_by_state(mine=True) == {} and a.count_by_state(mine=True) == {S.UPLOADING: 1}

@@ -428,3 +428,10 @@ def test_serialized_makes_the_body_one_transaction(store: Store) -> None:
         assert job is not None
         store.transition(job.id, S.QUEUED, S.UPLOADING)
     assert store.get(job.id).state is S.UPLOADING  # type: ignore[union-attr]
+
+
+def test_mine_is_every_job_of_a_store_of_one_site(store: Store) -> None:
+    job = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+    assert job is not None and job.site == store.site
+    assert [j.id for j in store.jobs(mine=True)] == [job.id]
+    assert store.count_by_state([S.QUEUED], mine=True) == {S.QUEUED: 1}
