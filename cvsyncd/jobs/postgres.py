@@ -13,7 +13,7 @@ Concurrency between sites:
   IMMEDIATE`` serialises them in one file. The lock ends with the transaction or the
   session: a daemon killed with SIGKILL releases it when the kernel closes its socket; a
   daemon frozen or cut off mid-transaction loses it after ``idle_in_transaction_session_
-  timeout`` (``LEASE_SECONDS``). No other claim is ever held between statements.
+  timeout`` (``SharedStore.lease_seconds``, 15 s). No other claim is ever held between statements.
 - migrations run under a session advisory lock (``MIGRATE_LOCK``): when several daemons
   start at once, one migrates and the others wait, then find the schema current.
 - a daemon's own questions (what is due, its folders' state) are asked with
@@ -40,7 +40,6 @@ from cvsyncd.jobs.store import Store
 
 WRITE_LOCK = 0x63767379_00000001  # advisory lock keys ("cvsy"…), one per purpose
 MIGRATE_LOCK = 0x63767379_00000002
-LEASE_SECONDS = 15  # the longest a frozen or cut-off daemon can hold the write lock
 CONNECT_TIMEOUT = 5
 VERSION_TABLE = "cvsyncd_schema"
 
@@ -187,7 +186,8 @@ class PgConnection:
                 row_factory=_rows,
                 connect_timeout=CONNECT_TIMEOUT,
                 application_name=f"cvsyncd {self.shared.site}"[:60],
-                options=f"-c idle_in_transaction_session_timeout={LEASE_SECONDS * 1000}",
+                options="-c idle_in_transaction_session_timeout="
+                f"{int(self.shared.lease_seconds * 1000)}",
                 keepalives=1,
                 keepalives_idle=10,
                 keepalives_interval=5,

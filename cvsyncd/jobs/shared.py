@@ -16,6 +16,8 @@ class SharedStore:
     url: str
     site: str
     password: str | None = field(default=None, repr=False)
+    # the longest a daemon frozen or cut off mid-transaction keeps other sites waiting
+    lease_seconds: float = 15.0
 
     @property
     def shown_url(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -294,3 +295,50 @@ def test_recovery_and_slots_count_only_the_sites_own_jobs(two_sites: tuple[Store
     assert b.jobs([S.UPLOADING], mine=True) == []
     assert b.jobs([S.UPLOADING]) != []  # the listing is every site's
     assert b.count_by_state(mine=True) == {} and a.count_by_state(mine=True) == {S.UPLOADING: 1}
+
+
+HOLD_CODE = (
+    "import os, sys, time; from pathlib import Path; from cvsyncd.jobs import Store\n"
+    "from cvsyncd.jobs.shared import SharedStore\n"
+    "shared = SharedStore(os.environ['T_URL'], 'frozen', os.environ['T_PASSWORD'],"
+    " lease_seconds=float(sys.argv[2]))\n"
+    "s = Store.open(Path(sys.argv[1]), shared=shared)\n"
+    "with s.serialized():\n"
+    "    s.set_hold('*', 'mid-transaction')\n"
+    "    print('inside', flush=True)\n"
+    "    sys.stdin.read()\n"  # stays inside the transaction until killed or stopped
+)
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_a_daemon_killed_or_frozen_mid_write_blocks_others_for_a_lease_at_most(
+    pg_shared: Callable[[str], SharedStore], tmp_path: Path, how: str
+) -> None:
+    """A daemon killed with SIGKILL inside a write: the kernel closes its socket and the
+    server ends its session at once. Frozen (SIGSTOP, or a host cut off): the server ends
+    it after the lease. Either way its write is rolled back and another site goes on."""
+    shared = pg_shared("x")
+    lease = 3.0
+    Store.open(tmp_path / "first", shared=shared).close()  # the schema, outside the test
+    other = Store.open(tmp_path / "o", shared=pg_shared("other"))
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_CODE, str(tmp_path / "h"), str(lease)],
+        env=env_for(shared),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "inside\n"
+            os.kill(holder.pid, getattr(signal, how))
+            started = time.monotonic()
+            other.set_account_pause("another site writes")  # waits for the lock
+            waited = time.monotonic() - started
+            assert waited < (2.0 if how == "SIGKILL" else lease + 5.0)
+            if how == "SIGSTOP":
+                assert waited >= lease - 0.5  # it did hold the lock, for the lease
+            assert other.holds() == {}  # the frozen write was rolled back
+        finally:
+            other.close()
+            holder.kill()
+            holder.wait(30)
