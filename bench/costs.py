@@ -4,9 +4,11 @@
    ``BEGIN IMMEDIATE`` transaction), with ``synchronous = FULL`` (the store's setting) and
    ``NORMAL`` beside it: CPU (user, system) and wall time per commit.
 2. One small JSON GET to a local server in another process, ``--concurrency`` at a time,
-   through httpx's async client (what the daemon uses for API calls, with its pool
-   limits), httpx's sync client in a worker thread, and ``http.client`` in a worker thread
-   with its connections kept: the client's CPU per request. The server's CPU is not
+   through the daemon's own API connections (``cvsyncd.cleanvoice.calls``: ``http.client``
+   in worker threads, connections kept and checked), httpx's async client (what the daemon
+   used before, with the same 8 connections), httpx's sync client in a worker thread, and
+   bare ``http.client`` in a worker thread with its connections kept (no checks, no cap):
+   the client's CPU per request. The server's CPU is not
    counted (it runs in its own process).
 
     python bench/costs.py [--commits 1000] [--requests 1000] [--concurrency 8]
@@ -35,7 +37,9 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cvsyncd.cleanvoice.client import API_LIMITS  # noqa: E402
+from cvsyncd.cleanvoice.calls import ApiConnections  # noqa: E402
+
+API_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8)
 
 ANSWER = json.dumps({"status": "SUCCESS", "result": {"edited": True}}).encode()
 
@@ -105,13 +109,21 @@ async def timed(
 
 
 async def calls(url: str, count: int, concurrency: int) -> None:
+    connections = ApiConnections({"Accept": "application/json"})
+
+    async def ours() -> None:
+        json.loads((await connections.request("GET", url, max_bytes=2**25)).body)
+
+    await timed("cvsyncd's API connections", ours, count, concurrency)
+    connections.close()
+
     async with httpx.AsyncClient(limits=API_LIMITS) as client:
 
         async def async_one() -> None:
             async with client.stream("GET", url) as response:
                 json.loads(b"".join([chunk async for chunk in response.aiter_bytes()]))
 
-        await timed("httpx AsyncClient (the daemon's)", async_one, count, concurrency)
+        await timed("httpx AsyncClient (cvsyncd's before)", async_one, count, concurrency)
 
     with httpx.Client(limits=API_LIMITS) as sync_client:
 

@@ -1,9 +1,10 @@
 """The Cleanvoice HTTP client: requests, results, and what every failure means.
 
-One class, ``CleanvoiceClient``, owns an ``httpx`` client for the API host, which carries
-the ``X-API-Key`` header and never follows redirects (a redirect would carry the key
-elsewhere), and a :class:`~cvsyncd.cleanvoice.transfers.Transfers` for signed upload and
-download URLs, which carries no credentials at all. Every failure is classified here, once,
+One class, ``CleanvoiceClient``, owns the kept-alive connections to the API host
+(:class:`~cvsyncd.cleanvoice.calls.ApiConnections`), which carry the ``X-API-Key`` header
+and never follow redirects (a redirect would carry the key elsewhere), and a
+:class:`~cvsyncd.cleanvoice.transfers.Transfers` for signed upload and download URLs,
+which carries no credentials at all. Every failure is classified here, once,
 into the kinds of ``errors.py``:
 
 - transient: connection trouble, timeouts, 408/429/5xx — try again later;
@@ -24,9 +25,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
 import structlog
 
 from cvsyncd import __version__
@@ -40,6 +40,8 @@ from cvsyncd.cleanvoice.answers import (
     says_insufficient_credits,
 )
 from cvsyncd.cleanvoice.budget import RateLimiter
+from cvsyncd.cleanvoice.calls import API_TIMEOUT as API_TIMEOUT
+from cvsyncd.cleanvoice.calls import Answer, AnswerOverCap, ApiConnections, CallFailed
 from cvsyncd.cleanvoice.transfers import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     ProgressCallback,
@@ -61,12 +63,6 @@ from cvsyncd.redact import redact_url, scrub
 from cvsyncd.retry import parse_retry_after
 
 USER_AGENT = f"cvsyncd/{__version__}"
-API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
-# httpcore walks every pooled connection (and polls the idle ones' sockets) for each request
-# it sends and each it ends: with the default 100 connections and 32 edits polling, the
-# pool's bookkeeping took 40 % of the daemon's CPU in bench/soak.py. The request budget
-# allows a few calls a second, which 8 connections carry with room to spare.
-API_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8)
 DEFAULT_MAX_ANSWER_BYTES = 32 * 1024**2  # about 75 hours of speech, transcribed word by word
 API_DEADLINE = 120.0  # seconds one API call may take, answer included
 MAX_EDIT_ID = 128
@@ -107,7 +103,6 @@ class CleanvoiceClient:
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         deadline: float = API_DEADLINE,
-        transport: httpx.AsyncBaseTransport | None = None,
         counters: Counters | None = None,
     ):
         self.base_url = base_url.rstrip("/")
@@ -117,12 +112,13 @@ class CleanvoiceClient:
         self.deadline = deadline
         self.limiter = RateLimiter(limits or DEFAULT_LIMITS)
         self.log = structlog.get_logger("cvsyncd.api")
-        self._api = httpx.AsyncClient(
-            headers={"X-API-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
-            timeout=API_TIMEOUT,
-            limits=API_LIMITS,
-            follow_redirects=False,
-            transport=transport,
+        self._api = ApiConnections(
+            {
+                "X-API-Key": api_key,
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+            }
         )
         self.transfers = Transfers(
             USER_AGENT,
@@ -138,13 +134,13 @@ class CleanvoiceClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._api.aclose()
+        self._api.close()
         await self.transfers.aclose()
 
     def set_api_key(self, api_key: str) -> None:
         """Use a new key from now on (the key file changed)."""
         self._key = api_key
-        self._api.headers["X-API-Key"] = api_key
+        self._api.headers = {**self._api.headers, "X-API-Key": api_key}
 
     async def reserve(self, budget: str) -> None:
         """Take one request from ``budget`` now, for a call made with ``reserved=True``.
@@ -164,9 +160,8 @@ class CleanvoiceClient:
 
     async def request_upload_url(self, filename: str) -> str:
         """Return a signed URL to PUT ``filename``'s bytes to."""
-        body = await self._call(
-            "POST", f"{self.base_url}/upload", budget="submit", params={"filename": filename}
-        )
+        query = urlencode({"filename": filename})
+        body = await self._call("POST", f"{self.base_url}/upload?{query}", budget="submit")
         url = body.get("signedUrl") if isinstance(body, Mapping) else None
         if not isinstance(url, str) or not url:
             raise TransientApiError("the upload answer had no signedUrl")
@@ -199,7 +194,7 @@ class CleanvoiceClient:
             f"{self.base_url}/edits",
             budget="submit",
             reserved=reserved,
-            json={"input": payload},
+            json_body={"input": payload},
             idempotent=False,
         )
         edit_id = body.get("id") if isinstance(body, Mapping) else None
@@ -253,7 +248,7 @@ class CleanvoiceClient:
         budget: str,
         reserved: bool = False,
         idempotent: bool = True,
-        **kwargs: Any,
+        json_body: Any = None,
     ) -> Any:
         """Send one API request within ``budget`` and return its JSON body, or raise a
         classified ApiError.
@@ -266,49 +261,37 @@ class CleanvoiceClient:
             await self.limiter.acquire(budget)
         path = urlsplit(url).path
         what = f"{method} {path}"
+        body = None if json_body is None else json.dumps(json_body).encode()
         try:
             try:
                 async with asyncio.timeout(self.deadline):
-                    async with self._api.stream(method, url, **kwargs) as response:
-                        raw = await self._read_answer(response, what, idempotent)
+                    answer = await self._api.request(
+                        method,
+                        url,
+                        body=body,
+                        content_type="application/json" if body is not None else "",
+                        max_bytes=self.max_answer_bytes,
+                    )
             except BaseException:
                 self.counters.api_request(method, path, "error")  # for /metrics
                 raise
-            self.counters.api_request(method, path, response.status_code)
+            self.counters.api_request(method, path, answer.status)
         except TimeoutError:
             text = f"{what}: no complete answer from Cleanvoice within {self.deadline:g} s"
             raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # nothing was sent: safe to retry, even a create-edit
-            raise TransientApiError(
-                f"{what}: cannot reach Cleanvoice ({self._describe(exc)})"
-            ) from None
-        except httpx.TransportError as exc:
-            text = f"{what}: no answer from Cleanvoice ({self._describe(exc)})"
+        except AnswerOverCap:
+            raise self._too_large(what, idempotent) from None
+        except CallFailed as failed:
+            if not failed.sent:  # nothing was sent: safe to retry, even a create-edit
+                raise TransientApiError(
+                    f"{what}: cannot reach Cleanvoice ({self._describe(failed.error)})"
+                ) from None
+            text = f"{what}: no answer from Cleanvoice ({self._describe(failed.error)})"
             raise (TransientApiError(text) if idempotent else AmbiguousApiError(text)) from None
-        self.log.debug(
-            ev.API_CALL,
-            method=method,
-            url=redact_url(str(response.url)),
-            status=response.status_code,
-        )
-        if response.status_code == 429:
-            self.limiter.refused(budget, parse_retry_after(response.headers.get("Retry-After")))
-        return await self._check(response, raw, what, idempotent)
-
-    async def _read_answer(self, response: httpx.Response, what: str, idempotent: bool) -> bytes:
-        """The body of an API answer, decoded, at most ``max_answer_bytes`` of it."""
-        cap = self.max_answer_bytes
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > cap:
-            raise self._too_large(what, idempotent)
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise self._too_large(what, idempotent)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        self.log.debug(ev.API_CALL, method=method, url=redact_url(url), status=answer.status)
+        if answer.status == 429:
+            self.limiter.refused(budget, parse_retry_after(answer.header("Retry-After")))
+        return await self._check(answer, what, idempotent)
 
     def _too_large(self, what: str, idempotent: bool) -> ApiError:
         text = (
@@ -318,10 +301,8 @@ class CleanvoiceClient:
         )
         return AnswerTooLarge(text) if idempotent else AmbiguousApiError(text)
 
-    async def _check(
-        self, response: httpx.Response, raw: bytes, what: str, idempotent: bool
-    ) -> Any:
-        status = response.status_code
+    async def _check(self, answer: Answer, what: str, idempotent: bool) -> Any:
+        status, raw = answer.status, answer.body
         body: Any
         try:
             # a long transcript is megabytes of JSON: parsed off the event loop
@@ -355,7 +336,7 @@ class CleanvoiceClient:
             self._scrub(f"{what}: HTTP {status}: {message}"),
             status=status,
             code=code,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(answer.header("Retry-After")),
             said=self._scrub(message),
         )
 

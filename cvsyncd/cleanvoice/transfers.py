@@ -292,24 +292,8 @@ class Transfers:
         """Open a connection for ``url`` (through a proxy if one applies); return it and
         the request target."""
         parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        proxy = proxy_for(parts)
-        conn: http.client.HTTPConnection
-        if parts.scheme == "http":  # loopback (check_transfer_url): never through a proxy
-            conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
-        elif proxy is None:
-            conn = http.client.HTTPSConnection(
-                host, port, timeout=CONNECT_TIMEOUT, context=self._tls_context()
-            )
-        else:  # a tunnel (CONNECT) through the proxy, which sees the host and no more
-            conn = http.client.HTTPSConnection(
-                proxy.hostname or "",
-                proxy.port or 80,
-                timeout=CONNECT_TIMEOUT,
-                context=self._tls_context(),
-            )
-            conn.set_tunnel(host, port, headers=_proxy_auth(proxy))
+        conn = connection_for(parts, self._tls_context, CONNECT_TIMEOUT)
         line.attach(conn)
         conn.connect()
         if conn.sock is not None:
@@ -326,6 +310,25 @@ class Transfers:
     def _explain(self, exc: BaseException) -> str:
         text = self._describe(exc)
         return text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION] + " …"
+
+
+def connection_for(
+    parts: SplitResult, tls: Callable[[], ssl.SSLContext], timeout: float
+) -> http.client.HTTPConnection:
+    """A connection (not yet made) for a URL's host: plain http only to this machine, never
+    proxied; https directly, or through a tunnel (CONNECT) via the proxy the environment
+    names, which sees the host and no more."""
+    host, port = parts.hostname or "", parts.port
+    if parts.scheme == "http":
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    proxy = proxy_for(parts)
+    if proxy is None:
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=tls())
+    conn = http.client.HTTPSConnection(
+        proxy.hostname or "", proxy.port or 80, timeout=timeout, context=tls()
+    )
+    conn.set_tunnel(host, port, headers=_proxy_auth(proxy))
+    return conn
 
 
 def proxy_for(parts: SplitResult) -> SplitResult | None:

@@ -193,14 +193,18 @@ class Store(JobQueries, SpendRecords):
         current: JobState,
         new: JobState,
         message: str | None = None,
+        *,
+        inputs: Mapping[int, Mapping[str, Any]] | None = None,
         **fields: Any,
     ) -> Job:
         """Move a job from ``current`` to ``new`` (and set ``fields``) in one transaction.
 
-        Raise StoreError if the job is no longer in ``current`` — someone else moved it.
+        ``inputs`` sets fields of input rows in the same transaction (by position; see
+        ``set_input``). Raise StoreError if the job is no longer in ``current`` — someone
+        else moved it.
         """
         check_transition(current, new)
-        return self._update(job_id, current, new, message, fields)
+        return self._update(job_id, current, new, message, fields, inputs)
 
     def update(
         self, job_id: int, state: JobState, message: str | None = None, **fields: Any
@@ -215,10 +219,13 @@ class Store(JobQueries, SpendRecords):
         new: JobState,
         message: str | None,
         fields: Mapping[str, Any],
+        inputs: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> Job:
         unknown = set(fields) - UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
+        for changes in (inputs or {}).values():
+            _check_input_fields(changes)
         now = time.time()
         values = {
             k: (v if isinstance(v, JsonText) or k not in JSON_COLUMNS else json.dumps(v))
@@ -234,6 +241,8 @@ class Store(JobQueries, SpendRecords):
             )
             if cur.rowcount != 1:
                 raise StoreError(f"job {job_id} is no longer {current}; not changed")
+            for position, changes in (inputs or {}).items():
+                _set_input(conn, job_id, position, changes)
             if message or new != current:
                 _add_event(conn, job_id, new, message, now)
         job = self.get(job_id)
@@ -242,15 +251,9 @@ class Store(JobQueries, SpendRecords):
 
     def set_input(self, job_id: int, position: int, **fields: Any) -> None:
         """Update one input row: its upload URL, or its size/mtime/fingerprint after a re-read."""
-        allowed = {"file_url", "size", "mtime_ns", "fingerprint", "ctime_ns", "inode"}
-        if not fields or set(fields) - allowed:
-            raise ValueError(f"input fields must be among {sorted(allowed)}")
-        assignments = ", ".join(f"{k} = ?" for k in fields)
+        _check_input_fields(fields)
         with self._write() as conn:
-            conn.execute(
-                f"UPDATE inputs SET {assignments} WHERE job_id = ? AND position = ?",
-                (*fields.values(), job_id, position),
-            )
+            _set_input(conn, job_id, position, fields)
 
     def requeue(self, job_id: int, message: str) -> Job:
         """Send a finished job back to the queue, from scratch (``cvsyncd retry``).
@@ -318,6 +321,24 @@ class Store(JobQueries, SpendRecords):
         """Forget a job entirely (its inputs and history too). Return whether it existed."""
         with self._write() as conn:
             return conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+
+
+INPUT_FIELDS = frozenset({"file_url", "size", "mtime_ns", "fingerprint", "ctime_ns", "inode"})
+
+
+def _check_input_fields(fields: Mapping[str, Any]) -> None:
+    if not fields or set(fields) - INPUT_FIELDS:
+        raise ValueError(f"input fields must be among {sorted(INPUT_FIELDS)}")
+
+
+def _set_input(
+    conn: sqlite3.Connection, job_id: int, position: int, fields: Mapping[str, Any]
+) -> None:
+    assignments = ", ".join(f"{k} = ?" for k in fields)
+    conn.execute(
+        f"UPDATE inputs SET {assignments} WHERE job_id = ? AND position = ?",
+        (*fields.values(), job_id, position),
+    )
 
 
 def _add_event(

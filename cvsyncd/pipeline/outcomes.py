@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import time
+from typing import Any
 
 import structlog
 
@@ -157,7 +158,7 @@ class Outcomes(RuntimePart):
         state = SAFE_STATE.get(job.state, job.state)
         if count:
             self.client.counters.retries += 1  # for /metrics
-        fields = {"attempts": attempts, "next_attempt_at": when, "error": message}
+        fields: dict[str, Any] = {"attempts": attempts, "next_attempt_at": when, "error": message}
         if state is job.state:
             self.store.update(job.id, state, None, **fields)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -91,6 +92,7 @@ class Uploads(RuntimePart):
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
         log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))
+        file_urls: dict[int, dict[str, Any]] = {}
         for position, recorded in enumerate(job.inputs):
             root, rel = input_place(folder, job, position)
             signed = await self.client.request_upload_url(upload_name(Path(rel)))
@@ -109,12 +111,14 @@ class Uploads(RuntimePart):
                         "the new content will be taken once it has settled",
                         retryable=True,
                     )
-            self.store.set_input(job.id, position, file_url=file_url_of(signed))
+            file_urls[position] = {"file_url": file_url_of(signed)}
+        # the file URLs are kept with the state change: a crash before it uploads again
         self.store.transition(
             job.id,
             S.UPLOADING,
             S.UPLOADED,
             "uploaded",
+            inputs=file_urls,
             attempts=0,
             error=None,
             progress=None,
@@ -156,7 +160,10 @@ class Uploads(RuntimePart):
         return write
 
     async def _probe(self, job: Job, folder: Folder) -> Job:
-        """Check that every input is media, and note its duration, before paying for it."""
+        """Check that every input is media, and note its duration, before paying for it.
+
+        The duration is noted in the job returned, and stored with the state change that
+        follows (the upload starting, or a hold): a pause in between measures it again."""
         durations = []
         for position, recorded in enumerate(job.inputs):
             root, rel = input_place(folder, job, position)
@@ -173,7 +180,7 @@ class Uploads(RuntimePart):
         duration = max(known) if known else None
         if duration == job.facts.get("duration"):
             return job
-        return self.store.update(job.id, job.state, None, facts={**job.facts, "duration": duration})
+        return dataclasses.replace(job, facts={**job.facts, "duration": duration})
 
     async def _refresh_if_changed(self, job: Job, folder: Folder) -> Job:
         """Before uploading, make sure the job describes the file as it is now.

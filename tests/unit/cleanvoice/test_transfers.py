@@ -28,6 +28,7 @@ from cvsyncd.cleanvoice.transfers import (
     proxy_for,
 )
 from cvsyncd.errors import PermanentApiError, TransientApiError
+from tests.conftest import wait_until
 
 MiB = 1024 * 1024
 Answer = Callable[[socket.socket, str, dict[str, str]], None]
@@ -134,7 +135,8 @@ def test_cancelling_a_download_cuts_its_connection_and_ends_its_thread() -> None
                 await asyncio.wait_for(task, 10)  # not the 120 s read timeout
 
         asyncio.run(go())
-        assert transfer_threads() == []  # the thread let go of the sink before the await ended
+        # the thread let go of the sink before the await ended, and ends itself just after
+        wait_until(lambda: not transfer_threads(), "the transfer thread to end", 5)
         kept = sink.tell()
         assert 0 < kept <= MiB
 
@@ -173,7 +175,7 @@ def test_redirects_are_followed_with_each_hop_checked_and_a_limit() -> None:
 
         with pytest.raises(PermanentApiError, match=r"refusing to transfer a file over http"):
             asyncio.run(transfers.download(f"{server.base}/away?sig=1", io.BytesIO()))
-    assert transfer_threads() == []
+    wait_until(lambda: not transfer_threads(), "the transfer threads to end", 5)
 
 
 def _raw_deflate(data: bytes) -> bytes:

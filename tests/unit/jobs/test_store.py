@@ -99,6 +99,24 @@ def test_transition_checks_current_state_in_sql(store: Store) -> None:
     assert store.get(job.id).state is S.UPLOADING  # type: ignore[union-attr]
 
 
+def test_a_transition_sets_input_fields_in_the_same_transaction(store: Store) -> None:
+    """The upload's file URLs are kept with the move to ``uploaded`` (one commit): a
+    transition refused for its state leaves the inputs as they were, too."""
+    job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
+    assert job is not None
+    store.transition(job.id, S.QUEUED, S.UPLOADING)
+    url = "http://127.0.0.1/storage/ep.wav"
+    with pytest.raises(StoreError):
+        store.transition(job.id, S.QUEUED, S.UPLOADING, inputs={0: {"file_url": url}})
+    assert store.get(job.id).inputs[0].file_url is None  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="input fields"):
+        store.transition(job.id, S.UPLOADING, S.UPLOADED, inputs={0: {"state": "done"}})
+    moved = store.transition(
+        job.id, S.UPLOADING, S.UPLOADED, "uploaded", inputs={0: {"file_url": url}}
+    )
+    assert moved.state is S.UPLOADED and moved.inputs[0].file_url == url
+
+
 def test_update_sets_fields_and_json(store: Store) -> None:
     job = store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
     assert job is not None
