@@ -331,9 +331,7 @@ def _check_input_fields(fields: Mapping[str, Any]) -> None:
         raise ValueError(f"input fields must be among {sorted(INPUT_FIELDS)}")
 
 
-def _set_input(
-    conn: sqlite3.Connection, job_id: int, position: int, fields: Mapping[str, Any]
-) -> None:
+def _set_input(conn: Connection, job_id: int, position: int, fields: Mapping[str, Any]) -> None:
     assignments = ", ".join(f"{k} = ?" for k in fields)
     conn.execute(
         f"UPDATE inputs SET {assignments} WHERE job_id = ? AND position = ?",
