@@ -52,6 +52,7 @@ class PgServer:
         self.bindir = pg_bindir()
         self._databases = 0
         self._as: list[str] = []
+        self.extra_options = ""  # more server settings (the bench logs every statement)
 
     # -- running the server --------------------------------------------------------------
 
@@ -107,7 +108,7 @@ class PgServer:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
             " -c fsync=off -c max_connections=60 -c shared_buffers=16MB"
-        )
+        ) + (" " + self.extra_options if self.extra_options else "")
         started = self._run(
             "pg_ctl",
             "-D",
