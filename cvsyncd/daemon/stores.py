@@ -3,6 +3,7 @@ with ``[store]`` the PostgreSQL database several daemons share (docs/scale.md)."
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from cvsyncd.cleanvoice.client import CleanvoiceClient
@@ -20,7 +21,15 @@ def shared_store(config: Config) -> SharedStore | None:
     password = None
     if settings.password_file is not None:
         try:
-            password = settings.password_file.read_text(encoding="utf-8").strip()
+            with open(settings.password_file, "rb") as stream:
+                mode = os.fstat(stream.fileno()).st_mode
+                if mode & 0o044:
+                    raise StoreError(
+                        f"the shared store's password file {settings.password_file} can be "
+                        f"read by other users (mode {mode & 0o777:04o}), so it is not used: "
+                        f"chmod 600 {settings.password_file}"
+                    )
+                password = stream.read().decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise StoreError(

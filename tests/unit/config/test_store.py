@@ -21,6 +21,7 @@ def test_without_a_store_section_the_state_is_the_sqlite_file(tmp_path: Path) ->
 
 def test_a_store_section_names_the_database_and_the_site(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("s3cret-pw\n")
+    (tmp_path / "pw").chmod(0o600)
     text = f'[store]\nurl = "{URL}"\npassword_file = "pw"\nsite = "studio-b"\n' + FOLDER
     config = load(tmp_path, text)
     assert config.store is not None
@@ -62,3 +63,12 @@ def test_an_unreadable_password_file_is_named(tmp_path: Path) -> None:
     config = load(tmp_path, f'[store]\nurl = "{URL}"\npassword_file = "missing"\n' + FOLDER)
     with pytest.raises(StoreError, match=r"password file .*missing"):
         shared_store(config)
+
+
+def test_a_password_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("s3cret-pw\n")
+    (tmp_path / "pw").chmod(0o644)
+    config = load(tmp_path, f'[store]\nurl = "{URL}"\npassword_file = "pw"\n' + FOLDER)
+    with pytest.raises(StoreError, match="chmod 600") as info:
+        shared_store(config)
+    assert "s3cret-pw" not in str(info.value)
