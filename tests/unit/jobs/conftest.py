@@ -3,6 +3,7 @@ shared PostgreSQL store (a real server the tests start, see tests/pgserver.py)."
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,3 +42,23 @@ def store(backend: Backend) -> Iterator[Store]:
     s = backend.open()
     yield s
     s.close()
+
+
+FRESH = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Open a new, empty store each call (a new file; a new PostgreSQL database)."""
+    if request.param == "sqlite":
+        return lambda: Store.open(tmp_path / f"state-{next(FRESH)}")
+    from cvsyncd.jobs.shared import SharedStore
+    from tests.pgserver import PG_PASSWORD
+
+    server = request.getfixturevalue("pg_server")
+
+    def open_pg() -> Store:
+        shared = SharedStore(server.url(server.database()), "site-a", PG_PASSWORD)
+        return Store.open(tmp_path / f"state-{next(FRESH)}", shared=shared)
+
+    return open_pg
