@@ -18,7 +18,7 @@ import pytest
 
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
-from cvsyncd.jobs import InputFile, JobState, Listing, TransitionError
+from cvsyncd.jobs import InputFile, JobState, Listing, Spent, TransitionError
 from cvsyncd.jobs.lock import daemon_pid, wake_daemon
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -28,6 +28,8 @@ from tests.conftest import wait_until
 from tests.unit.jobs.conftest import Backend
 
 S = JobState
+HAPPY = [S.QUEUED, S.UPLOADING, S.UPLOADED, S.SUBMITTING, S.PROCESSING, S.FETCHING]
+HAPPY += [S.WRITING, S.DISPOSING, S.DONE]
 OPTIONS = {"fillers": True, "long_silences": True}
 
 
@@ -453,3 +455,60 @@ def test_mine_is_every_job_of_a_store_of_one_site(store: Store) -> None:
     assert job is not None and job.site == store.site
     assert [j.id for j in store.jobs(mine=True)] == [job.id]
     assert store.count_by_state([S.QUEUED], mine=True) == {S.QUEUED: 1}
+
+
+def test_the_spend_guards_records_and_the_ledger(store: Store) -> None:
+    """What counts against a cap, held jobs and waking them, the ledger of done jobs, the
+    backlog decision, and the other questions the pipeline asks."""
+    from cvsyncd.jobs.spending import Backlog
+
+    now = time.time()
+    made = []
+    for n in range(5):
+        job = store.create_job("/in", f"r{n}.wav", [make_input(f"r{n}.wav", str(n) * 64)], {})
+        assert job is not None
+        made.append(job.id)
+    spend = {"spend": {"at": now, "hours": 0.25}}
+    # r0: spent and done (counts, in the ledger); r1: spent then back to the queue (does not
+    # count); r2: spent, submitted, failed (counts: it may be billed); r3 held; r4 queued
+    store.transition(made[0], S.QUEUED, S.UPLOADING, facts={**spend, "duration": 900.0})
+    for a, b in zip(HAPPY[1:], HAPPY[2:], strict=False):
+        store.transition(made[0], a, b)
+    store.update(made[0], S.DONE, None, finished_at=now, facts={**spend, "duration": 900.0})
+    store.transition(made[1], S.QUEUED, S.UPLOADING, facts=spend)
+    store.transition(made[1], S.UPLOADING, S.QUEUED)
+    store.transition(made[2], S.QUEUED, S.UPLOADING, facts=spend)
+    store.transition(made[2], S.UPLOADING, S.UPLOADED)
+    store.transition(made[2], S.UPLOADED, S.SUBMITTING, submitted_at=now)
+    store.transition(made[2], S.SUBMITTING, S.FAILED, attempts=2)
+    hold = {"kind": "cap_day", "reason": "over the day's cap"}
+    store.transition(made[3], S.QUEUED, S.HELD, facts={"hold": hold}, next_attempt_at=now + 999)
+    assert store.spent(now - 1, now + 1) == Spent(0.5, 2)
+    assert store.spent(now - 1, now + 1, folder="/in").recordings == 2
+    assert store.spent(now + 1, now + 2) == Spent(0.0, 0)
+    assert store.held_jobs() == [(made[3], "/in", hold)]
+    assert store.held_jobs(["/other"]) == []
+    assert store.wake_held(["cap_month"]) == 0
+    assert store.wake_held(["cap_day", "credit"]) == 1
+    assert store.get(made[3]).next_attempt_at == 0  # type: ignore[union-attr]
+    [row] = list(store.usage(now - 1, now + 1))
+    assert (row.job_id, row.folder, row.name, row.seconds) == (made[0], "/in", "r0.wav", 900.0)
+    assert store.submitted_between(now - 1, now + 1) == [made[2]]
+    assert store.has_jobs("/in") and not store.has_jobs("/other")
+    assert store.count_retrying() == 0
+    store.update(made[4], S.QUEUED, None, attempts=1)
+    assert store.count_retrying() == 1
+    assert store.oldest_working_since() is not None
+    assert store.count_by_folder() == {"/in": {S.DONE: 1, S.QUEUED: 2, S.FAILED: 1, S.HELD: 1}}
+    assert store.backlog("/in") is None
+    decided = Backlog("hold", "auto", 3.5, now, {"a.wav": [1, 2], "session": None})
+    store.set_backlog("/in", decided)
+    assert store.backlog("/in") == decided
+    store.set_backlog("/in", None)
+    assert store.backlog("/in") is None
+    again = store.create_job("/in", "r4.wav", [make_input("r4.wav", "9" * 64)], {})
+    assert again is not None
+    assert store.newer_job_for_name("/in", "r4.wav", made[4]).id == again.id  # type: ignore[union-attr]
+    assert [e[1] for e in store.events(made[1])] == [S.QUEUED, S.UPLOADING, S.QUEUED]
+    assert [d.id for d in store.due(S.QUEUED, now, 10)] == [made[1], made[4], again.id]
+    assert [d.id for d in store.due(S.QUEUED, now, 1, after=(0.0, made[1]))] == [made[4]]
