@@ -4,6 +4,7 @@ the state directory, damaged files, its migrations)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -472,7 +473,7 @@ def test_the_spend_guards_records_and_the_ledger(store: Store) -> None:
     # r0: spent and done (counts, in the ledger); r1: spent then back to the queue (does not
     # count); r2: spent, submitted, failed (counts: it may be billed); r3 held; r4 queued
     store.transition(made[0], S.QUEUED, S.UPLOADING, facts={**spend, "duration": 900.0})
-    for a, b in zip(HAPPY[1:], HAPPY[2:], strict=False):
+    for a, b in itertools.pairwise(HAPPY[1:]):
         store.transition(made[0], a, b)
     store.update(made[0], S.DONE, None, finished_at=now, facts={**spend, "duration": 900.0})
     store.transition(made[1], S.QUEUED, S.UPLOADING, facts=spend)
