@@ -13,7 +13,8 @@ import pytest
 
 from cvsyncd.emulator import Emulator
 from cvsyncd.jobs.shared import SharedStore
-from tests.conftest import DaemonProcess, Setup, creates, make_wav, wait_until
+from tests.conftest import DaemonProcess, Setup, creates, fetch, make_wav, wait_until
+from tests.pgserver import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -183,9 +184,11 @@ def test_the_database_stopped_and_restarted_mid_run(
     pg_shared: Callable[[str], SharedStore],
     daemons: list[DaemonProcess],
 ) -> None:
-    """PostgreSQL stops while a daemon runs: it says so, takes nothing new meanwhile, and
-    when the database is back finishes every recording, each created once."""
-    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"))
+    """PostgreSQL stops while a daemon runs: it says so (log, dashboard), takes nothing new
+    meanwhile, and when the database is back finishes every recording, each created once."""
+    port = free_port()
+    web = f'\n[web]\nlisten = "127.0.0.1:{port}"\n'
+    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"), budget=web)
     daemon = start(a, daemons)
     drop(a, "before.wav", 330.0)
     wait_until(lambda: states(a) == [("studio-a", "done")], "the first recording done", 60)
@@ -195,6 +198,9 @@ def test_the_database_stopped_and_restarted_mid_run(
         daemon.wait_for_event("store.unavailable", timeout=60)
         assert daemon.proc.poll() is None, daemon.log_text[-2000:]
         assert len(creates(emulator)) == 1
+        page = fetch("GET", f"http://127.0.0.1:{port}/jobs")
+        assert page.status_code == 503 and "does not answer" in page.text
+        assert fetch("GET", f"http://127.0.0.1:{port}/healthz").status_code == 503
     finally:
         pg_server.start_server()
     daemon.wait_for_event("store.available", timeout=60)
@@ -205,3 +211,4 @@ def test_the_database_stopped_and_restarted_mid_run(
     )
     assert len(creates(emulator)) == 2
     assert daemon.proc.poll() is None
+    assert fetch("GET", f"http://127.0.0.1:{port}/jobs").status_code == 200
