@@ -94,6 +94,10 @@ WEBHOOK_DELIVERED = "webhook.delivered"
 WEBHOOK_RETRY = "webhook.retry"
 WEBHOOK_REFUSED = "webhook.refused"
 WEBHOOK_FAILED = "webhook.failed"
+ALERT_SENT = "alert.sent"
+ALERT_RETRY = "alert.retry"
+ALERT_FAILED = "alert.failed"
+ALERT_UNUSABLE = "alert.unusable"
 
 # -- the dashboard ([web]) ------------------------------------------------------------
 WEB_STARTED = "web.started"
@@ -188,6 +192,10 @@ MESSAGES: dict[str, str] = {
     WEBHOOK_RETRY: "webhook not delivered; trying again",
     WEBHOOK_REFUSED: "webhook URL refused; not sent",
     WEBHOOK_FAILED: "webhook not delivered; giving up",
+    ALERT_SENT: "alert sent",
+    ALERT_RETRY: "alert not delivered; trying again",
+    ALERT_FAILED: "alert not delivered; giving up",
+    ALERT_UNUSABLE: "an alert URL cannot be used; its alerts are not sent",
     WEB_STARTED: "dashboard listening",
     WEB_LOGIN: "dashboard: logged in",
     WEB_LOGIN_FAILED: "dashboard: wrong password; the next try from this address waits",

@@ -12,7 +12,8 @@
     ├── status.py    cvsyncd status      ├── pause.py    cvsyncd pause / resume
     ├── jobs.py      cvsyncd jobs        ├── account.py  cvsyncd account
     ├── emulator.py  cvsyncd emulator    ├── release.py  cvsyncd release
-    ├── estimate.py  cvsyncd estimate    └── usage.py    cvsyncd usage
+    ├── estimate.py  cvsyncd estimate    ├── usage.py    cvsyncd usage
+    ├── health.py    cvsyncd health      └── demo.py     cvsyncd demo
 
 Exit codes: 0 success; 1 a runtime problem (the store, the API, a check that failed);
 2 a usage or config error (nothing was done). Every error message starts with

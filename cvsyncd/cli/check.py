@@ -241,11 +241,26 @@ def check_web(config: Config) -> list[Check]:
     return [(True, subject, f"ready, with {login}")]
 
 
+def check_alerts(config: Config) -> list[Check]:
+    """Whether Apprise is there and understands each alert URL, when ``[alerts]`` has some."""
+    urls = config.alerts.urls
+    if not urls:
+        return []
+    from cvsyncd.notify.alerts import check_urls, shown_url
+
+    subject = "alerts to " + ", ".join(shown_url(url) for url in urls)
+    problems = check_urls(urls)
+    if problems:
+        return [(False, subject, problem) for problem in problems]
+    return [(True, subject, f"ready, for {', '.join(config.alerts.events) or 'no events'}")]
+
+
 async def run_checks(config: Config) -> list[Check]:
     """Run every check; the config itself was already loaded (and so is valid)."""
     results: list[Check] = [(True, f"config {config.path}", "valid")]
     results += check_folders(config)
     results += check_web(config)
+    results += check_alerts(config)
     results += check_places(config)
     results += check_state(config)
     results += await check_api(config)

@@ -33,6 +33,12 @@ def arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="serve the dashboard there ([web] listen, e.g. 127.0.0.1:8750); asked in a terminal",
     )
     parser.add_argument(
+        "--web-password-file",
+        help="the dashboard's password file ([web] password_file; needed when --web is not "
+        "on this machine)",
+    )
+    parser.add_argument("--state-dir", help="where the job state lives ([daemon] state_dir)")
+    parser.add_argument(
         "--yes", action="store_true", help="write to a system path (such as /etc) without asking"
     )
 
@@ -92,7 +98,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         }
     else:  # pragma: no cover - refused above
         raise UsageError("give --inbox")
-    text = starter_config(**answers, api_key_file=args.api_key_file, web_listen=web_listen)
+    text = starter_config(
+        **answers,
+        api_key_file=args.api_key_file,
+        web_listen=web_listen,
+        state_dir=args.state_dir,
+        web_password_file=args.web_password_file,
+    )
     write_starter(path, text)
     print(
         f"wrote {path} (mode 0600). Next: put your API key where it says, then run "

@@ -19,6 +19,11 @@ from cvsyncd.errors import ConfigError, CvsyncdError, UsageError
 # them. A command's module is imported only when that command runs (or shows its help):
 # `cvsyncd --version` and `cvsyncd status` do not pay for the daemon's imports.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "demo",
+        "try cvsyncd in one command: the emulator, a folder pair and a sample recording, "
+        "all in ./cvsyncd-demo",
+    ),
     "init": ("init", "write a commented starter config (asks when run in a terminal)"),
     "run": ("run", "run the daemon in the foreground (SIGTERM/SIGINT stop it)"),
     "check": ("check", "check the config, the folders, the state directory and the API key"),
@@ -74,7 +79,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "serve a local Cleanvoice API emulator (for trying cvsyncd and for tests)",
     ),
 }
-DAEMON_COMMANDS = ("run", "process", "emulator")  # they set up their own logging
+DAEMON_COMMANDS = ("run", "process", "emulator", "demo")  # they set up their own logging
 # they read the state database; they import no structlog
 READERS = ("status", "jobs", "show", "usage", "health")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cvsyncd.config.alerts import make_alerts
 from cvsyncd.config.apikey import API_KEY_VARIABLE, CREDENTIAL_NAME
 from cvsyncd.config.folders import make_folders
 from cvsyncd.config.model import (
@@ -124,7 +125,7 @@ BUDGET_KEYS: Mapping[str, Setting] = {
     "unknown_duration_hours": hours(1.0, zero=True),
 }
 
-TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web", "store")
+TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web", "alerts", "store")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -227,10 +228,20 @@ def parse_config(
     book = PresetBook(data, reader)
     folders = make_folders(data, book)
     web = make_web(data, reader)
+    alerts = make_alerts(data, reader)
     store = make_store(data, reader)
-    if reader.problems or cleanvoice is None or daemon is None or budget is None or not folders:
+    if (
+        reader.problems
+        or cleanvoice is None
+        or daemon is None
+        or budget is None
+        or alerts is None
+        or not folders
+    ):
         raise ConfigError(reader.problems)
-    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web, store)
+    return Config(
+        absolute, cleanvoice, daemon, book.effective(), folders, budget, web, alerts, store
+    )
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

@@ -140,6 +140,22 @@ class WebSettings:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+# what may send an alert ([alerts] events): job states, the account pause, an inbox gone
+ALERT_EVENTS = ("failed", "needs_attention", "paused", "unavailable", "held")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """``[alerts]``: messages to people (Apprise URLs) when something needs them."""
+
+    urls: tuple[str, ...] = ()  # hold tokens: never shown whole
+    events: tuple[str, ...] = ALERT_EVENTS
+    group_seconds: float = 60.0  # alerts of one kind within this window: one message
+
+    def __repr__(self) -> str:  # the URLs hold tokens
+        return f"AlertSettings(urls=<{len(self.urls)}>, events={self.events!r}, ...)"
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """``[store]``: the shared job store on PostgreSQL (no section: the SQLite file)."""
@@ -159,6 +175,7 @@ class Config:
     folders: tuple[Folder, ...] = ()
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     web: WebSettings | None = None  # no [web] section: no dashboard
+    alerts: AlertSettings = field(default_factory=AlertSettings)  # no urls: no alerts
     store: StoreSettings | None = None  # no [store] section: the SQLite file in state_dir
 
     def __post_init__(self) -> None:

@@ -164,11 +164,15 @@ def starter_config(
     after: str,
     api_key_file: str | os.PathLike[str] | None,
     web_listen: str | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    web_password_file: str | os.PathLike[str] | None = None,
 ) -> str:
     """Return the text of a commented config watching ``inbox`` into ``outbox`` with the
     preset ``preset_name`` (``preset_options``), doing ``after`` with used recordings, and
     reading the API key from ``api_key_file`` (None: a credential or the environment),
-    with the dashboard on ``web_listen`` (None: shown commented out).
+    with the dashboard on ``web_listen`` (None: shown commented out), guarded by the
+    password in ``web_password_file`` (None: shown commented out), and the state in
+    ``state_dir`` (None: the default, shown commented out).
 
     The text is not checked here; :func:`write_starter` does that.
     """
@@ -185,7 +189,11 @@ def starter_config(
         parts.append(toml_lines({"api_key_file": os.fspath(api_key_file)}))
     parts += [commented({"base_url": DEFAULT_BASE_URL}, "the default"), "\n"]
 
-    parts += ["[daemon]\n", DAEMON_NOTE, commented({"state_dir": "~/.local/state/cvsyncd"})]
+    parts += ["[daemon]\n", DAEMON_NOTE]
+    if state_dir is None:
+        parts.append(commented({"state_dir": "~/.local/state/cvsyncd"}))
+    else:
+        parts.append(toml_lines({"state_dir": os.fspath(state_dir)}))
     parts.append(
         commented(
             {"settle_seconds": daemon_default("settle_seconds")},
@@ -231,7 +239,12 @@ def starter_config(
         )
     else:
         parts += ["[web]\n", toml_lines({"listen": web_listen})]
-        parts.append(commented({"password_file": "/etc/cvsyncd/web_password"}, WEB_PASSWORD_NOTE))
+        if web_password_file is None:
+            parts.append(
+                commented({"password_file": "/etc/cvsyncd/web_password"}, WEB_PASSWORD_NOTE)
+            )
+        else:
+            parts.append(toml_lines({"password_file": os.fspath(web_password_file)}))
     return "".join(parts)
 
 

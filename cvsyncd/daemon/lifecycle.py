@@ -30,6 +30,7 @@ from cvsyncd.daemon.systemd import Notifier
 from cvsyncd.inbox.watcher import Watcher
 from cvsyncd.jobs import Store
 from cvsyncd.jobs.lock import WAKE_SIGNAL
+from cvsyncd.notify.alerts import check_urls
 from cvsyncd.outbox.files import sweep_temp_files
 from cvsyncd.pipeline.runtime import Runtime
 from cvsyncd.pipeline.scheduler import Pipeline
@@ -79,6 +80,8 @@ class Daemon:
         client = self._client = client_for(self.config.cleanvoice, self.api_key)
         share_budget(self.config, store, client)
         runtime = Runtime(self.config, store, client)
+        for problem in check_urls(self.config.alerts.urls):
+            self.log.error(ev.ALERT_UNUSABLE, problem=problem)
         pipeline = Pipeline(runtime)
         pipeline.recover()
         # what a folder seen for the first time holds now is its backlog: weighed before
@@ -89,6 +92,7 @@ class Daemon:
             self.config.daemon.settle_seconds,
             pipeline.intake,
             pipeline.is_known,
+            on_unavailable=runtime.notices.inbox_unavailable,
         )
         pipeline.unavailable = watcher.unavailable
         self.supervisor = Supervisor(

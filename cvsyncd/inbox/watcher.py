@@ -41,9 +41,15 @@ class Watcher:
     """Finds settled recordings in the inboxes and hands them to ``intake`` one at a time."""
 
     def __init__(
-        self, folders: tuple[Folder, ...], settle_seconds: float, intake: Intake, is_known: IsKnown
+        self,
+        folders: tuple[Folder, ...],
+        settle_seconds: float,
+        intake: Intake,
+        is_known: IsKnown,
+        on_unavailable: Callable[[Folder, str], None] | None = None,
     ):
         self.settle_seconds = settle_seconds
+        self.on_unavailable = on_unavailable  # told when an inbox goes (the alerts)
         self.intake = intake
         self.is_known = is_known
         self.log = structlog.get_logger("cvsyncd.watcher")
@@ -166,6 +172,8 @@ class Watcher:
                         reason=problem,
                     )
                     self.news.set()
+                    if self.on_unavailable is not None and watch.problem is None:
+                        self.on_unavailable(folder, problem)
                 watch.problem = problem
                 stop_observer(watch)
                 continue

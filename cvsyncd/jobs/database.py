@@ -159,6 +159,10 @@ class Database:
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._write():
+                # read again under the write lock: a daemon starting beside a command (or
+                # another command) may have made this step since the version was read
+                if self.schema_version() >= target:
+                    continue
                 for statement in MIGRATIONS[target - 1]:
                     self._conn.execute(statement)
                     failpoint("migrate.statement")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -35,8 +36,14 @@ class AccountPause:
     with a growing back-off, and at once when the key file changes (a new key is read).
     """
 
-    def __init__(self, store: Store, config: Config | None = None):
+    def __init__(
+        self,
+        store: Store,
+        config: Config | None = None,
+        on_pause: Callable[[str], None] | None = None,
+    ):
         self.store = store
+        self.on_pause = on_pause  # told each new reason (the alerts)
         self.config = config  # the runtime sets the current one on a reload
         self.reason: str | None = store.account_pause()
         self.check_at = 0.0
@@ -76,6 +83,8 @@ class AccountPause:
                 recheck_in=round(self.check_at - time.time()),
             )
             self.store.set_account_pause(reason)
+            if self.on_pause is not None:
+                self.on_pause(reason)
         self.reason = reason
 
     def release(self) -> None:

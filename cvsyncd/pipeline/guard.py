@@ -208,7 +208,9 @@ class SpendGuard(RuntimePart):
             hours=round(hold.needs_hours, 3),
             reason=hold.reason,
         )
-        return self.store.transition(job.id, job.state, S.HELD, hold.reason, **fields)
+        held = self.store.transition(job.id, job.state, S.HELD, hold.reason, **fields)
+        self.runtime.notices.job_held(held, self.runtime.folder_of(held), hold.reason)
+        return held
 
     def resume(self, job: Job, why: str) -> Job:
         """Send a held job back to the queue (its hold ended by itself)."""

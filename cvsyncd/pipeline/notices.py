@@ -1,8 +1,10 @@
-"""Telling others that a job ended: the folder's hook commands and webhook.
+"""Telling others: the folder's hook commands and webhook when a job ends, and alerts to
+people ([alerts]) when something needs them.
 
 Notices run in the background: a hook that hangs or a receiver that is down never blocks
 or fails a job. Each delivery (retried with back-off by ``notify``) is recorded in the
-job's facts, so ``cvsyncd show`` tells whether the publishing script ran.
+job's facts, so ``cvsyncd show`` tells whether the publishing script ran. Alerts are
+posted to the :class:`Alerter`, which groups and sends them on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cvsyncd.config import Folder
 from cvsyncd.errors import ConfigError, StoreError
 from cvsyncd.jobs import Job, JobState, Store
 from cvsyncd.notify import hooks, webhook
+from cvsyncd.notify.alerts import Alert, Alerter
 from cvsyncd.notify.message import Event, Report
 from cvsyncd.outbox.plan import written_paths
 
@@ -28,14 +31,38 @@ KINDS = {
 }
 
 
+ALERTED = {JobState.FAILED: "failed", JobState.NEEDS_ATTENTION: "needs_attention"}
+
+
 class Notices:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, alerter: Alerter | None = None):
         self.store = store
+        self.alerter = alerter
         self.log = structlog.get_logger("cvsyncd.notify")
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def _alert(self, alert: Alert) -> None:
+        if self.alerter is not None:
+            self.alerter.post(alert)
+
+    def job_held(self, job: Job, folder: Folder | None, reason: str) -> None:
+        """A job was held before its upload (a backlog, a spend cap)."""
+        name = folder.name if folder is not None else job.folder
+        self._alert(Alert("held", job.name, name, reason, job.id))
+
+    def account_paused(self, reason: str) -> None:
+        """All new work stopped for the account (a refused key, no credit)."""
+        self._alert(Alert("paused", "", "", reason))
+
+    def inbox_unavailable(self, folder: Folder, reason: str) -> None:
+        """A folder's inbox vanished (an unmounted share): the folder waits for it."""
+        self._alert(Alert("unavailable", folder.name, folder.name, f"{folder.inbox}: {reason}"))
+
     def job_ended(self, job: Job, folder: Folder) -> None:
-        """Start the folder's hook and webhook for a job that just ended (if any are set)."""
+        """Start the folder's hook and webhook for a job that just ended (if any are set),
+        and alert people when it failed or needs them."""
+        if job.state in ALERTED:
+            self._alert(Alert(ALERTED[job.state], job.name, folder.name, job.error or "", job.id))
         kind = KINDS.get(job.state)
         argv = folder.on_done if job.state is JobState.DONE else folder.on_failed
         if kind is None or not (argv or folder.notify_url):
@@ -108,7 +135,10 @@ class Notices:
             )
 
     async def drain(self, timeout: float) -> None:
-        """At shutdown: let running notices finish for ``timeout`` seconds, then stop them."""
+        """At shutdown: let running notices and alerts finish for ``timeout`` seconds, then
+        stop them."""
+        if self.alerter is not None:
+            await self.alerter.drain(timeout)
         tasks = list(self._tasks)
         if not tasks:
             return

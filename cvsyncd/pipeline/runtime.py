@@ -13,6 +13,7 @@ from cvsyncd.cleanvoice.client import CleanvoiceClient
 from cvsyncd.config import Config, Folder
 from cvsyncd.jobs import Job, Store
 from cvsyncd.jobs.spending import CAPS
+from cvsyncd.notify.alerts import Alerter
 from cvsyncd.pipeline.account import AccountPause
 from cvsyncd.pipeline.notices import Notices
 from cvsyncd.pipeline.outage import StoreOutage
@@ -25,8 +26,8 @@ class Runtime:
         self.config = config
         self.store = store
         self.client = client
-        self.pause = AccountPause(store, config)
-        self.notices = Notices(store)
+        self.notices = Notices(store, Alerter(config.alerts))
+        self.pause = AccountPause(store, config, on_pause=self.notices.account_paused)
         self.outage = StoreOutage()  # the shared store away (pipeline/outage.py)
 
     def reconfigure(self, config: Config) -> None:
@@ -36,6 +37,8 @@ class Runtime:
         if _caps(old) != _caps(config):
             self.store.wake_held(CAPS)
         self.pause.config = config
+        if self.notices.alerter is not None:
+            self.notices.alerter.reconfigure(config.alerts)
 
     def folder_of(self, job: Job) -> Folder | None:
         """The folder a job belongs to in the current config (None: no longer there)."""

@@ -28,6 +28,18 @@ def test_every_cited_test_exists() -> None:
     assert not missing, f"docs/reliability.md cites tests that do not exist: {missing}"
 
 
+def test_what_the_container_doc_says_was_exercised_exists() -> None:
+    text = (REPO / "docs" / "container.md").read_text(encoding="utf-8")
+    cited = sorted(set(re.findall(r"(tests/[\w/]+\.py)::(\w+)", text)))
+    assert len(cited) >= 4
+    missing = [
+        f"{path}::{name}"
+        for path, name in cited
+        if not re.search(rf"^def {name}\(", (REPO / path).read_text(), re.M)
+    ]
+    assert not missing, f"docs/container.md cites tests that do not exist: {missing}"
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_every_module_path_a_doc_names_exists(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")

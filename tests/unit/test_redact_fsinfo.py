@@ -72,3 +72,33 @@ def test_a_short_secret_never_mangles_words() -> None:
     register_secret("k3y-0123456789")
     text = "key=k3y-0123456789, X-API-Key: k3y-0123456789; xk3y-0123456789x"
     assert scrub(text) == f"key={REDACTED}, X-API-Key: {REDACTED}; xk3y-0123456789x"
+
+
+# /proc/self/mountinfo inside a container (as Docker shows it on a NAS): the image's
+# overlay root, /config and /data bind-mounted from local volumes, and shares the host
+# mounted, bind-mounted further in. The kernel reports each bind mount's real type.
+CONTAINER_MOUNTINFO = """\
+812 640 0:58 / / rw,relatime master:300 - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w
+813 812 0:61 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+820 812 0:31 /@syno/docker/cvsyncd /config rw,relatime - btrfs /dev/mapper/cachedev_0 rw
+821 812 0:31 /volume1/podcast /data rw,relatime - btrfs /dev/mapper/cachedev_0 rw
+822 821 0:70 / /data/share rw,relatime - cifs //studio-pc/takes rw,vers=3.0
+823 812 0:71 /user/podcast /data2 rw,noatime - fuse.shfs shfs rw,user_id=0
+824 812 0:72 /mnt/tank/media /data3 rw,noatime - zfs tank/media rw
+825 812 0:73 / /data3/nfs rw,relatime - nfs4 nas2:/export rw,vers=4.2
+"""
+
+
+def test_inside_a_container_local_volumes_use_events_and_shares_are_polled() -> None:
+    def network(path: str) -> bool:
+        return is_network_filesystem(filesystem_type(Path(path), CONTAINER_MOUNTINFO))
+
+    assert filesystem_type(Path("/data/inbox"), CONTAINER_MOUNTINFO) == "btrfs"  # Synology
+    assert not network("/data/inbox")
+    assert not network("/data3/inbox")  # TrueNAS: a ZFS dataset
+    assert not network("/tmp/inbox")  # the container's own overlay: inotify works there
+    assert network("/data/share/inbox")  # a Windows share the NAS mounted
+    assert network("/data3/nfs/inbox")
+    # Unraid's user shares (/mnt/user) are a FUSE filesystem: polled, to be safe;
+    # docs/container.md says how to map a cache or disk path for events instead
+    assert network("/data2/inbox")

@@ -20,6 +20,7 @@ import pytest
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
 from cvsyncd.jobs import InputFile, JobState, Listing, Spent, TransitionError
+from cvsyncd.jobs.database import connect
 from cvsyncd.jobs.lock import daemon_pid, wake_daemon
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -392,6 +393,24 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(state_dir: Path) ->
         assert json.loads(summary) == job_summary(job)
     finally:
         store.close()
+
+
+def test_a_migration_another_process_made_meanwhile_is_not_made_again(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cvsyncd status` run while the daemon creates the database read version 0, waited
+    for the daemon's write lock, then ran CREATE TABLE again: "table meta already exists"
+    (seen in tests/e2e/test_swaps.py under load). The version is read again under the lock.
+    The other process is made to finish first here, and this one's earlier read of the
+    version is replayed (the real interleaving depends on timing)."""
+    Store.open(state_dir).close()  # the other process created and migrated the database
+    late = Store(connect(state_dir / DB_NAME), state_dir / DB_NAME, None)
+    reads = [0]  # the first read is the stale one; the later ones are real
+    real = late.schema_version
+    monkeypatch.setattr(late, "schema_version", lambda: reads.pop() if reads else real())
+    late._migrate()
+    assert real() == SCHEMA_VERSION
+    late.close()
 
 
 def test_kill_during_the_second_migration_keeps_version_1(state_dir: Path) -> None:
