@@ -141,7 +141,7 @@ class WebSettings:
 
 
 # what may send an alert ([alerts] events): job states, the account pause, an inbox gone
-ALERT_EVENTS = ("failed", "needs_attention", "paused", "unavailable", "held")
+ALERT_EVENTS = ("failed", "needs_attention", "paused", "unavailable", "held", "store")
 
 
 @dataclass(frozen=True)

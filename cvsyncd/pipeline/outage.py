@@ -12,6 +12,8 @@ interrupted upload is redone, a create-edit whose answer was not recorded is amb
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from cvsyncd import events as ev
@@ -23,7 +25,8 @@ RETRY_SECONDS = 3.0  # while the store is away, how often the scheduler asks aga
 class StoreOutage:
     """Whether the store is away now, since when and why; the jobs cut short by it."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_down: Callable[[str], None] | None = None) -> None:
+        self.on_down = on_down  # an alert to people ([alerts] events "store")
         self.reason: str | None = None
         self.interrupted: set[int] = set()  # jobs whose step the outage cut short
         self.log = structlog.get_logger("cvsyncd.store")
@@ -38,6 +41,8 @@ class StoreOutage:
         if self.reason is None:
             self.reason = str(exc)
             self.log.error(ev.STORE_UNAVAILABLE, error=self.reason)
+            if self.on_down is not None:
+                self.on_down(self.reason)
 
     def up(self) -> bool:
         """The store answered: return whether an outage just ended."""
