@@ -16,15 +16,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from cvsyncd.errors import StoreTooNew, StoreUnavailable
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, JobState, Listing, Store
-from cvsyncd.jobs.postgres import PG_SCHEMA_VERSION, VERSION_TABLE, PgStore
 from cvsyncd.jobs.shared import SharedStore
 from cvsyncd.jobs.spending import Backlog
 from tests.pgserver import PG_PASSWORD
+
+# without the postgres extra these tests are skipped, saying why (as the fixtures do
+# where PostgreSQL itself cannot run)
+psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: cvsyncd[postgres]")
+from cvsyncd.jobs.postgres import PG_SCHEMA_VERSION, VERSION_TABLE, PgStore  # noqa: E402
 
 S = JobState
 OPTIONS = {"fillers": True}
