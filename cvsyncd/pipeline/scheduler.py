@@ -339,7 +339,9 @@ class Pipeline(RuntimePart):
     async def intake(self, folder: Folder, path: Path) -> str:
         """Turn a settled file into a job; return the verdict of ``Intake.take_file``.
         While the shared store is away the file stays a candidate ("changed"): the watcher
-        offers it again after it settles once more."""
+        offers it again after it settles once more (and is not read meanwhile)."""
+        if self.runtime.outage.active:
+            return "changed"
         try:
             verdict = await self.intake_steps.take_file(folder, path)
         except StoreUnavailable as exc:
