@@ -43,10 +43,10 @@ class Listing:
     def where(self) -> tuple[str, list[Any]]:
         clauses, args = [], list[Any]()
         if self.states:
-            clauses.append(f"jobs.state IN ({_marks(self.states)})")
+            clauses.append(f"jobs.state IN ({in_marks(self.states)})")
             args += [s.value for s in self.states]
         if self.folders:
-            clauses.append(f"jobs.folder IN ({_marks(self.folders)})")
+            clauses.append(f"jobs.folder IN ({in_marks(self.folders)})")
             args += list(self.folders)
         if self.before is not None:
             clauses.append("jobs.id < ?")
@@ -90,7 +90,7 @@ class JobQueries(Database):
         sql, args = f"SELECT {WITHOUT_RESULT} FROM jobs WHERE 1 = 1", list[Any]()
         if states is not None:
             wanted = [s.value for s in states]
-            sql += f" AND state IN ({_marks(wanted)})"
+            sql += f" AND state IN ({in_marks(wanted)})"
             args.extend(wanted)
         if mine:
             where, more = self._mine()
@@ -137,7 +137,7 @@ class JobQueries(Database):
         active = [s.value for s in ACTIVE]
         mine, more = self._mine()
         rows = self._conn.execute(
-            f"SELECT {WITHOUT_RESULT} FROM jobs WHERE state IN ({_marks(active)})"
+            f"SELECT {WITHOUT_RESULT} FROM jobs WHERE state IN ({in_marks(active)})"
             f" AND next_attempt_at <= ?{mine} ORDER BY next_attempt_at, id",
             (*active, now, *more),
         ).fetchall()
@@ -148,7 +148,7 @@ class JobQueries(Database):
         active = [s.value for s in ACTIVE]
         mine, more = self._mine()
         row = self._conn.execute(
-            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({_marks(active)})"
+            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({in_marks(active)})"
             f" AND next_attempt_at > ?{mine}",
             (*active, after, *more),
         ).fetchone()
@@ -167,7 +167,7 @@ class JobQueries(Database):
         else:
             wanted = [s.value for s in states]
             rows = self._conn.execute(
-                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({_marks(wanted)}){where}"
+                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({in_marks(wanted)}){where}"
                 " GROUP BY state",
                 [*wanted, *args],
             )
@@ -190,7 +190,7 @@ class JobQueries(Database):
         active = [s.value for s in ACTIVE]
         mine, more = self._mine()
         row = self._conn.execute(
-            f"SELECT COUNT(*) FROM jobs WHERE state IN ({_marks(active)}) AND attempts > 0{mine}",
+            f"SELECT COUNT(*) FROM jobs WHERE state IN ({in_marks(active)}) AND attempts > 0{mine}",
             [*active, *more],
         ).fetchone()
         return int(row[0])
@@ -201,7 +201,7 @@ class JobQueries(Database):
         working = [s.value for s in WORKING]
         mine, more = self._mine()
         row = self._conn.execute(
-            f"SELECT MIN(created_at) FROM jobs WHERE state IN ({_marks(working)}){mine}",
+            f"SELECT MIN(created_at) FROM jobs WHERE state IN ({in_marks(working)}){mine}",
             [*working, *more],
         ).fetchone()
         return None if row[0] is None else float(row[0])
@@ -311,9 +311,10 @@ class JobQueries(Database):
         )
 
 
-def _marks(values: Sequence[object]) -> str:
-    """The ``?, ?, ?`` placeholders for an ``IN (…)`` list of ``values``."""
-    return ", ".join("?" * len(values))
+def in_marks(values: Sequence[object]) -> str:
+    """The ``?, ?, ?`` placeholders for an ``IN (…)`` list of ``values``; for none,
+    ``NULL`` (``IN (NULL)`` matches nothing: PostgreSQL refuses an empty ``IN ()``)."""
+    return ", ".join("?" * len(values)) or "NULL"
 
 
 def _loads(text: str | None) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cvsyncd.jobs.queries import in_marks
 from cvsyncd.jobs.requests import RequestBudget
 from cvsyncd.jobs.states import JobState
 
@@ -105,7 +106,7 @@ class SpendRecords(RequestBudget):
         sql = f"SELECT id, folder, {self._json('facts', 'hold')} FROM jobs WHERE state = ?{mine}"
         args: list[Any] = [S.HELD.value, *more]
         if wanted:
-            sql += f" AND folder IN ({', '.join('?' * len(wanted))})"
+            sql += f" AND folder IN ({in_marks(wanted)})"
             args += wanted
         rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
         return [(int(r[0]), str(r[1]), json.loads(r[2]) if r[2] else {}) for r in rows]
@@ -119,7 +120,7 @@ class SpendRecords(RequestBudget):
             return int(
                 conn.execute(
                     "UPDATE jobs SET next_attempt_at = 0 WHERE state = ?"
-                    f" AND {kind} IN ({', '.join('?' * len(wanted))})",
+                    f" AND {kind} IN ({in_marks(wanted)})",
                     (S.HELD.value, *wanted),
                 ).rowcount
             )

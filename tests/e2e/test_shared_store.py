@@ -47,7 +47,7 @@ def daemons() -> Iterator[list[DaemonProcess]]:
     started: list[DaemonProcess] = []
     yield started
     for d in started:
-        d.stop(signal.SIGKILL) if d.proc.poll() is None else None
+        d.stop(signal.SIGKILL)  # (only signalled if still running; its pipe closed)
 
 
 def start(setup: Setup, started: list[DaemonProcess]) -> DaemonProcess:
@@ -212,3 +212,32 @@ def test_the_database_stopped_and_restarted_mid_run(
     assert len(creates(emulator)) == 2
     assert daemon.proc.poll() is None
     assert fetch("GET", f"http://127.0.0.1:{port}/jobs").status_code == 200
+
+
+def test_retry_from_one_site_is_carried_out_by_the_jobs_own_site(
+    tmp_path: Path,
+    emulator: Emulator,
+    pg_shared: Callable[[str], SharedStore],
+    daemons: list[DaemonProcess],
+) -> None:
+    """Studio b's daemon is killed right after a create-edit was sent (its answer never
+    recorded): the job needs attention. `cvsyncd retry` at studio a queues it again, and
+    studio b's daemon, which owns the file, does it."""
+    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"))
+    b = site_setup(tmp_path / "b", emulator, pg_shared("studio-b"))
+    start(a, daemons)
+    crashing = b.daemon(env={"CVSYNCD_FAILPOINTS": "submit.posted"})
+    daemons.append(crashing)
+    crashing.wait_for_event("daemon.started", timeout=60)
+    drop(b, "take1.wav", 880.0)
+    crashing.proc.wait(60)
+    assert crashing.proc.returncode == -9
+    daemon_b = start(b, daemons)
+    wait_until(lambda: states(a) == [("studio-b", "needs_attention")], "needs attention at b", 60)
+    [job] = a.jobs()
+    retry = a.cli("retry", "-c", str(a.config), str(job["id"]))
+    assert retry.returncode == 0, retry.stderr
+    daemon_b.wait_for_event("job.done", path="take1.wav", timeout=90)
+    assert states(b) == [("studio-b", "done")]
+    assert len(creates(emulator)) == 2  # the one sent before the crash, and the retry
+    assert any(b.outbox.rglob("take1.wav")) and not any(a.outbox.rglob("*.wav"))

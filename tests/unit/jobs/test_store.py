@@ -532,3 +532,14 @@ def test_the_spend_guards_records_and_the_ledger(store: Store) -> None:
     assert [e[1] for e in store.events(made[1])] == [S.QUEUED, S.UPLOADING, S.QUEUED]
     assert [d.id for d in store.due(S.QUEUED, now, 10)] == [made[1], made[4], again.id]
     assert [d.id for d in store.due(S.QUEUED, now, 1, after=(0.0, made[1]))] == [made[4]]
+
+
+def test_asking_about_no_states_or_kinds_finds_nothing(store: Store) -> None:
+    """`retry --all` with nothing to retry asks for jobs in no state: an empty answer, on
+    both stores (PostgreSQL refuses an empty `IN ()`)."""
+    job = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+    assert job is not None
+    assert store.jobs([]) == []
+    assert store.count_by_state([]) == {}
+    assert store.wake_held([]) == 0
+    assert store.held_jobs([]) == []
