@@ -55,6 +55,11 @@ JOB_SLOW = "job.slow"
 JOB_EDIT_FINISHED = "job.edit_finished"
 JOB_DOWNLOADED = "job.downloaded"
 JOB_OUTPUT_SKIPPED = "job.output_skipped"
+JOB_TAGGED = "job.tagged"
+JOB_VIDEO_UPLOAD = "job.video_upload"
+JOB_SOUND_UPLOADED = "job.sound_uploaded"
+JOB_SOUND_PUT_BACK = "job.sound_put_back"
+JOB_TAGS_SKIPPED = "job.tags_skipped"
 JOB_WRITTEN = "job.written"
 JOB_EDIT_NOT_DELETED = "job.edit_not_deleted"
 JOB_INPUT_REPLACED = "job.input_replaced"
@@ -157,6 +162,11 @@ MESSAGES: dict[str, str] = {
     JOB_EDIT_FINISHED: "edit finished",
     JOB_DOWNLOADED: "downloaded",
     JOB_OUTPUT_SKIPPED: "an output could not be made from the result",
+    JOB_TAGGED: "title, description, chapters and cover written into the cleaned file",
+    JOB_VIDEO_UPLOAD: "how this video is sent: whole, or its sound alone",
+    JOB_SOUND_UPLOADED: "the video's sound was uploaded alone",
+    JOB_SOUND_PUT_BACK: "the cleaned sound was put back into the video, the picture untouched",
+    JOB_TAGS_SKIPPED: "the cleaned file is delivered without embedded tags",
     JOB_WRITTEN: "outputs written",
     JOB_EDIT_NOT_DELETED: "could not delete the edit at Cleanvoice; it expires by itself "
     "after 7 days",

@@ -21,6 +21,7 @@ ENV = "CVSYNCD_FAILPOINTS"
 NAMES = (
     "intake.created",
     "upload.started",
+    "upload.extracted",
     "upload.signed",
     "upload.sent",
     "upload.done",
@@ -30,6 +31,8 @@ NAMES = (
     "poll.success",
     "poll.done",
     "fetch.planned",
+    "fetch.remuxed",
+    "fetch.tagged",
     "output.before_fsync",
     "output.before_rename",
     "output.after_rename",

@@ -15,7 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cvsyncd.config import presets
-from cvsyncd.config.model import DEFAULT_EXTENSIONS, TRANSCRIPT_FORMATS, Folder
+from cvsyncd.config.model import (
+    DEFAULT_EXTENSIONS,
+    EMBED_PARTS,
+    TRANSCRIPT_FORMATS,
+    VIDEO_UPLOADS,
+    Folder,
+)
 from cvsyncd.config.presets import PresetBook
 from cvsyncd.config.schema import (
     Invalid,
@@ -87,6 +93,14 @@ FOLDER_KEYS: Mapping[str, Setting] = {
     ),
     "speakers": strings(valid='names for SPEAKER_00, SPEAKER_01 …, e.g. ["Ana", "Ben"]'),
     "on_conflict": choice("suffix", "suffix", "overwrite", "skip"),
+    "embed": strings(
+        EMBED_PARTS,
+        allowed=EMBED_PARTS,
+        valid='what goes into the cleaned MP3/M4A: "chapters", "tags", "cover" ([] for nothing)',
+    ),
+    "show": text(None),
+    "cover": path(None, 'a JPEG or PNG image, e.g. cover = "/srv/podcast/cover.jpg"'),
+    "video_upload": choice("auto", *VIDEO_UPLOADS),
     "file_mode": file_mode(0o644),
     "group": optional_text("a group name or number that may read the outputs"),
     # telling others
@@ -124,6 +138,17 @@ def read_folder(entry: Mapping[str, Any], where: str, book: PresetBook) -> dict[
             f"no preset named {show_value(reference)}{suggest(reference, book.names)}",
             book.valid() + "; or an inline table such as preset = { fillers = true }",
         )
+    options = values.get("options")
+    if options is not None:
+        wanted = options.get(presets.VIDEO_UPLOAD_KEY, values.get("video_upload"))
+        cuts = presets.timing_changes(options)
+        if wanted == "audio" and cuts:
+            reader.report(
+                f"{where}.video_upload",
+                '"audio" sends a video\'s sound alone, which needs an edit that keeps the '
+                "timing, but the preset does not: " + "; ".join(cuts),
+                'muted = true in the preset, or video_upload = "auto" (sends such videos whole)',
+            )
     if "inbox" in values:
         inbox = values["inbox"]
         for key, default in (("done_dir", inbox / "done"), ("failed_dir", inbox / "failed")):

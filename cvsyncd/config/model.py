@@ -35,6 +35,8 @@ DEFAULT_EXTENSIONS = (
 # extensions some source accepts, but not all of them: taken only when a folder asks
 UNCERTAIN_EXTENSIONS = frozenset({"aac", "ogg", "opus", "m4v", "wma", "oga"})
 TRANSCRIPT_FORMATS = ("txt", "srt", "vtt", "json", "md", "html", "docx")
+EMBED_PARTS = ("chapters", "tags", "cover")  # what may be written into the cleaned file
+VIDEO_UPLOADS = ("auto", "full", "audio")  # how a video recording is sent
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ class Folder:
     transcript_formats: tuple[str, ...] = ("txt", "srt", "vtt", "json")
     speakers: tuple[str, ...] = ()  # names for SPEAKER_00, SPEAKER_01, …
     on_conflict: str = "suffix"  # suffix | overwrite | skip
+    # written into the cleaned MP3/M4A: chapters, tags (title, description, show), cover
+    embed: tuple[str, ...] = EMBED_PARTS
+    show: str | None = None  # the show's name: album and artist
+    cover: Path | None = None  # artwork; None: cover.jpg/cover.png beside the input
+    video_upload: str = "auto"  # auto | full | audio (send a video's sound alone)
     file_mode: int = 0o644
     group: str | None = None
     on_done: tuple[str, ...] = ()  # argv of a command run after a job is done

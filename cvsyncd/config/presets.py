@@ -41,6 +41,10 @@ Kind = Literal["bool", "number", "choice", "https_url", "id"]
 #: The one preset key that is not an edit-config option: it goes beside ``config`` in the
 #: create-edit body (``input.template_id``), naming a template saved in the dashboard.
 TEMPLATE_KEY = "template_id"
+#: A preset key for cvsyncd itself, never sent: how a video is sent (the folder key of the
+#: same name is the default; see pipeline/videoupload.py).
+VIDEO_UPLOAD_KEY = "video_upload"
+LOCAL_KEYS = (VIDEO_UPLOAD_KEY,)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,13 @@ VOCABULARY: Mapping[str, Option] = MappingProxyType(
             ("id",),
             "a template saved in the Cleanvoice dashboard (sent as input.template_id)",
             "none (not sent)",
+        ),
+        VIDEO_UPLOAD_KEY: Option(
+            ("choice",),
+            "cvsyncd's own, never sent: a video goes whole (full), as its sound alone "
+            "(audio), or as its sound alone when the preset keeps the timing (auto)",
+            "the folder's video_upload",
+            choices=("auto", "full", "audio"),
         ),
     }
 )
@@ -366,3 +377,38 @@ class PresetBook:
 
     def effective(self) -> dict[str, dict[str, Any]]:
         return {name: options for name, options in self.resolved.items() if options is not None}
+
+
+#: The edits that remove stretches of the recording, unless ``muted = true`` asks for them
+#: to be silenced in place ("Mute specified segments instead of cutting them", the docs).
+CUTS_UNLESS_MUTED = ("fillers", "long_silences", "stutters", "mouth_sounds", "hesitations")
+
+
+def timing_changes(options: Mapping[str, Any]) -> list[str]:
+    """Given an edit config, return why the cleaned recording may be shorter than the
+    input (one phrase per reason); an empty list means it keeps the input's timing.
+
+    From the API docs and the official SDK's ``ProcessingConfig``: the five edits above
+    cut unless ``muted`` is true; ``breath`` true/``"muted"`` mutes and ``"natural"``
+    lowers the volume (both keep timing), ``"legacy"`` is an older algorithm the docs do
+    not describe (taken as a cut unless muted); ``trim`` cuts the start and the end;
+    noise removal, ``studio_sound``, ``normalize``, ``autoeq``, loudness targets, the
+    export format and the text outputs change the sound, not its length. A
+    ``template_id`` and ``audio_for_edl`` stand for settings not known here, so they are
+    not taken to keep timing.
+    """
+    muted = options.get("muted") is True
+    reasons = [
+        f"{key} = true cuts (muted = true would silence instead)"
+        for key in CUTS_UNLESS_MUTED
+        if options.get(key) is True and not muted
+    ]
+    if options.get("breath") == "legacy" and not muted:
+        reasons.append('breath = "legacy" may cut breaths (muted = true would silence them)')
+    if options.get("trim") is True:
+        reasons.append("trim = true cuts the start and the end")
+    if options.get("audio_for_edl") is True:
+        reasons.append("audio_for_edl = true is not documented; its timing is not known")
+    if options.get(TEMPLATE_KEY) is not None:
+        reasons.append("template_id: the template's settings are not known here")
+    return reasons

@@ -179,6 +179,8 @@ class Daemon:
         places: set[Path] = set()
         for folder in self.config.folders:
             places.update({folder.outbox, folder.done_dir, folder.failed_dir})
+        # a video's sound extracted for an upload that a crash interrupted
+        places.add(self.config.daemon.state_dir / "extract")
         for place in sorted(places):
             for path in sweep_temp_files(place):
                 self.log.info(ev.DAEMON_TEMP_REMOVED, path=str(path))

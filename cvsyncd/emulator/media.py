@@ -2,7 +2,9 @@
 
 The real service fails an edit whose input is not audio or video; the emulator does the
 same from magic numbers (it has no decoder). Durations drive the processing time, the
-credits charged and the generated transcript; only WAV is measured exactly.
+credits charged and the generated transcript: WAV is measured exactly, MP3, MP4/M4A (video
+too), FLAC and Ogg from their headers with mutagen, as the real service measures the real
+length; anything mutagen cannot read is estimated from its size at an assumed bitrate.
 """
 
 from __future__ import annotations
@@ -59,6 +61,18 @@ def wav_duration(path: Path) -> float | None:
         return None
 
 
+def header_duration(path: Path) -> float | None:
+    """Return the length a container's header states (mutagen), or None if unreadable."""
+    import mutagen
+
+    try:
+        media = mutagen.File(path)
+    except Exception:  # mutagen raises many kinds for a header it cannot read
+        return None
+    length = getattr(getattr(media, "info", None), "length", None)
+    return float(length) if isinstance(length, int | float) and length > 0 else None
+
+
 def estimated_duration(size: int) -> float:
     """Return the duration of ``size`` bytes of compressed audio at the assumed bitrate."""
     return size * 8 / ASSUMED_BITRATE
@@ -70,7 +84,7 @@ def inspect_media(path: Path) -> MediaInfo | None:
         kind = sniff_kind(source.read(SNIFF_BYTES))
     if kind is None:
         return None
-    duration = wav_duration(path) if kind == "wav" else None
+    duration = wav_duration(path) if kind == "wav" else header_duration(path)
     if duration is None:
         duration = estimated_duration(path.stat().st_size)
     return MediaInfo(kind=kind, duration=duration)

@@ -346,6 +346,12 @@ class Watcher:
                 del self._candidates[path]
                 self._ready.put_nowait((candidate.folder, path))
 
+    def _settle_again(self, folder: Folder, path: Path) -> None:
+        """Watch a handed-over path settle once more, from now: the loop may be resting
+        for the inbox checks (REST_CHECK_SECONDS), so it is woken to watch it settle."""
+        self._candidates.setdefault(path, Candidate(folder, session=is_directory(path)))
+        self._activity.set()
+
     async def _take_ready(self) -> None:
         """Hand settled recordings to the pipeline, one at a time (fingerprinting reads them)."""
         while True:
@@ -354,7 +360,7 @@ class Watcher:
             if watch is None:
                 continue
             if watch.problem:
-                self._candidates.setdefault(path, Candidate(folder, session=is_directory(path)))
+                self._settle_again(folder, path)
                 continue
             try:
                 verdict = await self.intake(folder, path)
@@ -363,7 +369,7 @@ class Watcher:
                 verdict = "error"
             self.news.set()
             if verdict == "changed":
-                self._candidates.setdefault(path, Candidate(folder, session=is_directory(path)))
+                self._settle_again(folder, path)
             elif verdict == "skipped":
                 with contextlib.suppress(OSError):
                     st = os.lstat(path)

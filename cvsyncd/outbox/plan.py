@@ -82,7 +82,14 @@ def extension_of(url: object) -> str | None:
 
 
 def media_extension(job: Job, result: Mapping[str, Any]) -> str:
-    """The extension of the cleaned file: from the result, else the config or the input."""
+    """The extension of the cleaned file: from the result, else the config or the input.
+
+    A video whose sound was sent alone comes back as sound and is put back into the
+    video here: it keeps the input's extension.
+    """
+    sent = job.facts.get("video_upload")
+    if isinstance(sent, Mapping) and sent.get("mode") == "audio":
+        return posixpath.splitext(job.name)[1].lstrip(".").lower()
     for candidate in (result.get("download_url"), result.get("filename")):
         ext = extension_of(candidate)
         if ext:

@@ -10,6 +10,8 @@
     ├── spend.py      the spend guard's terms: holds, caps, the local calendar, hours
     ├── guard.py      the spend guard at work: queued → held before any upload, and back
     ├── upload.py     queued → uploaded (the input read through a proven descriptor)
+    ├── videoupload.py  a video's sound sent alone, and put back into the video here
+    ├── avtools.py    ffprobe and ffmpeg: streams, extracting, remuxing, checking
     ├── submit.py     uploaded → processing (the write-ahead intent) and polling
     ├── delivery.py   fetching results and writing the outputs
     ├── disposal.py   moving, deleting or setting aside exactly the content a job took

@@ -2,7 +2,8 @@
 
 ::
 
-    fetch   fetching → writing     download the cleaned media, the mix, the marker files
+    fetch   fetching → writing     download the cleaned media, the mix, the marker files;
+                                   embed title, chapters and cover into the media's temp file
     write   writing → disposing    render transcripts, summaries, chapters, marker exports
                                    and <stem>.cleanvoice.json from the stored result
 
@@ -29,8 +30,8 @@ from cvsyncd.config import Folder
 from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.jobs import Job, JobState
-from cvsyncd.outbox import render
-from cvsyncd.outbox.files import AtomicFile, extract_zip, remove_file
+from cvsyncd.outbox import render, tags
+from cvsyncd.outbox.files import COPY_BLOCK, AtomicFile, extract_zip, remove_file
 from cvsyncd.outbox.plan import (
     JSON_SUFFIX,
     Plan,
@@ -40,7 +41,7 @@ from cvsyncd.outbox.plan import (
     render_job_json,
     written_paths,
 )
-from cvsyncd.pipeline import schedule
+from cvsyncd.pipeline import schedule, videoupload
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 
 S = JobState
@@ -136,6 +137,16 @@ class Delivery(RuntimePart):
             if entry["kind"] == "tracks":
                 await self._unpack_tracks(job, folder, plan, entry, out, url)
             else:
+                if entry["kind"] == "media" and videoupload.audio_only(job):
+                    out = await self._put_back(job, folder, entry, out)
+                if entry["kind"] in TAGGED:
+                    await asyncio.to_thread(out.file.flush)
+                    try:
+                        await asyncio.to_thread(embed_into, out.temp, entry, job, folder, result)
+                    except BaseException:
+                        await asyncio.to_thread(out.discard)
+                        raise
+                    failpoint("fetch.tagged")
                 await self._commit(job, plan, entry, out)
             failpoint("fetch.committed")
             self.log.info(
@@ -145,6 +156,43 @@ class Delivery(RuntimePart):
             job.id, S.FETCHING, S.WRITING, "downloaded", attempts=0, error=None, next_attempt_at=0
         )
         failpoint("fetch.done")
+
+    async def _put_back(
+        self, job: Job, folder: Folder, entry: Mapping[str, Any], sound: AtomicFile
+    ) -> AtomicFile:
+        """The downloaded cleaned sound, remuxed into the original video (a new temp file
+        beside it; the sound's temp file is removed). See ``videoupload``."""
+        if videoupload.avtools.tools() is None:
+            await asyncio.to_thread(sound.discard)
+            raise JobError(
+                f"ffmpeg and ffprobe are needed to put the cleaned sound back into {job.name} "
+                "and are no longer installed (e.g. apt-get install ffmpeg); waiting for them",
+                retryable=True,
+            )
+        try:
+            await asyncio.to_thread(sound.file.flush)
+            video, how = await asyncio.to_thread(
+                videoupload.put_back, job, folder, entry, sound.temp, group_id(folder)
+            )
+        except videoupload.avtools.ToolError as exc:
+            # its result cannot be used: a retry sends the whole video (requeue, not resume)
+            decision = {
+                "mode": "full",
+                "reason": f"the cleaned sound did not fit the video: {exc}",
+                "forced": True,
+            }
+            facts = {**job.facts, "video_upload": decision, "edit_unusable": True}
+            self.store.update(job.id, job.state, None, facts=facts)
+            raise JobError(
+                f"the cleaned sound could not be put back into {job.name}: {exc}. "
+                f"`cvsyncd retry {job.id}` sends the whole video instead (a second edit, "
+                "billed again)"
+            ) from None
+        finally:
+            await asyncio.to_thread(sound.discard)
+        failpoint("fetch.remuxed")
+        self.log.info(ev.JOB_SOUND_PUT_BACK, job=job.id, output=entry["path"], how=how)
+        return video
 
     async def _fresh_result(self, job: Job) -> Mapping[str, Any]:
         """After a restart or a failed download the signed URLs must be fetched anew."""
@@ -297,7 +345,9 @@ def render_entry(
 
 def render_again(job: Job, folder: Folder) -> Plan:
     """Write a done job's derived files anew from its stored result (``cvsyncd render``),
-    with the folder's current formats and speaker names. No API call is made."""
+    with the folder's current formats and speaker names, and embed the tags into the
+    cleaned file again with the folder's current ``embed``, ``show`` and cover. No API
+    call is made."""
     assert job.result is not None
     plan: Plan = [dict(o) for o in job.outputs]
     context = render_context(job, folder, plan)
@@ -306,6 +356,9 @@ def render_again(job: Job, folder: Folder) -> Plan:
     for entry, data in rendered(job, folder, plan, context):
         filled_file(Path(entry["path"]), data, folder, gid).commit(overwrite=True)
         entry["written"] = True
+    for entry in plan:
+        if entry["kind"] in TAGGED and entry.get("written") and not entry.get("skip"):
+            tag_again(job, folder, entry, gid)
     return plan
 
 
@@ -329,6 +382,72 @@ def add_missing_derived(job: Job, folder: Folder, plan: Plan, markers: Mapping[s
 
 
 RENDERED = ("derived", "json")  # the plan's kinds that are made here, not downloaded
+TAGGED = ("media", "mix")  # the plan's kinds that get the episode's tags embedded
+
+
+def episode_tags(job: Job, folder: Folder, result: Mapping[str, Any]) -> tags.EpisodeTags:
+    """The tags the folder wants written into ``job``'s cleaned file, from ``result``."""
+    log = structlog.get_logger("cvsyncd.pipeline")
+    cover = None
+    if "cover" in folder.embed:
+        first = job.inputs[0].rel_path if job.inputs else job.name
+        places = [folder.inbox.joinpath(*Path(first).parent.parts), folder.inbox]
+        found = tags.find_cover(folder.cover, list(dict.fromkeys(places)))
+        if found is not None:
+            try:
+                cover = tags.read_cover(found[0], in_inbox=found[1])
+            except tags.CoverError as exc:
+                log.warning(ev.JOB_TAGS_SKIPPED, job=job.id, path=job.name, reason=str(exc))
+    return tags.episode_tags(result, folder.embed, folder.show, cover)
+
+
+def embed_into(
+    path: Path, entry: Mapping[str, Any], job: Job, folder: Folder, result: Mapping[str, Any]
+) -> bool:
+    """Embed the episode's tags into the media temp file ``path`` (before its rename).
+
+    A file that is not what its extension says is delivered as it came, with a warning.
+    """
+    log = structlog.get_logger("cvsyncd.pipeline")
+    wanted = episode_tags(job, folder, result)
+    extension = Path(entry["path"]).suffix.lstrip(".")
+    if not wanted:
+        return False
+    if not tags.can_embed(extension):
+        log.info(
+            ev.JOB_TAGS_SKIPPED,
+            job=job.id,
+            path=job.name,
+            reason=f"a .{extension} file cannot carry them (only MP3 and M4A/MP4 can)",
+        )
+        return False
+    try:
+        done = tags.embed_tags(path, extension, wanted)
+    except ValueError as exc:
+        log.warning(ev.JOB_TAGS_SKIPPED, job=job.id, path=job.name, reason=str(exc))
+        return False
+    if done:
+        log.info(ev.JOB_TAGGED, job=job.id, output=entry["path"], parts=wanted.parts)
+    return done
+
+
+def tag_again(job: Job, folder: Folder, entry: Mapping[str, Any], gid: int | None) -> None:
+    """Embed the tags anew into a delivered file: a tagged copy replaces it atomically."""
+    assert job.result is not None
+    source = Path(entry["path"])
+    if not source.is_file() or source.is_symlink():
+        return
+    out = AtomicFile(source, folder.file_mode, gid)
+    try:
+        with open(source, "rb") as original:
+            while block := original.read(COPY_BLOCK):
+                out.file.write(block)
+        out.file.flush()
+        embed_into(out.temp, entry, job, folder, job.result)
+    except BaseException:
+        out.discard()
+        raise
+    out.commit(overwrite=True)
 
 
 def rendered_file(

@@ -280,10 +280,11 @@ class Outcomes(RuntimePart):
 
 def can_resume(config: Config, job: Job, now: float | None = None) -> bool:
     """Whether a failed job's edit is still at Cleanvoice to be fetched again: it has one,
-    Cleanvoice did not fail it, and its retention has not run out."""
+    Cleanvoice did not fail it, its result was usable, and its retention has not run out."""
     return (
         job.edit_id is not None
         and job.submitted_at is not None
         and not job.facts.get("edit_failed")
+        and not job.facts.get("edit_unusable")  # e.g. a cleaned sound that did not fit the video
         and not schedule.has_expired(config, job.submitted_at, time.time() if now is None else now)
     )

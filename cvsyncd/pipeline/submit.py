@@ -24,7 +24,7 @@ from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs
 from cvsyncd.jobs import Job, JobState, JsonText
 from cvsyncd.outbox.plan import redact_result
-from cvsyncd.pipeline import schedule
+from cvsyncd.pipeline import schedule, videoupload
 from cvsyncd.pipeline.delivery import Delivery
 from cvsyncd.pipeline.disposal import input_place
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
@@ -81,7 +81,11 @@ class Submissions(RuntimePart):
         failpoint("submit.intent")
         self.log.info(ev.JOB_SUBMITTING, job=job.id, path=job.name)
         options = dict(job.options)
+        if videoupload.audio_only(job):
+            options["video"] = False  # the sound alone was uploaded (pipeline/videoupload.py)
         template_id = options.pop(presets.TEMPLATE_KEY, None)
+        for key in presets.LOCAL_KEYS:
+            options.pop(key, None)  # cvsyncd's own keys are never sent
         try:
             edit_id = await self.client.create_edit(
                 [f for f in files if f],
@@ -105,7 +109,8 @@ class Submissions(RuntimePart):
             attempts=0,
             error=None,
             next_attempt_at=now + schedule.first_poll_delay(self.config, job.facts.get("duration")),
-            facts={**job.facts, "polls": 0},
+            # a new edit: whether an earlier one's result was usable no longer matters
+            facts={**{k: v for k, v in job.facts.items() if k != "edit_unusable"}, "polls": 0},
         )
         failpoint("submit.done")
         self.runtime.pause.submitted()

@@ -32,6 +32,7 @@ from cvsyncd.errors import JobError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs, media
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, Job, JobState, Store
+from cvsyncd.pipeline import videoupload
 from cvsyncd.pipeline.disposal import input_place, missing_input
 from cvsyncd.pipeline.guard import SpendGuard
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
@@ -73,6 +74,7 @@ class Uploads(RuntimePart):
     async def upload(self, job: Job, folder: Folder) -> None:
         job = await self._refresh_if_changed(job, folder)
         job = await self._probe(job, folder)
+        job = await self._choose_video_upload(job, folder)
         if held(self.store, folder):
             return  # `cvsyncd pause` came in meanwhile: no upload starts after it
         # the spend guard, with nothing awaited between its check and the state change: two
@@ -93,7 +95,11 @@ class Uploads(RuntimePart):
         log = self.log.bind(job=job.id, path=job.name)
         log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))
         file_urls: dict[int, dict[str, Any]] = {}
+        if videoupload.audio_only(job):
+            file_urls[0] = {"file_url": await self._upload_sound(job, folder)}
         for position, recorded in enumerate(job.inputs):
+            if videoupload.audio_only(job):
+                break  # the sound alone went instead
             root, rel = input_place(folder, job, position)
             signed = await self.client.request_upload_url(upload_name(Path(rel)))
             failpoint("upload.signed")
@@ -127,6 +133,56 @@ class Uploads(RuntimePart):
         failpoint("upload.done")
         log.info(ev.JOB_UPLOADED)
 
+    async def _choose_video_upload(self, job: Job, folder: Folder) -> Job:
+        """Decide whether a video goes whole or as its sound alone, and say why."""
+        if not videoupload.is_video_job(job):
+            return job
+        previous = job.facts.get("video_upload")
+        if isinstance(previous, dict) and previous.get("forced"):
+            self.log.info(ev.JOB_VIDEO_UPLOAD, job=job.id, path=job.name, **previous)
+            return job  # the sound alone did not work for this recording: whole, as said
+        decision = await asyncio.to_thread(videoupload.choose, job, folder)
+        self.log.info(ev.JOB_VIDEO_UPLOAD, job=job.id, path=job.name, **decision)
+        if job.facts.get("video_upload") == decision:
+            return job
+        # stored with the move to uploading (or the hold), like the probe's duration
+        return dataclasses.replace(job, facts={**job.facts, "video_upload": decision})
+
+    async def _upload_sound(self, job: Job, folder: Folder) -> str:
+        """Extract the video's sound to a temp file, upload that, remove it; return the
+        uploaded file's URL (kept with the state change, as for any upload)."""
+        decision = videoupload.audio_only(job)
+        assert decision is not None
+        try:
+            extracted = await asyncio.to_thread(
+                videoupload.extract, job, folder, self.config.daemon.state_dir, decision
+            )
+        except videoupload.avtools.ToolError as exc:
+            # nothing was sent yet: the whole video goes at the next attempt, for nothing more
+            decision = {"mode": "full", "reason": f"extracting the sound failed: {exc}"}
+            facts = {**job.facts, "video_upload": {**decision, "forced": True}}
+            self.store.update(job.id, job.state, None, facts=facts)
+            raise JobError(
+                f"the sound of {job.name} could not be extracted ({exc}); "
+                "sending the whole video instead",
+                retryable=True,
+            ) from None
+        failpoint("upload.extracted")
+        try:
+            size = extracted.stat().st_size
+            name = upload_name(Path(job.name).with_suffix("." + decision["extension"]))
+            signed = await self.client.request_upload_url(name)
+            failpoint("upload.signed")
+            with open(extracted, "rb") as source:
+                await self.client.upload_file(
+                    signed, source, size, on_progress=self._progress_writer(job, size)
+                )
+            failpoint("upload.sent")
+            self.log.info(ev.JOB_SOUND_UPLOADED, job=job.id, size=size, video=job.inputs[0].size)
+        finally:
+            await asyncio.to_thread(extracted.unlink, missing_ok=True)
+        return file_url_of(signed)
+
     @contextlib.contextmanager
     def _taken(
         self, folder: Folder, root: Path, rel: str, recorded: InputFile
@@ -145,9 +201,9 @@ class Uploads(RuntimePart):
                 retryable=True,
             ) from None
 
-    def _progress_writer(self, job: Job) -> Any:
+    def _progress_writer(self, job: Job, size: int | None = None) -> Any:
         last = [time.monotonic()]
-        size = sum(i.size for i in job.inputs)
+        size = sum(i.size for i in job.inputs) if size is None else size
 
         def write(sent: int) -> None:
             now = time.monotonic()

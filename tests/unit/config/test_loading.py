@@ -283,6 +283,16 @@ def test_unknown_folder_key(tmp_path: Path) -> None:
     assert "done_dir" in found.valid
 
 
+def test_video_upload_audio_with_a_preset_that_cuts(tmp_path: Path) -> None:
+    text = FOLDER.replace("preset = {}", "preset = { fillers = true }") + 'video_upload = "audio"\n'
+    found = problem(tmp_path, text, "folders[1].video_upload")
+    assert "fillers = true cuts" in found.message and "muted = true" in found.valid
+    muted = text.replace("fillers = true", "fillers = true, muted = true")
+    assert load(tmp_path, muted).folders[0].video_upload == "audio"
+    auto = text.replace('video_upload = "audio"', 'video_upload = "auto"')
+    assert load(tmp_path, auto).folders[0].video_upload == "auto"
+
+
 def test_section_of_the_wrong_type(tmp_path: Path) -> None:
     found = problem(tmp_path, 'daemon = "fast"\n' + FOLDER, "daemon")
     assert found.message == 'must be a table, not the string "fast"'

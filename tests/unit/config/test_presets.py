@@ -197,7 +197,7 @@ def test_vocabulary_matches_the_official_sdk() -> None:
     """The official SDK rejects unknown keys; our table must know exactly its keys (and
     ``template_id``, which it takes beside the config)."""
     types = pytest.importorskip("cleanvoice.types")
-    config_keys = set(VOCABULARY) - {presets.TEMPLATE_KEY}
+    config_keys = set(VOCABULARY) - {presets.TEMPLATE_KEY, *presets.LOCAL_KEYS}
     assert config_keys == set(types.ProcessingConfig.model_fields)
     assert presets.TEMPLATE_KEY in types.EditInput.model_fields
 

@@ -75,8 +75,8 @@ def with_requirements(key: str, value: Any) -> dict[str, Any]:
 def cvsyncd_values() -> Iterator[tuple[str, Any]]:
     """Every value cvsyncd's table accepts, key by key (bounds and every choice)."""
     for key, option in presets.VOCABULARY.items():
-        if key == presets.TEMPLATE_KEY:
-            continue
+        if key == presets.TEMPLATE_KEY or key in presets.LOCAL_KEYS:
+            continue  # beside the config, or never sent
         if "bool" in option.kinds:
             yield from ((key, v) for v in (True, False))
         yield from ((key, v) for v in option.choices)

@@ -17,7 +17,7 @@ import pytest
 
 from cvsyncd.config import Folder
 from cvsyncd.inbox.rules import ignored_name, is_candidate
-from cvsyncd.inbox.watcher import CHECK_SECONDS, Watcher
+from cvsyncd.inbox.watcher import CHECK_SECONDS, REST_CHECK_SECONDS, Watcher
 
 SETTLE = 0.6
 
@@ -201,6 +201,10 @@ def test_a_file_that_changed_during_intake_settles_again(tmp_path: Path) -> None
         )
     )
     assert [p.name for p, _, _ in recorder.taken] == ["ep7.wav", "ep7.wav"]
+    # it settles again from the moment it was handed back, not at the next inbox check
+    # (every REST_CHECK_SECONDS at rest): the watcher is woken to watch it
+    gap = recorder.taken[1][1] - recorder.taken[0][1]
+    assert gap < CHECK_SECONDS < REST_CHECK_SECONDS, f"handed over again after {gap:.1f} s"
 
 
 def test_a_missing_inbox_is_watched_once_it_appears(tmp_path: Path) -> None:

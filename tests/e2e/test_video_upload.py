@@ -1,0 +1,198 @@
+"""Video without sending the picture, end to end against the emulator: a preset that keeps
+the timing sends the sound alone and the cleaned sound goes back into the original video
+(picture, other tracks, subtitles and metadata untouched); a preset that cuts sends the
+whole video; ``video_upload = "audio"`` refuses a cutting preset; a kill anywhere on the
+audio-only path leads to the same result."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cvsyncd.emulator import Emulator
+from cvsyncd.outbox.files import is_temp_name
+from tests.conftest import Setup, creates
+from tests.hostile import HostileProxy, Rule
+from tests.media import decoded_md5, ffmpeg, make_video, needs_ffmpeg, probe, stream_hash
+
+pytestmark = [pytest.mark.e2e, needs_ffmpeg, pytest.mark.timeout(180)]
+
+ENHANCE_ONLY = 'remove_noise = true\nnormalize = true\nstudio_sound = "nightly"'
+
+
+def uploads(emulator: Emulator) -> list[dict[str, Any]]:
+    return [r for r in emulator.requests() if r.get("endpoint") == "put" and r["status"] == 200]
+
+
+def drop_video(setup: Setup, name: str = "ep.mp4", **options: Any) -> Path:
+    """Make a video outside the inbox and move it in whole (as a finished copy would)."""
+    made = make_video(setup.root / "made" / name, **options)
+    target = setup.inbox / name
+    shutil.move(made, target)
+    return target
+
+
+def leftovers(setup: Setup) -> list[Path]:
+    places = [setup.outbox, setup.state / "extract"]
+    return [p for place in places if place.exists() for p in place.rglob("*") if p.is_file()
+            and (is_temp_name(p.name) or place.name == "extract")]  # fmt: skip
+
+
+def assert_sound_replaced(original: Path, out: Path) -> None:
+    """``out`` is ``original`` with its first sound track cleaned (the emulator returns
+    the sound it got): the picture bit for bit, every other stream and the metadata kept."""
+    before, after = (
+        probe(original, "-show_streams", "-show_format"),
+        probe(out, "-show_streams", "-show_format"),
+    )
+    kinds = [(s["codec_type"], s["codec_name"]) for s in before["streams"]]
+    assert [(s["codec_type"], s["codec_name"]) for s in after["streams"]] == kinds
+    assert stream_hash(out, "0:v:0") == stream_hash(original, "0:v:0")
+    assert stream_hash(out, "0:a:1") == stream_hash(original, "0:a:1")
+    assert stream_hash(out, "0:s:0") == stream_hash(original, "0:s:0")
+    assert decoded_md5(out, "0:a:0") == decoded_md5(original, "0:a:0")
+    languages = [s.get("tags", {}).get("language") for s in after["streams"]]
+    assert languages[1:3] == ["eng", "deu"]
+    assert after["format"]["tags"]["title"] == "Original title"
+    assert abs(float(after["format"]["duration"]) - float(before["format"]["duration"])) < 0.04
+
+
+def test_a_timing_keeping_preset_sends_the_sound_alone(tmp_path: Path, emulator: Emulator) -> None:
+    setup = Setup(tmp_path, emulator.base_url, after="keep", preset=ENHANCE_ONLY)
+    video = drop_video(setup, size="640x360", video_bitrate="8M")
+    daemon = setup.daemon()
+    try:
+        chosen = daemon.wait_for_event("job.video_upload")
+        daemon.wait_for_event("job.done", path="ep.mp4", timeout=120)
+        daemon.wait_for_event("job.sound_put_back")
+    finally:
+        assert daemon.stop() == 0
+    assert chosen["mode"] == "audio" and "keeps the timing" in chosen["reason"]
+    [put] = uploads(emulator)
+    sound = next(s for s in probe(video, "-show_streams")["streams"] if s["codec_type"] == "audio")
+    # the picture stayed here: what went is the sound (its packets and an M4A header)
+    assert put["bytes_in"] <= 1.1 * int(sound["bit_rate"]) / 8 * float(sound["duration"]) + 4096
+    assert put["bytes_in"] <= 0.1 * video.stat().st_size
+    [create] = creates(emulator)
+    assert create["config"]["video"] is False  # what was sent is sound
+    out = setup.outbox / "ep.mp4"
+    assert_sound_replaced(video, out)
+    assert not leftovers(setup)
+
+
+def test_muted_cuts_keep_the_timing_too(tmp_path: Path, emulator: Emulator) -> None:
+    setup = Setup(tmp_path, emulator.base_url, after="keep", preset="fillers = true\nmuted = true")
+    video = drop_video(setup, "talk.mkv", extra_audio=True)
+    daemon = setup.daemon()
+    try:
+        chosen = daemon.wait_for_event("job.video_upload")
+        daemon.wait_for_event("job.done", path="talk.mkv", timeout=120)
+    finally:
+        assert daemon.stop() == 0
+    assert chosen["mode"] == "audio"
+    assert_sound_replaced(video, setup.outbox / "talk.mkv")
+
+
+def test_a_cutting_preset_sends_the_whole_video_and_says_why(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup = Setup(tmp_path, emulator.base_url, after="keep", preset="fillers = true")
+    video = drop_video(setup, extra_audio=False, subtitles=False)
+    daemon = setup.daemon()
+    try:
+        chosen = daemon.wait_for_event("job.video_upload")
+        daemon.wait_for_event("job.done", path="ep.mp4", timeout=120)
+    finally:
+        assert daemon.stop() == 0
+    assert chosen["mode"] == "full" and "fillers = true cuts" in chosen["reason"]
+    [put] = uploads(emulator)
+    assert put["bytes_in"] == video.stat().st_size
+    assert creates(emulator)[0]["config"]["video"] is True
+    assert (setup.outbox / "ep.mp4").read_bytes() == video.read_bytes()
+
+
+def test_video_upload_audio_refuses_a_cutting_preset(tmp_path: Path, emulator: Emulator) -> None:
+    # the config itself is checked (tests/unit/config/test_loading.py); a .cvsyncd.toml
+    # below the inbox can still turn cuts on for one subfolder: that job is refused
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        preset=ENHANCE_ONLY,
+        extra_folder='video_upload = "audio"\n',
+    )
+    (setup.inbox / "raw").mkdir()
+    (setup.inbox / "raw" / ".cvsyncd.toml").write_text("long_silences = true\n")
+    made = make_video(setup.root / "made" / "ep.mp4", extra_audio=False, subtitles=False)
+    shutil.move(made, setup.inbox / "raw" / "ep.mp4")
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("job.failed", path="raw/ep.mp4", timeout=60)
+    finally:
+        assert daemon.stop() == 0
+    [job] = setup.jobs()
+    assert "long_silences = true cuts" in job["error"] and "muted = true" in job["error"]
+    assert not uploads(emulator) and not creates(emulator)  # nothing sent, nothing billed
+
+
+@pytest.mark.parametrize("point", ["upload.extracted", "upload.signed", "fetch.remuxed"])
+def test_a_kill_on_the_audio_only_path_leads_to_the_same_result(
+    tmp_path: Path, emulator: Emulator, point: str
+) -> None:
+    setup = Setup(tmp_path, emulator.base_url, after="keep", preset=ENHANCE_ONLY)
+    video = drop_video(setup)
+    crashed = setup.daemon(env={"CVSYNCD_FAILPOINTS": point})
+    assert crashed.proc.wait(timeout=120) == -9, crashed.log_text
+    crashed.kill()
+    assert not (setup.outbox / "ep.mp4").exists()  # nothing half-made is visible
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("job.done", path="ep.mp4", timeout=120)
+    finally:
+        assert daemon.stop() == 0
+    assert len(creates(emulator)) == 1
+    assert_sound_replaced(video, setup.outbox / "ep.mp4")
+    assert not leftovers(setup), "an extracted sound or a temp file survived"
+
+
+def test_a_cleaned_sound_that_does_not_fit_fails_and_a_retry_sends_the_whole_video(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Cleanvoice (a hostile stand-in here) returns a shorter sound for a timing-keeping
+    preset: nothing broken is delivered, the job says why, nothing is resent on its own
+    (a second edit is billed again), and `cvsyncd retry` sends the whole video."""
+    made = make_video(tmp_path / "made" / "ep.mp4", extra_audio=False, subtitles=False)
+    shorter = tmp_path / "made" / "short.m4a"
+    ffmpeg("-i", str(made), "-map", "0:a:0", "-t", "4", "-c", "copy", str(shorter))
+    with HostileProxy(emulator.base_url) as proxy:
+        proxy.add(
+            Rule("GET", r"/storage/results/.+", "replace", body=shorter.read_bytes(), times=None)
+        )
+        setup = Setup(tmp_path, proxy.base_url, after="keep", preset=ENHANCE_ONLY)
+        video = setup.inbox / "ep.mp4"
+        shutil.move(made, video)
+        daemon = setup.daemon()
+        try:
+            daemon.wait_for_event("job.failed", path="ep.mp4", timeout=120)
+        finally:
+            assert daemon.stop() == 0
+        [job] = setup.jobs()
+        assert "did not keep the timing" in job["error"] and "cvsyncd retry" in job["error"]
+        assert not (setup.outbox / "ep.mp4").exists() and not leftovers(setup)
+        assert len(creates(emulator)) == 1  # not resent on its own
+
+        proxy.clear()
+        proc = setup.cli("retry", "-c", str(setup.config), str(job["id"]))
+        assert proc.returncode == 0, proc.stderr
+        daemon = setup.daemon()
+        try:
+            chosen = daemon.wait_for_event("job.video_upload")
+            daemon.wait_for_event("job.done", path="ep.mp4", timeout=120)
+        finally:
+            assert daemon.stop() == 0
+    assert chosen["mode"] == "full" and "did not fit" in chosen["reason"]
+    assert len(creates(emulator)) == 2  # the second one because the user asked
+    assert uploads(emulator)[-1]["bytes_in"] == (setup.outbox / "ep.mp4").stat().st_size
