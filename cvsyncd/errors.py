@@ -8,7 +8,8 @@
     ├── StoreError                    the state database cannot be used
     │   ├── StoreCorrupt              quick_check failed
     │   ├── StoreTooNew               written by a newer cvsyncd
-    │   └── StoreLocked               another daemon owns the state directory
+    │   ├── StoreLocked               another daemon owns the state directory
+    │   └── StoreUnavailable          the shared store (PostgreSQL) does not answer now
     ├── ApiError                      a Cleanvoice call did not succeed
     │   ├── TransientApiError         retry later (network, timeout, 408/429/5xx)
     │   ├── AccountApiError           the key or the account is the problem (401/403, credits)
@@ -74,6 +75,12 @@ class StoreTooNew(StoreError):
 
 class StoreLocked(StoreError):
     """Another cvsyncd daemon holds the state directory."""
+
+
+class StoreUnavailable(StoreError):
+    """The shared store's database does not answer (stopped, unreachable). A write that
+    failed so was rolled back, unless the connection broke during its COMMIT: every write
+    of the store checks the state it expects, so doing the step again is safe."""
 
 
 class ApiError(CvsyncdError):

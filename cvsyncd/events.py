@@ -25,6 +25,8 @@ OPERATOR_RESUMED = "operator.resumed"
 SYSTEMD_UNREACHABLE = "systemd.unreachable"
 SYSTEMD_BAD_SOCKET = "systemd.bad_socket"
 SYSTEMD_BACK = "systemd.back"
+STORE_UNAVAILABLE = "store.unavailable"
+STORE_AVAILABLE = "store.available"
 
 # -- the inboxes ----------------------------------------------------------------------
 INBOX_WATCHING = "inbox.watching"
@@ -117,6 +119,8 @@ API_DOWNLOAD = "api.download"
 
 MESSAGES: dict[str, str] = {
     DAEMON_STARTED: "started",
+    STORE_UNAVAILABLE: "the shared store does not answer: no new step starts until it does",
+    STORE_AVAILABLE: "the shared store answers again: work goes on",
     DAEMON_STOPPING: "stopping: no new work; finishing what is running "
     "(send the signal again to stop at once)",
     DAEMON_STOP_NOW: "second stop signal: stopping now",

@@ -297,3 +297,39 @@ class DaemonProcess:
     @property
     def log_text(self) -> str:
         return "".join(self.lines)
+
+
+# -- PostgreSQL (the shared store) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A real PostgreSQL server for this test session (tests/pgserver.py), or a skip
+    saying why it cannot run here."""
+    from tests.pgserver import PgServer, PgUnavailable
+
+    server = PgServer()
+    try:
+        server.start()
+    except (PgUnavailable, OSError, subprocess.SubprocessError) as exc:
+        server.close()
+        pytest.skip(f"PostgreSQL cannot run here: {exc}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_shared(pg_server: Any) -> Callable[..., Any]:
+    """Make the [store] settings of a fresh database: ``pg_shared(site="a")``; several
+    calls share the first call's database (two sites of one network)."""
+    from cvsyncd.jobs.shared import SharedStore
+    from tests.pgserver import PG_PASSWORD
+
+    database = pg_server.database()
+
+    def make(site: str = "site-a") -> SharedStore:
+        return SharedStore(pg_server.url(database), site, PG_PASSWORD)
+
+    return make

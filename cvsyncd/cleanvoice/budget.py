@@ -5,18 +5,31 @@ Cleanvoice allows 30 upload/create requests and 300 status requests a minute per
 ``limit`` requests went in the last minute. A 429 answer closes its budget for everyone
 until the server's ``Retry-After`` has passed, so one refusal slows the whole client, not
 just the job that got it.
+
+Daemons of several sites on one key share their budgets through the shared store
+(``RateLimiter.share``, jobs/requests.py): a request then also needs room in the key's
+budget there, and a 429 closes that one for every site. While the store does not answer,
+requests wait (never sent past a budget nobody can read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable, Mapping
+
+from cvsyncd.errors import StoreError
 
 WINDOW_SECONDS = 60.0
 MARGIN_SECONDS = 0.5  # clocks and network delays: stay a little inside the server's window
 DEFAULT_RETRY_AFTER = 5.0
+SHARED_RETRY_SECONDS = 2.0  # the shared budget cannot be read: ask again after this
+SHARED_MAX_SLEEP = 5.0  # wake to ask again at least this often while waiting for room
+
+Take = Callable[[str, int, float], float]  # (budget, limit, window) → seconds to wait, 0: taken
+Close = Callable[[str, float], None]  # (budget, seconds): a 429, for every site
 
 Clock = Callable[[], float]
 
@@ -65,9 +78,34 @@ class RateLimiter:
 
     def __init__(self, limits: Mapping[str, int], clock: Clock = time.monotonic):
         self.budgets = {name: Budget(limit, clock=clock) for name, limit in limits.items()}
+        self._take: Take | None = None
+        self._close: Close | None = None
+        self.shared_waits = 0  # times a request waited for the shared budget (for tests)
+
+    def share(self, take: Take, close: Close) -> None:
+        """Also keep each budget in the shared store, with every other site's requests."""
+        self._take, self._close = take, close
 
     async def acquire(self, name: str) -> None:
-        await self.budgets[name].acquire()
+        budget = self.budgets[name]
+        await budget.acquire()
+        if self._take is None:
+            return
+        while True:
+            try:
+                wait = self._take(name, budget.limit, budget.window)
+            except StoreError:
+                wait = SHARED_RETRY_SECONDS  # the store is away: nothing goes meanwhile
+            if wait <= 0:
+                return
+            self.shared_waits += 1
+            await asyncio.sleep(min(wait, SHARED_MAX_SLEEP))
 
     def refused(self, name: str, retry_after: float | None) -> None:
         self.budgets[name].close_for(retry_after)
+        if self._close is not None:
+            seconds = DEFAULT_RETRY_AFTER if retry_after is None else max(retry_after, 0.0)
+            # if the store is away, this site's budget is closed; the others learn from
+            # their own 429
+            with contextlib.suppress(StoreError):
+                self._close(name, seconds)

@@ -106,8 +106,32 @@ def check_folders(config: Config) -> list[Check]:
     return results
 
 
+def check_shared_store(config: Config) -> list[Check]:
+    """The shared store ([store]): does it answer, and what schema does it hold."""
+    from cvsyncd.daemon.stores import inspect, shared_store
+
+    shared = shared_store(config)
+    assert shared is not None
+    subject = f"shared store {shared.shown_url} (site {shared.site})"
+    try:
+        facts = inspect(config)
+    except ImportError:
+        return [(False, subject, "needs psycopg: pip install 'cvsyncd[postgres]'")]
+    except StoreError as exc:
+        return [(False, subject, str(exc))]
+    if facts is None:
+        return [(True, subject, "answers; its schema is created at the first start")]
+    version, jobs = facts
+    return [(True, subject, f"answers, schema {version}, {jobs} jobs of all sites")]
+
+
 def check_state(config: Config) -> list[Check]:
     """The state directory and database, looked at without creating or changing them."""
+    if config.store is not None:
+        try:
+            return check_shared_store(config)
+        except StoreError as exc:  # the password file
+            return [(False, "shared store", str(exc))]
     state_dir = config.daemon.state_dir
     subject = f"state directory {state_dir}"
     if not state_dir.exists():

@@ -83,9 +83,9 @@ def existing_store(config: Config, *, verify: bool = True) -> Iterator[Store | N
     """The state database if there is one (None if there is none yet), closed after.
     ``verify=False``: a command that only reads skips the integrity check (the daemon
     runs it at every start, and `cvsyncd check` on demand)."""
-    from cvsyncd.jobs import Store
+    from cvsyncd.daemon.stores import open_existing
 
-    store = Store.open_existing(config.daemon.state_dir, verify=verify)
+    store = open_existing(config, verify=verify)
     try:
         yield store
     finally:

@@ -23,7 +23,8 @@ def arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from cvsyncd.daemon.health import read_verdict
-    from cvsyncd.jobs import Store, lock_holder
+    from cvsyncd.daemon.stores import open_existing
+    from cvsyncd.jobs import lock_holder
 
     config = load(args)
     state_dir = config.daemon.state_dir
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     problems = list(verdict.problems)
     if verdict.ok:
         try:
-            store = Store.open_existing(state_dir, verify=False)
+            store = open_existing(config, verify=False)
             if store is None:
                 problems.append(f"there is no state database in {state_dir}")
             else:

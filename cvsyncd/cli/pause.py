@@ -6,7 +6,6 @@ import argparse
 from typing import TextIO
 
 from cvsyncd.cli.common import load, report, setup
-from cvsyncd.jobs import Store
 
 FOLDER_HELP = "a folder's name or inbox (default: all)"
 
@@ -30,11 +29,12 @@ def run_resume(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _hold(args: argparse.Namespace, out: TextIO, *, resume: bool) -> int:
+    from cvsyncd.daemon.stores import open_store
     from cvsyncd.jobs import wake_daemon
     from cvsyncd.pipeline.actions import hold
 
     config = load(args)
-    store = Store.open(config.daemon.state_dir)
+    store = open_store(config)
     try:
         outcome = hold(config, store, args.folder, getattr(args, "reason", None), resume=resume)
     finally:

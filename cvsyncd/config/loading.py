@@ -55,6 +55,7 @@ from cvsyncd.config.schema import (
     show_value,
     unknown_key,
 )
+from cvsyncd.config.store import make_store
 from cvsyncd.config.web import make_web
 from cvsyncd.errors import ConfigError, Problem
 from cvsyncd.urls import is_loopback
@@ -124,7 +125,7 @@ BUDGET_KEYS: Mapping[str, Setting] = {
     "unknown_duration_hours": hours(1.0, zero=True),
 }
 
-TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web", "alerts")
+TOP_KEYS = ("cleanvoice", "daemon", "budget", "presets", "folders", "web", "alerts", "store")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -228,6 +229,7 @@ def parse_config(
     folders = make_folders(data, book)
     web = make_web(data, reader)
     alerts = make_alerts(data, reader)
+    store = make_store(data, reader)
     if (
         reader.problems
         or cleanvoice is None
@@ -237,7 +239,9 @@ def parse_config(
         or not folders
     ):
         raise ConfigError(reader.problems)
-    return Config(absolute, cleanvoice, daemon, book.effective(), folders, budget, web, alerts)
+    return Config(
+        absolute, cleanvoice, daemon, book.effective(), folders, budget, web, alerts, store
+    )
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

@@ -148,7 +148,7 @@ class WebSettings:
 
 
 # what may send an alert ([alerts] events): job states, the account pause, an inbox gone
-ALERT_EVENTS = ("failed", "needs_attention", "paused", "unavailable", "held")
+ALERT_EVENTS = ("failed", "needs_attention", "paused", "unavailable", "held", "store")
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,15 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """``[store]``: the shared job store on PostgreSQL (no section: the SQLite file)."""
+
+    url: str  # without a password
+    password_file: Path | None = None  # else libpq's PGPASSWORD or ~/.pgpass
+    site: str = ""  # this daemon among the sites (default: the host name)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path  # absolute
     cleanvoice: CleanvoiceSettings
@@ -174,6 +183,7 @@ class Config:
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     web: WebSettings | None = None  # no [web] section: no dashboard
     alerts: AlertSettings = field(default_factory=AlertSettings)  # no urls: no alerts
+    store: StoreSettings | None = None  # no [store] section: the SQLite file in state_dir
 
     def __post_init__(self) -> None:
         frozen = {name: MappingProxyType(dict(opts)) for name, opts in self.presets.items()}

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cvsyncd.errors import StoreError
+
 HEALTH_FILE = "health.json"
 HEALTH_SECONDS = 15.0  # how often the verdict is written without systemd's watchdog
 STALL_SECONDS = 60.0  # without systemd: a busy loop this long without a turn is stalled
@@ -66,6 +68,8 @@ def check(loops: Iterable[tuple[str, Loop]], store: Pingable, limit: float) -> V
         store.ping()
     except sqlite3.Error as exc:
         problems.append(f"the state database does not answer ({exc})")
+    except StoreError as exc:  # the shared store (PostgreSQL) is away
+        problems.append(str(exc))
     return Verdict(not problems, tuple(problems))
 
 

@@ -24,6 +24,7 @@ from cvsyncd import events as ev
 from cvsyncd.aio import wait_for_any
 from cvsyncd.cleanvoice.client import CleanvoiceClient, client_for
 from cvsyncd.config import Config
+from cvsyncd.daemon.stores import open_store, share_budget
 from cvsyncd.daemon.supervisor import Supervisor
 from cvsyncd.daemon.systemd import Notifier
 from cvsyncd.inbox.watcher import Watcher
@@ -74,9 +75,10 @@ class Daemon:
         interrupted jobs, start the loops; once the observers run, tell systemd READY."""
         listener = self._listen()  # first: an address in use stops the start at once
         # the lock says this daemon handles WAKE_SIGNAL: its handler is installed already
-        store = self._store = Store.open(self.config.daemon.state_dir, daemon=True, wakes=True)
+        store = self._store = open_store(self.config, daemon=True, wakes=True)
         self._sweep()
         client = self._client = client_for(self.config.cleanvoice, self.api_key)
+        share_budget(self.config, store, client)
         runtime = Runtime(self.config, store, client)
         for problem in check_urls(self.config.alerts.urls):
             self.log.error(ev.ALERT_UNUSABLE, problem=problem)

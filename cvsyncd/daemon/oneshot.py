@@ -21,6 +21,7 @@ from typing import Any
 
 from cvsyncd.cleanvoice.client import client_for
 from cvsyncd.config import Config, Folder
+from cvsyncd.daemon.stores import open_store, share_budget
 from cvsyncd.errors import UsageError
 from cvsyncd.inbox import inputs
 from cvsyncd.jobs import TERMINAL, InputFile, Job, JobState, Store, daemon_pid
@@ -51,9 +52,10 @@ async def process_files(
         names = ", ".join(config.presets) or "none are defined"
         raise ProcessError(f"there is no preset named {preset!r} (presets: {names})")
     running = daemon_pid(config.daemon.state_dir)
-    store = Store.open(config.daemon.state_dir, daemon=not running, kind="process")
+    store = open_store(config, daemon=not running, kind="process")
     try:
         async with client_for(config.cleanvoice, api_key) as client:
+            share_budget(config, store, client)
             pipeline = Pipeline(Runtime(config, store, client))
             ids = [await _take(config, store, pipeline, path, preset, report) for path in paths]
             if running:

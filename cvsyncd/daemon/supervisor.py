@@ -26,7 +26,7 @@ from cvsyncd.config import load_config, read_api_key
 from cvsyncd.daemon import health as health_rule
 from cvsyncd.daemon import logs
 from cvsyncd.daemon.systemd import Notifier, status_line
-from cvsyncd.errors import ConfigError
+from cvsyncd.errors import ConfigError, StoreUnavailable
 from cvsyncd.inbox.places import overlaps
 from cvsyncd.inbox.watcher import Watcher
 from cvsyncd.jobs import ACTIVE, WORKING, JobState
@@ -64,6 +64,7 @@ class Supervisor(RuntimePart):
         self._refused_shown: list[dict[str, str]] | None = None
         self._status_shown: str | None = None
         self._forgotten = runtime.store.forget_generation()
+        self._outage_shown = False
         # the watchdog's interval under systemd; the health verdict's without it
         self._watchdog_interval = notifier.watchdog_interval()
         self.health_interval = self._watchdog_interval or health_rule.HEALTH_SECONDS
@@ -82,7 +83,11 @@ class Supervisor(RuntimePart):
                     self.store_changed.clear()
                     self.pipeline.wake()  # a retried job may start now
                 self.watcher.news.clear()
-                self.turn()
+                try:
+                    self.turn()
+                except StoreUnavailable as exc:  # the shared store is away (pipeline/outage.py)
+                    self.runtime.outage.down(exc)
+                    self._show_outage()
                 # busy: a turn every few seconds anyway; at rest, the watcher's news (a new
                 # job, an inbox gone or back, an entry refused) changes what is shown
                 news = () if self.busy else (self.watcher.news,)
@@ -97,8 +102,18 @@ class Supervisor(RuntimePart):
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
 
+    def _show_outage(self) -> None:
+        line = f"paused: {self.runtime.outage.reason}"
+        if line != self._status_shown:
+            self.notifier.status(line)
+            self._status_shown = line
+        self._outage_shown = True
+
     def turn(self) -> None:
         """One round of supervision (cheap: a few indexed queries and a stat)."""
+        if self._outage_shown and not self.runtime.outage.active:
+            self._outage_shown = False
+            self.watcher.rescan_all()  # what arrived while the store was away
         holds = self.store.holds()
         if holds != self.pipeline.holds:
             self.log.info(
@@ -131,7 +146,9 @@ class Supervisor(RuntimePart):
         if refused != self._refused_shown:
             self.store.set_refused_entries(refused)
             self._refused_shown = refused
-        counts = {s.value: n for s, n in self.store.count_by_state(STATUS_STATES).items()}
+        counts = {
+            s.value: n for s, n in self.store.count_by_state(STATUS_STATES, mine=True).items()
+        }
         # held jobs wait for a person or a budget: they keep nobody busy
         self.busy = any(counts.get(state.value) for state in WORKING)
         reasons = [self.pipeline.pause.reason] if self.pipeline.pause.reason else []

@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
@@ -67,31 +68,79 @@ def inspect(state_dir: Path) -> tuple[int, int] | None:
     return version, int(jobs)
 
 
-class Database:
-    """An open state database: the connection, and the one way to write to it."""
+# The connection: a ``sqlite3.Connection``, or for the shared store the PostgreSQL adapter
+# of ``postgres.py``, which takes the same ``?`` SQL and returns rows read the same way.
+Connection = Any
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+
+class Database:
+    """An open state database: the connection, and the one way to write to it.
+
+    The SQL of the store is written once for both backends; where SQLite and PostgreSQL
+    spell a thing differently (reading a JSON field), a method here gives SQLite's
+    spelling and ``postgres.PgStore`` overrides it. ``site`` is recorded on each new job;
+    ``_scoped`` (the shared store) limits the daemon's own questions to its site's jobs.
+    """
+
+    site = ""
+    _scoped = False
+
+    def __init__(self, conn: Connection, path: Path | str):
         self._conn = conn
         self.path = path
 
+    # -- dialect -------------------------------------------------------------------------
+
+    @staticmethod
+    def _json(column: str, *keys: str) -> str:
+        """SQL for a field of a JSON text column, as SQL text/number (NULL if missing)."""
+        return f"json_extract({column}, '$.{'.'.join(keys)}')"
+
+    _json_real = _json  # the same, as a number (SQLite's json_extract already is one)
+
+    def _mine(self, column: str = "site") -> tuple[str, list[Any]]:
+        """`` AND site = ?`` for a question about this daemon's own jobs (shared store)."""
+        return (f" AND {column} = ?", [self.site]) if self._scoped else ("", [])
+
+    def _site_key(self, key: str) -> str:
+        """A meta key that is this daemon's own (its folders' state), not the account's."""
+        return f"site:{self.site}:{key}" if self._scoped else key
+
+    _depth = 0  # writes open: a write inside ``serialized()`` joins its transaction
+
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """Run the body in one ``BEGIN IMMEDIATE`` transaction; roll back on any error."""
+        if self._depth:
+            yield self._conn
+            return
         self._conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
         try:
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        finally:
+            self._depth -= 1
         self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def serialized(self) -> Iterator[None]:
+        """Ask and act as one: the reads and writes of the body form one transaction that
+        no other writer (another site's daemon, with the shared store) runs beside. For a
+        check and the step it allows: the caps before a job spends, the duplicate check
+        before a job is created."""
+        with self._write():
+            yield
 
     def _check_integrity(self) -> None:
         try:
             rows = self._conn.execute("PRAGMA quick_check").fetchall()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in a damaged page
-            raise corrupt(self.path, str(exc)) from None
+            raise corrupt(Path(self.path), str(exc)) from None
         if [r[0] for r in rows] != ["ok"]:
-            raise corrupt(self.path, "; ".join(str(r[0]) for r in rows[:3]))
+            raise corrupt(Path(self.path), "; ".join(str(r[0]) for r in rows[:3]))
 
     def ping(self) -> None:
         """Read one row: raise sqlite3.Error if the database does not answer (health)."""

@@ -49,21 +49,25 @@ class DaemonState(Database):
 
     def unavailable_folders(self) -> dict[str, str]:
         """Folders whose inbox the running daemon cannot use now, and why."""
-        text = self.get_meta(META_UNAVAILABLE)
+        text = self.get_meta(self._site_key(META_UNAVAILABLE))
         return dict(json.loads(text)) if text else {}
 
     def set_unavailable_folders(self, folders: Mapping[str, str]) -> None:
         self.set_meta(
-            META_UNAVAILABLE, json.dumps(dict(folders), sort_keys=True) if folders else None
+            self._site_key(META_UNAVAILABLE),
+            json.dumps(dict(folders), sort_keys=True) if folders else None,
         )
 
     def refused_entries(self) -> list[dict[str, str]]:
         """Inbox entries the running daemon does not take, with why (for ``status``)."""
-        text = self.get_meta(META_REFUSED)
+        text = self.get_meta(self._site_key(META_REFUSED))
         return list(json.loads(text)) if text else []
 
     def set_refused_entries(self, entries: Sequence[Mapping[str, str]]) -> None:
-        self.set_meta(META_REFUSED, json.dumps([dict(e) for e in entries]) if entries else None)
+        self.set_meta(
+            self._site_key(META_REFUSED),
+            json.dumps([dict(e) for e in entries]) if entries else None,
+        )
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -39,6 +39,9 @@ SUMMARY_4 = re.sub(
     SUMMARY_3.removesuffix(")") + ",\n    'hold', json(facts -> '$.hold'))",
 )
 
+# Migration 5 adds the job's site.
+SUMMARY_5 = SUMMARY_4.removesuffix(")") + ", 'site', site)"
+
 
 def _refresh(job_id: str, summary: str = SUMMARY_3) -> str:
     return (
@@ -154,6 +157,21 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         *_summary_triggers(SUMMARY_4),
         f"INSERT OR REPLACE INTO summaries (job_id, json) SELECT id, {SUMMARY_4} FROM jobs",
         "CREATE INDEX jobs_spent_at ON jobs (json_extract(facts, '$.spend.at'))",
+    ),
+    # 5: the site of each job (the daemon whose disks hold its files: [store] site), which
+    # its summary shows; with one SQLite file there is one site, so nothing is filtered by it
+    (
+        "ALTER TABLE jobs ADD COLUMN site TEXT NOT NULL DEFAULT ''",
+        "DROP TRIGGER summary_of_a_new_job",
+        "DROP TRIGGER summary_of_a_changed_job",
+        "DROP TRIGGER summary_of_a_new_input",
+        "DROP TRIGGER summary_of_a_moved_input",
+        *_summary_triggers(SUMMARY_5),
+        f"INSERT OR REPLACE INTO summaries (job_id, json) SELECT id, {SUMMARY_5} FROM jobs",
+        # the API request log of the shared request budget (jobs/requests.py): used by the
+        # shared store; here so that both stores keep one contract
+        "CREATE TABLE requests (name TEXT NOT NULL, at REAL NOT NULL)",
+        "CREATE INDEX requests_at ON requests (name, at)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

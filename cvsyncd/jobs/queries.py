@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -13,7 +12,7 @@ from cvsyncd.jobs.states import ACTIVE, WORKING, InputFile, Job, JobState
 
 # every column of jobs, the result left out (as NULL)
 WITHOUT_RESULT = (
-    "id, folder, name, fingerprint, options, options_key, state, attempts, next_attempt_at,"
+    "id, site, folder, name, fingerprint, options, options_key, state, attempts, next_attempt_at,"
     " edit_id, progress, NULL AS result, outputs, disposed_to, error, facts, created_at,"
     " updated_at, submitted_at, finished_at"
 )
@@ -44,10 +43,10 @@ class Listing:
     def where(self) -> tuple[str, list[Any]]:
         clauses, args = [], list[Any]()
         if self.states:
-            clauses.append(f"jobs.state IN ({_marks(self.states)})")
+            clauses.append(f"jobs.state IN ({in_marks(self.states)})")
             args += [s.value for s in self.states]
         if self.folders:
-            clauses.append(f"jobs.folder IN ({_marks(self.folders)})")
+            clauses.append(f"jobs.folder IN ({in_marks(self.folders)})")
             args += list(self.folders)
         if self.before is not None:
             clauses.append("jobs.id < ?")
@@ -82,14 +81,21 @@ class JobQueries(Database):
         row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row) if row else None
 
-    def jobs(self, states: Iterable[JobState] | None = None, limit: int | None = None) -> list[Job]:
+    def jobs(
+        self, states: Iterable[JobState] | None = None, limit: int | None = None, mine: bool = False
+    ) -> list[Job]:
         """Return jobs, newest first, optionally only those in ``states``; without their
-        results (``get`` reads a job whole: a result may be megabytes)."""
-        sql, args = f"SELECT {WITHOUT_RESULT} FROM jobs", []
+        results (``get`` reads a job whole: a result may be megabytes). ``mine``: only
+        this site's (the shared store; every job is the site's with SQLite)."""
+        sql, args = f"SELECT {WITHOUT_RESULT} FROM jobs WHERE 1 = 1", list[Any]()
         if states is not None:
             wanted = [s.value for s in states]
-            sql += f" WHERE state IN ({_marks(wanted)})"
+            sql += f" AND state IN ({in_marks(wanted)})"
             args.extend(wanted)
+        if mine:
+            where, more = self._mine()
+            sql += where
+            args += more
         sql += " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -116,7 +122,10 @@ class JobQueries(Database):
             args += list(after)
         if duplicates is not None:
             is_null = "IS NOT NULL" if duplicates else "IS NULL"
-            sql += f" AND facts ->> '$.duplicate_of' {is_null}"
+            sql += f" AND {self._json('facts', 'duplicate_of')} {is_null}"
+        mine, more = self._mine()
+        sql += mine
+        args += more
         sql += " ORDER BY next_attempt_at, id LIMIT ?"
         args.append(limit)
         return [Due(at, job_id, folder) for at, job_id, folder in self._conn.execute(sql, args)]
@@ -126,40 +135,50 @@ class JobQueries(Database):
         the scheduler pages through ``due``)."""
         skip = set(exclude)
         active = [s.value for s in ACTIVE]
+        mine, more = self._mine()
         rows = self._conn.execute(
-            f"SELECT {WITHOUT_RESULT} FROM jobs WHERE state IN ({_marks(active)})"
-            " AND next_attempt_at <= ? ORDER BY next_attempt_at, id",
-            (*active, now),
+            f"SELECT {WITHOUT_RESULT} FROM jobs WHERE state IN ({in_marks(active)})"
+            f" AND next_attempt_at <= ?{mine} ORDER BY next_attempt_at, id",
+            (*active, now, *more),
         ).fetchall()
         return [self._job(r) for r in rows if r["id"] not in skip]
 
     def next_due_at(self, after: float = 0.0) -> float | None:
         """Return the earliest next-attempt time after ``after`` among active jobs, or None."""
         active = [s.value for s in ACTIVE]
+        mine, more = self._mine()
         row = self._conn.execute(
-            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({_marks(active)})"
-            " AND next_attempt_at > ?",
-            (*active, after),
+            f"SELECT MIN(next_attempt_at) FROM jobs WHERE state IN ({in_marks(active)})"
+            f" AND next_attempt_at > ?{mine}",
+            (*active, after, *more),
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def count_by_state(self, states: Iterable[JobState] | None = None) -> dict[JobState, int]:
-        """Jobs per state; with ``states``, only those (cheap: read from the index)."""
+    def count_by_state(
+        self, states: Iterable[JobState] | None = None, mine: bool = False
+    ) -> dict[JobState, int]:
+        """Jobs per state; with ``states``, only those (cheap: read from the index);
+        ``mine``: of this site only (the shared store)."""
+        where, args = self._mine() if mine else ("", [])
         if states is None:
-            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+            rows = self._conn.execute(
+                f"SELECT state, COUNT(*) FROM jobs WHERE 1 = 1{where} GROUP BY state", args
+            )
         else:
             wanted = [s.value for s in states]
             rows = self._conn.execute(
-                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({_marks(wanted)})"
+                f"SELECT state, COUNT(*) FROM jobs WHERE state IN ({in_marks(wanted)}){where}"
                 " GROUP BY state",
-                wanted,
+                [*wanted, *args],
             )
         return {JobState(r[0]): int(r[1]) for r in rows.fetchall()}
 
     def count_by_folder(self) -> dict[str, dict[JobState, int]]:
-        """Jobs per folder (its key) and state."""
+        """Jobs per folder (its key) and state (this site's folders)."""
+        mine, more = self._mine()
         rows = self._conn.execute(
-            "SELECT folder, state, COUNT(*) FROM jobs GROUP BY folder, state"
+            f"SELECT folder, state, COUNT(*) FROM jobs WHERE 1 = 1{mine} GROUP BY folder, state",
+            more,
         ).fetchall()
         out: dict[str, dict[JobState, int]] = {}
         for folder, state, count in rows:
@@ -169,9 +188,10 @@ class JobQueries(Database):
     def count_retrying(self) -> int:
         """Active jobs that failed a step at least once and wait for another try."""
         active = [s.value for s in ACTIVE]
+        mine, more = self._mine()
         row = self._conn.execute(
-            f"SELECT COUNT(*) FROM jobs WHERE state IN ({_marks(active)}) AND attempts > 0",
-            active,
+            f"SELECT COUNT(*) FROM jobs WHERE state IN ({in_marks(active)}) AND attempts > 0{mine}",
+            [*active, *more],
         ).fetchone()
         return int(row[0])
 
@@ -179,33 +199,38 @@ class JobQueries(Database):
         """When the oldest job the daemon works on was created (None: there is none). A
         held job waits for a person or a budget, maybe for months: it does not count."""
         working = [s.value for s in WORKING]
+        mine, more = self._mine()
         row = self._conn.execute(
-            f"SELECT MIN(created_at) FROM jobs WHERE state IN ({_marks(working)})", working
+            f"SELECT MIN(created_at) FROM jobs WHERE state IN ({in_marks(working)}){mine}",
+            [*working, *more],
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
     def find_by_input(self, folder: str, rel_path: str, size: int, mtime_ns: int) -> Job | None:
         """Return the newest job that took exactly this file (same path, size and mtime)."""
+        mine, more = self._mine("jobs.site")
         row = self._conn.execute(
             "SELECT jobs.* FROM inputs JOIN jobs ON jobs.id = inputs.job_id"
             " WHERE jobs.folder = ? AND inputs.rel_path = ? AND inputs.size = ?"
-            " AND inputs.mtime_ns = ? ORDER BY jobs.id DESC LIMIT 1",
-            (folder, rel_path, size, mtime_ns),
+            f" AND inputs.mtime_ns = ?{mine} ORDER BY jobs.id DESC LIMIT 1",
+            (folder, rel_path, size, mtime_ns, *more),
         ).fetchone()
         return self._job(row) if row else None
 
     def find_by_identity(self, folder: str, name: str, fingerprint: str) -> Job | None:
+        mine, more = self._mine()
         row = self._conn.execute(
-            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND fingerprint = ?",
-            (folder, name, fingerprint),
+            f"SELECT * FROM jobs WHERE folder = ? AND name = ? AND fingerprint = ?{mine}",
+            (folder, name, fingerprint, *more),
         ).fetchone()
         return self._job(row) if row else None
 
     def find_pending_for_name(self, folder: str, name: str) -> Job | None:
         """Return a job for this name that has not been submitted yet, if any."""
+        mine, more = self._mine()
         row = self._conn.execute(
             "SELECT * FROM jobs WHERE folder = ? AND name = ? AND state IN (?, ?, ?, ?)"
-            " ORDER BY id DESC LIMIT 1",
+            f"{mine} ORDER BY id DESC LIMIT 1",
             (
                 folder,
                 name,
@@ -213,6 +238,7 @@ class JobQueries(Database):
                 JobState.HELD.value,
                 JobState.UPLOADING.value,
                 JobState.UPLOADED.value,
+                *more,
             ),
         ).fetchone()
         return self._job(row) if row else None
@@ -222,15 +248,16 @@ class JobQueries(Database):
     ) -> Job | None:
         """Return the oldest other job with the same content and effective options.
 
-        Failed jobs and duplicates do not count: they hold no results to point to.
+        Failed jobs and duplicates do not count: they hold no results to point to. With the
+        shared store, this asks every site: the same recording is paid once per account.
         """
         row = self._conn.execute(
-            "SELECT * FROM jobs WHERE fingerprint = ? AND options_key = ? AND id IS NOT ?"
+            "SELECT * FROM jobs WHERE fingerprint = ? AND options_key = ? AND id <> ?"
             " AND state NOT IN (?, ?) ORDER BY id LIMIT 1",
             (
                 fingerprint,
                 options_key(options),
-                exclude,
+                -1 if exclude is None else exclude,
                 JobState.FAILED.value,
                 JobState.DUPLICATE.value,
             ),
@@ -245,13 +272,15 @@ class JobQueries(Database):
 
     def newer_job_for_name(self, folder: str, name: str, job_id: int) -> Job | None:
         """The newest job after ``job_id`` that took a file under the same name, if any."""
+        mine, more = self._mine()
         row = self._conn.execute(
-            "SELECT * FROM jobs WHERE folder = ? AND name = ? AND id > ? ORDER BY id DESC LIMIT 1",
-            (folder, name, job_id),
+            f"SELECT * FROM jobs WHERE folder = ? AND name = ? AND id > ?{mine}"
+            " ORDER BY id DESC LIMIT 1",
+            (folder, name, job_id, *more),
         ).fetchone()
         return self._job(row) if row else None
 
-    def _job(self, row: sqlite3.Row) -> Job:
+    def _job(self, row: Any) -> Job:
         inputs = self._conn.execute(
             "SELECT rel_path, size, mtime_ns, fingerprint, file_url, ctime_ns, inode FROM inputs"
             " WHERE job_id = ? ORDER BY position",
@@ -259,6 +288,7 @@ class JobQueries(Database):
         ).fetchall()
         return Job(
             id=row["id"],
+            site=row["site"],
             folder=row["folder"],
             name=row["name"],
             fingerprint=row["fingerprint"],
@@ -281,9 +311,10 @@ class JobQueries(Database):
         )
 
 
-def _marks(values: Sequence[object]) -> str:
-    """The ``?, ?, ?`` placeholders for an ``IN (…)`` list of ``values``."""
-    return ", ".join("?" * len(values))
+def in_marks(values: Sequence[object]) -> str:
+    """The ``?, ?, ?`` placeholders for an ``IN (…)`` list of ``values``; for none,
+    ``NULL`` (``IN (NULL)`` matches nothing: PostgreSQL refuses an empty ``IN ()``)."""
+    return ", ".join("?" * len(values)) or "NULL"
 
 
 def _loads(text: str | None) -> Any:

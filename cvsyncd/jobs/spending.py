@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cvsyncd.jobs.meta import DaemonState
+from cvsyncd.jobs.queries import in_marks
+from cvsyncd.jobs.requests import RequestBudget
 from cvsyncd.jobs.states import JobState
 
 S = JobState
@@ -31,7 +32,7 @@ META_BACKLOG = "backlog:"  # + a folder key: what was decided about its first in
 # a job that passed the guard and still counts: on its way, done, or failed only after it
 # was submitted (Cleanvoice may have billed it); ambiguous ones count (they may be billed)
 SPENT_SQL = (
-    "json_extract(facts, '$.spend.at') >= ? AND json_extract(facts, '$.spend.at') < ?"
+    "{at} >= ? AND {at} < ?"
     " AND (state NOT IN ('queued', 'held', 'failed', 'duplicate')"
     " OR (state = 'failed' AND submitted_at IS NOT NULL))"
 )
@@ -80,30 +81,32 @@ class UsageRow:
     credits: float | None  # what Cleanvoice charged, where a balance change told
 
 
-class SpendRecords(DaemonState):
+class SpendRecords(RequestBudget):
     """The spend guard's questions and records."""
 
     def spent(self, since: float, until: float, folder: str | None = None) -> Spent:
         """Hours spent by jobs that passed the guard between ``since`` and ``until``
         (of one folder, by its key, or of all)."""
-        sql = (
-            "SELECT COALESCE(SUM(json_extract(facts, '$.spend.hours')), 0), COUNT(*)"
-            f" FROM jobs WHERE {SPENT_SQL}"
-        )
+        hours = self._json_real("facts", "spend", "hours")
+        at = self._json_real("facts", "spend", "at")
+        sql = f"SELECT COALESCE(SUM({hours}), 0), COUNT(*) FROM jobs WHERE "
+        sql += SPENT_SQL.format(at=at)
         args: list[Any] = [since, until]
-        if folder is not None:
-            sql += " AND folder = ?"
-            args.append(folder)
-        hours, count = self._conn.execute(sql, args).fetchone()
-        return Spent(float(hours), int(count))
+        if folder is not None:  # a folder's cap: the folder at this site
+            mine, more = self._mine()
+            sql += f" AND folder = ?{mine}"
+            args += [folder, *more]
+        spent, count = self._conn.execute(sql, args).fetchone()
+        return Spent(float(spent), int(count))
 
     def held_jobs(self, folders: Iterable[str] = ()) -> list[tuple[int, str, dict[str, Any]]]:
         """(id, folder key, hold) of every held job, oldest first (of ``folders`` if given)."""
         wanted = list(folders)
-        sql = "SELECT id, folder, facts ->> '$.hold' FROM jobs WHERE state = ?"
-        args: list[Any] = [S.HELD.value]
+        mine, more = self._mine()
+        sql = f"SELECT id, folder, {self._json('facts', 'hold')} FROM jobs WHERE state = ?{mine}"
+        args: list[Any] = [S.HELD.value, *more]
         if wanted:
-            sql += f" AND folder IN ({', '.join('?' * len(wanted))})"
+            sql += f" AND folder IN ({in_marks(wanted)})"
             args += wanted
         rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
         return [(int(r[0]), str(r[1]), json.loads(r[2]) if r[2] else {}) for r in rows]
@@ -112,12 +115,15 @@ class SpendRecords(DaemonState):
         """Make the held jobs whose hold is of one of ``kinds`` due now (a cap changed):
         the scheduler looks at them again at once. Return how many."""
         wanted = list(kinds)
+        kind = self._json("facts", "hold", "kind")
         with self._write() as conn:
-            return conn.execute(
-                "UPDATE jobs SET next_attempt_at = 0 WHERE state = ?"
-                f" AND facts ->> '$.hold.kind' IN ({', '.join('?' * len(wanted))})",
-                (S.HELD.value, *wanted),
-            ).rowcount
+            return int(
+                conn.execute(
+                    "UPDATE jobs SET next_attempt_at = 0 WHERE state = ?"
+                    f" AND {kind} IN ({in_marks(wanted)})",
+                    (S.HELD.value, *wanted),
+                ).rowcount
+            )
 
     def submitted_between(self, since: float, until: float) -> list[int]:
         """The jobs whose edit was created between ``since`` and ``until``."""
@@ -131,7 +137,7 @@ class SpendRecords(DaemonState):
 
     def backlog(self, folder: str) -> Backlog | None:
         """What was decided about a folder's first inbox content (None: not yet)."""
-        text = self.get_meta(META_BACKLOG + folder)
+        text = self.get_meta(self._site_key(META_BACKLOG + folder))
         if text is None:
             return None
         data = json.loads(text)
@@ -156,11 +162,14 @@ class SpendRecords(DaemonState):
                     "entries": backlog.entries,
                 }
             )
-        self.set_meta(META_BACKLOG + folder, value)
+        self.set_meta(self._site_key(META_BACKLOG + folder), value)
 
     def has_jobs(self, folder: str) -> bool:
         """Whether any job of this folder (by its key) is in the store."""
-        row = self._conn.execute("SELECT 1 FROM jobs WHERE folder = ? LIMIT 1", (folder,))
+        mine, more = self._mine()
+        row = self._conn.execute(
+            f"SELECT 1 FROM jobs WHERE folder = ?{mine} LIMIT 1", (folder, *more)
+        )
         return row.fetchone() is not None
 
     # -- the usage ledger ----------------------------------------------------------------
@@ -168,8 +177,8 @@ class SpendRecords(DaemonState):
     def usage(self, since: float, until: float) -> Iterator[UsageRow]:
         """The done jobs that finished between ``since`` and ``until``, oldest first."""
         rows = self._conn.execute(
-            "SELECT id, folder, name, finished_at, json_extract(facts, '$.duration'),"
-            " json_extract(facts, '$.cost.credits') FROM jobs"
+            f"SELECT id, folder, name, finished_at, {self._json_real('facts', 'duration')},"
+            f" {self._json_real('facts', 'cost', 'credits')} FROM jobs"
             " WHERE state = ? AND finished_at >= ? AND finished_at < ? ORDER BY finished_at, id",
             (S.DONE.value, since, until),
         )

@@ -153,6 +153,7 @@ class Job:
     submitted_at: float | None = None
     finished_at: float | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
+    site: str = ""  # the daemon (its host, or [store] site) whose disks hold the files
 
     @property
     def is_multitrack(self) -> bool:

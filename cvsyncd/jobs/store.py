@@ -10,18 +10,18 @@ of ``states.py``.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cvsyncd.errors import StoreError
-from cvsyncd.jobs.database import DB_NAME, connect, prepare_state_dir
+from cvsyncd.jobs.database import DB_NAME, Connection, connect, prepare_state_dir
 from cvsyncd.jobs.database import inspect as inspect_database
 from cvsyncd.jobs.lock import StateDirLock
 from cvsyncd.jobs.meta import META_LAST_JOB
 from cvsyncd.jobs.queries import JobQueries, options_key
+from cvsyncd.jobs.shared import SharedStore
 from cvsyncd.jobs.spending import SpendRecords
 from cvsyncd.jobs.states import RETRYABLE, InputFile, Job, JobState, check_transition
 
@@ -52,9 +52,12 @@ class JsonText(str):
 class Store(JobQueries, SpendRecords):
     """The job store. Open it with ``Store.open``; close it when done."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, lock: StateDirLock | None):
+    def __init__(
+        self, conn: Connection, path: Path | str, lock: StateDirLock | None, site: str = ""
+    ):
         super().__init__(conn, path)
         self._lock = lock
+        self.site = site
 
     # -- opening -----------------------------------------------------------------------
 
@@ -67,8 +70,11 @@ class Store(JobQueries, SpendRecords):
         kind: str = "daemon",
         verify: bool = True,
         wakes: bool = False,
+        shared: SharedStore | None = None,
+        site: str = "",
     ) -> Store:
-        """Open (creating and migrating if need be) the store in ``state_dir``.
+        """Open (creating and migrating if need be) the store in ``state_dir``, or with
+        ``shared`` the PostgreSQL store that several daemons share (``postgres.py``).
 
         With ``daemon=True`` the state directory is locked for this process, so a second
         daemon on the same directory fails with StoreLocked (``wakes``: this process
@@ -82,10 +88,12 @@ class Store(JobQueries, SpendRecords):
         if daemon:
             lock = StateDirLock(state_dir, kind, wakes)
             lock.acquire()
-        path = state_dir / DB_NAME
         try:
+            if shared is not None:
+                return _postgres().connect(shared, lock)
+            path = state_dir / DB_NAME
             conn = connect(path)
-            store = cls(conn, path, lock)
+            store = cls(conn, path, lock, site)
             if verify:
                 store._check_integrity()
             store._migrate()
@@ -95,14 +103,21 @@ class Store(JobQueries, SpendRecords):
             raise
         return store
 
-    inspect = staticmethod(inspect_database)
+    @staticmethod
+    def inspect(state_dir: Path, shared: SharedStore | None = None) -> tuple[int, int] | None:
+        """(schema version, number of jobs), changing nothing; None if there is no store."""
+        if shared is not None:
+            return _postgres().inspect_shared(shared)
+        return inspect_database(state_dir)
 
     @classmethod
-    def open_existing(cls, state_dir: Path, *, verify: bool = True) -> Store | None:
+    def open_existing(
+        cls, state_dir: Path, *, verify: bool = True, shared: SharedStore | None = None
+    ) -> Store | None:
         """Open the store for a command that only reads or edits jobs; None if none exists."""
-        if not (state_dir / DB_NAME).exists():
+        if shared is None and not (state_dir / DB_NAME).exists():
             return None
-        return cls.open(state_dir, verify=verify)
+        return cls.open(state_dir, verify=verify, shared=shared)
 
     def close(self) -> None:
         self._conn.close()
@@ -128,10 +143,12 @@ class Store(JobQueries, SpendRecords):
         with self._write() as conn:
             job_id = self._next_job_id(conn)
             cur = conn.execute(
-                "INSERT OR IGNORE INTO jobs (id, folder, name, fingerprint, options, options_key,"
-                " state, facts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, site, folder, name, fingerprint, options, options_key,"
+                " state, facts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (
                     job_id,
+                    self.site,
                     folder,
                     name,
                     fingerprint,
@@ -161,7 +178,7 @@ class Store(JobQueries, SpendRecords):
             _add_event(conn, job_id, JobState.QUEUED, "taken from the inbox", now)
         return self.get(job_id)
 
-    def _next_job_id(self, conn: sqlite3.Connection) -> int:
+    def _next_job_id(self, conn: Connection) -> int:
         """The id for a new job: above every id ever given, so that an id in an old message
         (``cvsyncd retry 3``) never names another recording after ``forget``."""
         last = conn.execute("SELECT value FROM meta WHERE key = ?", (META_LAST_JOB,)).fetchone()
@@ -314,9 +331,7 @@ def _check_input_fields(fields: Mapping[str, Any]) -> None:
         raise ValueError(f"input fields must be among {sorted(INPUT_FIELDS)}")
 
 
-def _set_input(
-    conn: sqlite3.Connection, job_id: int, position: int, fields: Mapping[str, Any]
-) -> None:
+def _set_input(conn: Connection, job_id: int, position: int, fields: Mapping[str, Any]) -> None:
     assignments = ", ".join(f"{k} = ?" for k in fields)
     conn.execute(
         f"UPDATE inputs SET {assignments} WHERE job_id = ? AND position = ?",
@@ -325,9 +340,21 @@ def _set_input(
 
 
 def _add_event(
-    conn: sqlite3.Connection, job_id: int, state: JobState, message: str | None, now: float
+    conn: Connection, job_id: int, state: JobState, message: str | None, now: float
 ) -> None:
     conn.execute(
         "INSERT INTO events (job_id, at, state, message) VALUES (?, ?, ?, ?)",
         (job_id, now, state.value, message),
     )
+
+
+def _postgres() -> Any:
+    """The PostgreSQL store class (``postgres.py``): only with cvsyncd[postgres]."""
+    try:
+        from cvsyncd.jobs.postgres import PgStore
+    except ImportError:
+        raise StoreError(
+            "[store] url names a PostgreSQL database, but its driver is not installed: "
+            "pip install 'cvsyncd[postgres]' (or remove [store] to use the SQLite file)"
+        ) from None
+    return PgStore

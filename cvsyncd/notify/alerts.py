@@ -66,6 +66,11 @@ ADVICE = {
         "inbox is back. Check that the share or disk is mounted (and, in a container, "
         "mapped)."
     ),
+    "store": (
+        "No new step starts at this site until the database answers; nothing is lost or "
+        "sent twice. Check that PostgreSQL runs and can be reached ([store] url): cvsyncd "
+        "resumes by itself."
+    ),
 }
 NOUNS = {
     "failed": ("recording failed", "recordings failed"),
@@ -73,6 +78,7 @@ NOUNS = {
     "held": ("recording is held before upload", "recordings are held before upload"),
     "paused": ("account pause: new work stopped", "account pauses: new work stopped"),
     "unavailable": ("inbox is unavailable", "inboxes are unavailable"),
+    "store": ("shared store does not answer", "shared store outages"),
 }
 
 
@@ -92,7 +98,7 @@ class Alert:
         if len(detail) > DETAIL_CHARS:
             detail = detail[:DETAIL_CHARS] + " …"
         job = f" (job {self.job_id})" if self.job_id is not None else ""
-        if self.kind in ("paused",):
+        if self.kind in ("paused", "store"):
             return detail
         if self.kind == "unavailable":
             return f"folder {self.folder}: {detail}"

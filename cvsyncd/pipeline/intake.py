@@ -180,12 +180,15 @@ class Intake(RuntimePart):
         facts: dict[str, Any],
     ) -> str:
         facts = {"preset": folder.preset, **facts}
-        original = self.store.find_same_content(fingerprint, options)
-        if original is not None:  # decided once it is done: see ``duplicate``
-            facts["duplicate_of"] = original.id
-        job = self.store.create_job(
-            folder.key, name, recorded, options, fingerprint=fingerprint, facts=facts
-        )
+        # one transaction: with the shared store, the same recording dropped at two sites
+        # at once is found by the second (and paid once)
+        with self.store.serialized():
+            original = self.store.find_same_content(fingerprint, options)
+            if original is not None:  # decided once it is done: see ``duplicate``
+                facts["duplicate_of"] = original.id
+            job = self.store.create_job(
+                folder.key, name, recorded, options, fingerprint=fingerprint, facts=facts
+            )
         if job is None:
             # same content under the same name (touched, or copied again): already handled
             existing = self.store.find_by_identity(folder.key, name, fingerprint)

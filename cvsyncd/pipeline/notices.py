@@ -54,6 +54,10 @@ class Notices:
         """All new work stopped for the account (a refused key, no credit)."""
         self._alert(Alert("paused", "", "", reason))
 
+    def store_unavailable(self, reason: str) -> None:
+        """The shared store does not answer: no new step starts (pipeline/outage.py)."""
+        self._alert(Alert("store", "", "", reason))
+
     def inbox_unavailable(self, folder: Folder, reason: str) -> None:
         """A folder's inbox vanished (an unmounted share): the folder waits for it."""
         self._alert(Alert("unavailable", folder.name, folder.name, f"{folder.inbox}: {reason}"))

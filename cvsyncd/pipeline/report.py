@@ -43,6 +43,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "updated_at": iso_time(job.updated_at),
         "finished_at": iso_time(job.finished_at),
         "hold": job.facts.get("hold"),
+        "site": job.site,
     }
 
 

@@ -16,6 +16,7 @@ from cvsyncd.jobs.spending import CAPS
 from cvsyncd.notify.alerts import Alerter
 from cvsyncd.pipeline.account import AccountPause
 from cvsyncd.pipeline.notices import Notices
+from cvsyncd.pipeline.outage import StoreOutage
 
 
 class Runtime:
@@ -27,6 +28,8 @@ class Runtime:
         self.client = client
         self.notices = Notices(store, Alerter(config.alerts))
         self.pause = AccountPause(store, config, on_pause=self.notices.account_paused)
+        # the shared store away (pipeline/outage.py), said to people as an alert too
+        self.outage = StoreOutage(on_down=self.notices.store_unavailable)
 
     def reconfigure(self, config: Config) -> None:
         """Use ``config`` from the next step on. Jobs held by a cap are weighed again at

@@ -29,10 +29,11 @@ import structlog
 from cvsyncd import events as ev
 from cvsyncd.aio import wait_for_any
 from cvsyncd.config import Folder
-from cvsyncd.errors import CvsyncdError
+from cvsyncd.errors import CvsyncdError, StoreUnavailable
 from cvsyncd.failpoints import armed
 from cvsyncd.jobs import ACTIVE, ALL_FOLDERS, Job, JobState
 from cvsyncd.jobs.queries import Due
+from cvsyncd.pipeline import outage
 from cvsyncd.pipeline.account import AccountPause
 from cvsyncd.pipeline.delivery import Delivery
 from cvsyncd.pipeline.disposal import Disposals
@@ -129,21 +130,25 @@ class Pipeline(RuntimePart):
         ambiguous (it may have been billed) and goes to needs_attention unless the user
         chose automatic resubmission; everything else resumes where it stopped.
         """
-        for job in self.store.jobs([S.UPLOADING, S.SUBMITTING]):
-            log = self.log.bind(job=job.id, path=job.name)
-            if job.state is S.UPLOADING:
-                self.store.transition(
-                    job.id,
-                    S.UPLOADING,
-                    S.QUEUED,
-                    "the upload was interrupted; it will be redone",
-                    next_attempt_at=0,
-                )
-                log.info(ev.JOB_UPLOAD_REDO)
-            else:
-                self.outcomes.ambiguous_submit(
-                    job, "cvsyncd stopped while the create-edit request was in flight"
-                )
+        for job in self.store.jobs([S.UPLOADING, S.SUBMITTING], mine=True):
+            self.recover_job(job)
+
+    def recover_job(self, job: Job) -> None:
+        """Make one job whose step was cut short (a crash, the store away) safe to go on."""
+        log = self.log.bind(job=job.id, path=job.name)
+        if job.state is S.UPLOADING:
+            self.store.transition(
+                job.id,
+                S.UPLOADING,
+                S.QUEUED,
+                "the upload was interrupted; it will be redone",
+                next_attempt_at=0,
+            )
+            log.info(ev.JOB_UPLOAD_REDO)
+        else:
+            self.outcomes.ambiguous_submit(
+                job, "cvsyncd stopped while the create-edit request was in flight"
+            )
 
     # -- the loop -------------------------------------------------------------------
 
@@ -153,13 +158,36 @@ class Pipeline(RuntimePart):
             self.heartbeat = time.monotonic()
             if armed("scheduler.stall"):  # test only: a hung scheduler for the watchdog test
                 await stop.wait()
-            self.pause.maybe_recheck(self.client)
-            self._start_due_steps()
+            try:
+                self._after_outage()
+                self.pause.maybe_recheck(self.client)
+                self._start_due_steps()
+                sleep = self._sleep_seconds()
+            except StoreUnavailable as exc:  # the shared store is away: nothing new starts
+                self.runtime.outage.down(exc)
+                sleep = outage.RETRY_SECONDS
             self._wake.clear()
-            self.resting = True  # waiting for work is not a stall
-            await wait_for_any(stop, self._wake, timeout=self._sleep_seconds())
+            self.resting = True  # waiting for work (or for the store) is not a stall
+            await wait_for_any(stop, self._wake, timeout=sleep)
             self.resting = False
         await self._drain(force)
+
+    def _after_outage(self) -> None:
+        """Once the shared store answers again, the steps it cut short are recovered as
+        after a crash (pipeline/outage.py)."""
+        state = self.runtime.outage
+        if not state.active and not state.interrupted:
+            return
+        self.store.ping()  # raises StoreUnavailable while it is still away
+        for job_id in sorted(state.interrupted):
+            if job_id in self._running:
+                continue
+            job = self.store.get(job_id)
+            if job is not None and job.state in (S.UPLOADING, S.SUBMITTING):
+                self.recover_job(job)
+            state.interrupted.discard(job_id)
+        if state.up():
+            self.wake()
 
     def _sleep_seconds(self) -> float:
         """Until the next job falls due; jobs due now but waiting for a free slot are woken
@@ -181,7 +209,7 @@ class Pipeline(RuntimePart):
         """
         now = time.time()
         self.holds = self.store.holds()  # `cvsyncd pause` counts from the moment it returns
-        counts = self.store.count_by_state(ACTIVE)  # from the index only
+        counts = self.store.count_by_state(ACTIVE, mine=True)  # from the index only
         running_kinds = [kind for kind, _ in self._running.values()]
         limits = self.config.daemon
         free: dict[str, int] = {
@@ -240,17 +268,22 @@ class Pipeline(RuntimePart):
     async def _run_step(self, step: Step, job: Job, folder: Folder) -> None:
         log = self.log.bind(job=job.id, path=job.name, step=step.kind)
         try:
-            await step.run(job, folder)
-        except asyncio.CancelledError:
-            log.info(ev.JOB_STEP_INTERRUPTED)
-            raise
-        except CvsyncdError as exc:
-            self.outcomes.handle(job.id, exc, folder)
-        except OSError as exc:
-            self.outcomes.handle_os_error(job.id, exc, folder)
-        except Exception:
-            log.exception(ev.JOB_STEP_ERROR)
-            self.outcomes.unexpected(job.id)
+            try:
+                await step.run(job, folder)
+            except asyncio.CancelledError:
+                log.info(ev.JOB_STEP_INTERRUPTED)
+                raise
+            except StoreUnavailable:
+                raise
+            except CvsyncdError as exc:
+                self.outcomes.handle(job.id, exc, folder)
+            except OSError as exc:
+                self.outcomes.handle_os_error(job.id, exc, folder)
+            except Exception:
+                log.exception(ev.JOB_STEP_ERROR)
+                self.outcomes.unexpected(job.id)
+        except StoreUnavailable as exc:  # cut short: recovered once the store is back
+            self.runtime.outage.down(exc, job.id)
         finally:
             self._running.pop(job.id, None)
             self._wake.set()
@@ -293,14 +326,27 @@ class Pipeline(RuntimePart):
 
     def is_known(self, folder: Folder, rel_path: str, size: int, mtime_ns: int) -> bool:
         """Whether this exact file (path, size, mtime) already became a job, or is one of a
-        backlog its folder said to skip (``existing = "skip"``: seen, never taken)."""
-        return self.store.find_by_input(
-            folder.key, rel_path, size, mtime_ns
-        ) is not None or self.intake_steps.backlogs.skips(folder, rel_path, size, mtime_ns)
+        backlog its folder said to skip (``existing = "skip"``: seen, never taken). While
+        the shared store is away: not known yet (intake then waits for it)."""
+        try:
+            return self.store.find_by_input(
+                folder.key, rel_path, size, mtime_ns
+            ) is not None or self.intake_steps.backlogs.skips(folder, rel_path, size, mtime_ns)
+        except StoreUnavailable as exc:
+            self.runtime.outage.down(exc)
+            return False
 
     async def intake(self, folder: Folder, path: Path) -> str:
-        """Turn a settled file into a job; return the verdict of ``Intake.take_file``."""
-        verdict = await self.intake_steps.take_file(folder, path)
+        """Turn a settled file into a job; return the verdict of ``Intake.take_file``.
+        While the shared store is away the file stays a candidate ("changed"): the watcher
+        offers it again after it settles once more (and is not read meanwhile)."""
+        if self.runtime.outage.active:
+            return "changed"
+        try:
+            verdict = await self.intake_steps.take_file(folder, path)
+        except StoreUnavailable as exc:
+            self.runtime.outage.down(exc)
+            return "changed"
         if verdict == "queued":
             self.wake()
         return verdict

@@ -78,15 +78,19 @@ class Uploads(RuntimePart):
         if held(self.store, folder):
             return  # `cvsyncd pause` came in meanwhile: no upload starts after it
         # the spend guard, with nothing awaited between its check and the state change: two
-        # uploads starting together are weighed one after the other (pipeline/guard.py)
+        # uploads starting together are weighed one after the other (pipeline/guard.py),
+        # and in one transaction with the state change, so that with the shared store
+        # another site's check waits for this one's spend to count
         self.guard.refresh_balance()  # for the next ones: nothing waits for the answer
-        hold = self.guard.check(job, folder)
+        with self.store.serialized():
+            hold = self.guard.check(job, folder)
+            if hold is None:
+                job = self.store.transition(
+                    job.id, S.QUEUED, S.UPLOADING, "uploading", facts=self.guard.spend_facts(job)
+                )
         if hold is not None:
             self.guard.hold(job, hold)
             return
-        job = self.store.transition(
-            job.id, S.QUEUED, S.UPLOADING, "uploading", facts=self.guard.spend_facts(job)
-        )
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
         log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))

@@ -37,7 +37,7 @@ from cvsyncd import __version__
 from cvsyncd import events as ev
 from cvsyncd.cleanvoice.answers import account_balance, balance_unit
 from cvsyncd.counters import Counters
-from cvsyncd.errors import ApiError
+from cvsyncd.errors import ApiError, StoreUnavailable
 from cvsyncd.pipeline import actions
 from cvsyncd.pipeline.runtime import Runtime
 from cvsyncd.web import views
@@ -173,7 +173,8 @@ class Dashboard:
             Route("/healthz", self.healthz),
             Route("/metrics", self.metrics),
         ]
-        return SecurityHeaders(Starlette(routes=routes))
+        handlers = {StoreUnavailable: _store_unavailable}
+        return SecurityHeaders(Starlette(routes=routes, exception_handlers=handlers))
 
     # -- the guard around every page and action ---------------------------------------
 
@@ -397,3 +398,12 @@ class Dashboard:
         # a scraper alone (nobody opens the overview) keeps the credit balance known too
         self.credit.refresh()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """The shared store is away (pipeline/outage.py): say so, and that it is temporary."""
+    return PlainTextResponse(
+        f"{exc}\n\nThis page comes back by itself when the database answers again.\n",
+        status_code=503,
+        headers={"Retry-After": "10"},
+    )

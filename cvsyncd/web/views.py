@@ -70,12 +70,15 @@ def progress_text(job: Job) -> tuple[str, int | None]:
 
 def job_row(job: Job, config: Config) -> dict[str, Any]:
     text, percent = progress_text(job)
-    folder = folder_of(config, job)
+    # with the shared store the page lists every site's jobs: another site's folder is
+    # shown by its key and its site's name
+    elsewhere = config.store is not None and job.site != config.store.site
+    folder = None if elsewhere else folder_of(config, job)
     return {
         "id": job.id,
         "state": job.state.value,
         "name": job.name,
-        "folder": folder.name if folder else job.folder,
+        "folder": (folder.name if folder else job.folder) + (f" @ {job.site}" if elsewhere else ""),
         "error": job.error,
         "progress": text,
         "percent": percent,

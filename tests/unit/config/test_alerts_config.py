@@ -20,7 +20,14 @@ def test_the_section_with_its_defaults(tmp_path: Path) -> None:
     )
     assert config.alerts.urls == ("ntfy://my-topic", "json://127.0.0.1:8/a")
     assert config.alerts.events == ALERT_EVENTS
-    assert set(ALERT_EVENTS) == {"failed", "needs_attention", "paused", "unavailable", "held"}
+    assert set(ALERT_EVENTS) == {
+        "failed",
+        "needs_attention",
+        "paused",
+        "unavailable",
+        "held",
+        "store",
+    }
     assert config.alerts.group_seconds == 60.0
     assert "my-topic" not in repr(config.alerts)  # a URL may hold a token
 

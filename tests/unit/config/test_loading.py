@@ -274,7 +274,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 def test_unknown_section_did_you_mean(tmp_path: Path) -> None:
     found = problem(tmp_path, "[deamon]\n" + FOLDER, "deamon")
     assert found.message == "unknown key (did you mean `daemon`?)"
-    assert found.valid == "cleanvoice, daemon, budget, presets, folders, web, alerts"
+    assert found.valid == "cleanvoice, daemon, budget, presets, folders, web, alerts, store"
 
 
 def test_unknown_folder_key(tmp_path: Path) -> None:

@@ -1,14 +1,12 @@
-"""`cvsyncd jobs`: the listing SQLite builds is the summary Python builds, filtered and
-paged; a large listing streams."""
+"""`cvsyncd jobs`: the listing the database builds (SQLite's triggers, PostgreSQL's query:
+``store`` runs each test on both) is the summary Python builds, filtered and paged; a large
+listing streams."""
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,13 +14,6 @@ from cvsyncd.jobs import InputFile, JobState, Listing, Store
 from cvsyncd.pipeline.report import job_summary
 
 S = JobState
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "state")
-    yield s
-    s.close()
 
 
 names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=30)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -99,9 +98,9 @@ class JobMachine(RuleBasedStateMachine):
 
     jobs = Bundle("jobs")
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, open_store: Callable[[], Store]) -> None:
         super().__init__()
-        self.store = Store.open(root / f"state-{next(MACHINES)}")
+        self.store = open_store()
         self.model: dict[int, JobState] = {}
 
     @rule(target=jobs, name=st.sampled_from(["a.wav", "b.wav", "c.flac"]))
@@ -204,15 +203,17 @@ class JobMachine(RuleBasedStateMachine):
         self.store.close()
 
 
-MACHINES = itertools.count()
 REACHED: set[JobState] = set()
 
 
-def test_the_store_follows_the_state_machine_into_every_state(tmp_path: Path) -> None:
+def test_the_store_follows_the_state_machine_into_every_state(
+    fresh_store: Callable[[], Store],
+) -> None:
+    """On both stores (``fresh_store``: a new SQLite file or PostgreSQL database each)."""
     REACHED.clear()
     run_state_machine_as_test(
-        lambda: JobMachine(tmp_path),  # type: ignore[arg-type]
-        settings=settings(max_examples=40, stateful_step_count=40, deadline=None, derandomize=True),
+        lambda: JobMachine(fresh_store),  # type: ignore[arg-type]
+        settings=settings(max_examples=50, stateful_step_count=80, deadline=None, derandomize=True),
     )
     # the rules are not stuck near `queued`: every state was entered through the store
     assert REACHED | {S.QUEUED} == set(S), f"never reached: {set(S) - REACHED}"

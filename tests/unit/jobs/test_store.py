@@ -1,7 +1,10 @@
-"""The SQLite job store, on a real database file in a temporary directory."""
+"""The job store's contract, on both backends (``store``/``backend`` in conftest.py: a
+real SQLite file, a real PostgreSQL server), then what only SQLite's file has (pragmas,
+the state directory, damaged files, its migrations)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -16,15 +19,19 @@ import pytest
 
 from cvsyncd import fsinfo
 from cvsyncd.errors import StoreCorrupt, StoreError, StoreTooNew
-from cvsyncd.jobs import InputFile, JobState, Listing, TransitionError
+from cvsyncd.jobs import InputFile, JobState, Listing, Spent, TransitionError
 from cvsyncd.jobs.database import connect
 from cvsyncd.jobs.lock import daemon_pid, wake_daemon
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.jobs.migrations import MIGRATIONS, SCHEMA_VERSION
 from cvsyncd.jobs.store import DB_NAME, Store
 from cvsyncd.pipeline.report import job_summary
+from tests.conftest import wait_until
+from tests.unit.jobs.conftest import Backend
 
 S = JobState
+HAPPY = [S.QUEUED, S.UPLOADING, S.UPLOADED, S.SUBMITTING, S.PROCESSING, S.FETCHING]
+HAPPY += [S.WRITING, S.DISPOSING, S.DONE]
 OPTIONS = {"fillers": True, "long_silences": True}
 
 
@@ -38,13 +45,13 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(state_dir: Path) -> Iterator[Store]:
+def sqlite_store(state_dir: Path) -> Iterator[Store]:
     s = Store.open(state_dir)
     yield s
     s.close()
 
 
-def test_open_creates_private_state_dir_and_database(state_dir: Path, store: Store) -> None:
+def test_open_creates_private_state_dir_and_database(state_dir: Path, sqlite_store: Store) -> None:
     assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(state_dir / DB_NAME).st_mode) == 0o600
     conn = sqlite3.connect(state_dir / DB_NAME)
@@ -55,8 +62,8 @@ def test_open_creates_private_state_dir_and_database(state_dir: Path, store: Sto
         conn.close()
 
 
-def test_durability_pragmas_are_set(store: Store) -> None:
-    conn = store._conn
+def test_durability_pragmas_are_set(sqlite_store: Store) -> None:
+    conn = sqlite_store._conn
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -167,14 +174,14 @@ def test_find_same_content_matches_fingerprint_and_options(store: Store) -> None
     assert store.find_same_content("a" * 64, {"fillers": True, "x": 1}, exclude=a.id) is None
 
 
-def test_state_survives_reopen(state_dir: Path) -> None:
-    s = Store.open(state_dir)
+def test_state_survives_reopen(backend: Backend) -> None:
+    s = backend.open()
     job = s.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS)
     assert job is not None
     s.transition(job.id, S.QUEUED, S.UPLOADING)
     s.set_input(job.id, 0, file_url="http://127.0.0.1/storage/ep.wav")
     s.close()
-    s = Store.open(state_dir)
+    s = backend.open()
     try:
         again = s.get(job.id)
         assert again is not None and again.state is S.UPLOADING
@@ -193,8 +200,9 @@ def test_delete_job_forgets_inputs_and_events(store: Store) -> None:
     assert store.create_job("/in", "ep.wav", [make_input("ep.wav")], OPTIONS) is not None
 
 
-def test_job_ids_are_never_given_twice(state_dir: Path, store: Store) -> None:
+def test_job_ids_are_never_given_twice(backend: Backend) -> None:
     """An old message says `cvsyncd retry 3`: after `forget 3`, 3 must name nothing."""
+    store = backend.open()
     ids = []
     for n in range(3):
         job = store.create_job("/in", f"ep{n}.wav", [make_input(f"ep{n}.wav", str(n) * 64)], {})
@@ -202,7 +210,7 @@ def test_job_ids_are_never_given_twice(state_dir: Path, store: Store) -> None:
         ids.append(job.id)
     assert store.delete_job(ids[-1])  # the highest: SQLite alone would give its id again
     store.close()
-    reopened = Store.open(state_dir)
+    reopened = backend.open()
     try:
         again = reopened.create_job("/in", "ep9.wav", [make_input("ep9.wav", "9" * 64)], {})
         assert again is not None and again.id == ids[-1] + 1
@@ -434,3 +442,104 @@ def test_kill_during_the_second_migration_keeps_version_1(state_dir: Path) -> No
     finally:
         conn.close()
     Store.open(state_dir).close()  # and the migration then succeeds
+
+
+def test_request_budget_counts_requests_in_a_window(store: Store) -> None:
+    window = 1.5
+    assert [store.take_request("submit", 3, window) for _ in range(3)] == [0.0] * 3
+    wait = store.take_request("submit", 3, window)
+    assert 0 < wait <= window
+    assert store.requests_in_window("submit", window) == 3  # the refused one is not counted
+    assert store.take_request("status", 3, window) == 0.0  # each budget apart
+    wait_until(lambda: store.take_request("submit", 3, window) == 0.0, "room in the budget", 10)
+    store.close_requests("submit", 30)  # a 429 answer: nothing for 30 s
+    assert 25 < store.take_request("submit", 100, window) <= 30
+
+
+def test_serialized_makes_the_body_one_transaction(store: Store) -> None:
+    """A check and the step it allows: all of it, or (on an error) none of it."""
+    with pytest.raises(RuntimeError), store.serialized():
+        store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+        store.set_hold(ALL_FOLDERS, "x")
+        raise RuntimeError("the check failed after the writes")
+    assert store.jobs() == [] and store.holds() == {}
+    with store.serialized():
+        job = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+        assert job is not None
+        store.transition(job.id, S.QUEUED, S.UPLOADING)
+    assert store.get(job.id).state is S.UPLOADING  # type: ignore[union-attr]
+
+
+def test_mine_is_every_job_of_a_store_of_one_site(store: Store) -> None:
+    job = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+    assert job is not None and job.site == store.site
+    assert [j.id for j in store.jobs(mine=True)] == [job.id]
+    assert store.count_by_state([S.QUEUED], mine=True) == {S.QUEUED: 1}
+
+
+def test_the_spend_guards_records_and_the_ledger(store: Store) -> None:
+    """What counts against a cap, held jobs and waking them, the ledger of done jobs, the
+    backlog decision, and the other questions the pipeline asks."""
+    from cvsyncd.jobs.spending import Backlog
+
+    now = time.time()
+    made = []
+    for n in range(5):
+        job = store.create_job("/in", f"r{n}.wav", [make_input(f"r{n}.wav", str(n) * 64)], {})
+        assert job is not None
+        made.append(job.id)
+    spend = {"spend": {"at": now, "hours": 0.25}}
+    # r0: spent and done (counts, in the ledger); r1: spent then back to the queue (does not
+    # count); r2: spent, submitted, failed (counts: it may be billed); r3 held; r4 queued
+    store.transition(made[0], S.QUEUED, S.UPLOADING, facts={**spend, "duration": 900.0})
+    for a, b in itertools.pairwise(HAPPY[1:]):
+        store.transition(made[0], a, b)
+    store.update(made[0], S.DONE, None, finished_at=now, facts={**spend, "duration": 900.0})
+    store.transition(made[1], S.QUEUED, S.UPLOADING, facts=spend)
+    store.transition(made[1], S.UPLOADING, S.QUEUED)
+    store.transition(made[2], S.QUEUED, S.UPLOADING, facts=spend)
+    store.transition(made[2], S.UPLOADING, S.UPLOADED)
+    store.transition(made[2], S.UPLOADED, S.SUBMITTING, submitted_at=now)
+    store.transition(made[2], S.SUBMITTING, S.FAILED, attempts=2)
+    hold = {"kind": "cap_day", "reason": "over the day's cap"}
+    store.transition(made[3], S.QUEUED, S.HELD, facts={"hold": hold}, next_attempt_at=now + 999)
+    assert store.spent(now - 1, now + 1) == Spent(0.5, 2)
+    assert store.spent(now - 1, now + 1, folder="/in").recordings == 2
+    assert store.spent(now + 1, now + 2) == Spent(0.0, 0)
+    assert store.held_jobs() == [(made[3], "/in", hold)]
+    assert store.held_jobs(["/other"]) == []
+    assert store.wake_held(["cap_month"]) == 0
+    assert store.wake_held(["cap_day", "credit"]) == 1
+    assert store.get(made[3]).next_attempt_at == 0  # type: ignore[union-attr]
+    [row] = list(store.usage(now - 1, now + 1))
+    assert (row.job_id, row.folder, row.name, row.seconds) == (made[0], "/in", "r0.wav", 900.0)
+    assert store.submitted_between(now - 1, now + 1) == [made[2]]
+    assert store.has_jobs("/in") and not store.has_jobs("/other")
+    assert store.count_retrying() == 0
+    store.update(made[4], S.QUEUED, None, attempts=1)
+    assert store.count_retrying() == 1
+    assert store.oldest_working_since() is not None
+    assert store.count_by_folder() == {"/in": {S.DONE: 1, S.QUEUED: 2, S.FAILED: 1, S.HELD: 1}}
+    assert store.backlog("/in") is None
+    decided = Backlog("hold", "auto", 3.5, now, {"a.wav": [1, 2], "session": None})
+    store.set_backlog("/in", decided)
+    assert store.backlog("/in") == decided
+    store.set_backlog("/in", None)
+    assert store.backlog("/in") is None
+    again = store.create_job("/in", "r4.wav", [make_input("r4.wav", "9" * 64)], {})
+    assert again is not None
+    assert store.newer_job_for_name("/in", "r4.wav", made[4]).id == again.id  # type: ignore[union-attr]
+    assert [e[1] for e in store.events(made[1])] == [S.QUEUED, S.UPLOADING, S.QUEUED]
+    assert [d.id for d in store.due(S.QUEUED, now, 10)] == [made[1], made[4], again.id]
+    assert [d.id for d in store.due(S.QUEUED, now, 1, after=(0.0, made[1]))] == [made[4]]
+
+
+def test_asking_about_no_states_or_kinds_finds_nothing(store: Store) -> None:
+    """`retry --all` with nothing to retry asks for jobs in no state: an empty answer, on
+    both stores (PostgreSQL refuses an empty `IN ()`)."""
+    job = store.create_job("/in", "a.wav", [make_input("a.wav", "1" * 64)], {})
+    assert job is not None
+    assert store.jobs([]) == []
+    assert store.count_by_state([]) == {}
+    assert store.wake_held([]) == 0
+    assert store.held_jobs([]) == []

@@ -152,6 +152,21 @@ def test_kinds_are_grouped_apart_and_only_the_chosen_events_are_sent(receiver: R
 
 
 @pytest.mark.timeout(60)
+def test_the_shared_store_away_is_said_with_what_to_check(receiver: Receiver) -> None:
+    async def main() -> None:
+        alerter = Alerter(settings(receiver.url, group=0.0), host="")
+        alerter.post(Alert("store", "", "", "the shared store postgresql://db/x does not answer"))
+        await asyncio.to_thread(wait_until, lambda: receiver.messages, "the message")
+        await alerter.drain(5)
+
+    asyncio.run(main())
+    [message] = receiver.messages
+    assert message["title"] == "cvsyncd: shared store does not answer"
+    assert "postgresql://db/x does not answer" in message["message"]
+    assert message["message"].endswith(ADVICE["store"])
+
+
+@pytest.mark.timeout(60)
 def test_a_failed_delivery_is_retried_until_it_goes(receiver: Receiver) -> None:
     receiver.fail = 2
 

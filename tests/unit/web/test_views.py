@@ -149,3 +149,20 @@ def test_the_overview_lists_held_jobs_with_why(config: Config, store: Store) -> 
     assert seen["held"][0]["releasable"] and seen["held_why"]
     page = views.job_page(config, store, job_id)
     assert page is not None and page["releasable"] and page["hold"] == hold["reason"]
+
+
+def test_the_dashboard_names_another_sites_jobs_by_their_site(tmp_path: Path) -> None:
+    from cvsyncd.jobs import InputFile, Job, JobState
+    from cvsyncd.web.views import job_row
+    from tests.unit.config.test_loading import FOLDER, load
+
+    config = load(
+        tmp_path,
+        '[store]\nurl = "postgresql://cvsyncd@db.lan/cvsyncd"\nsite = "studio-a"\n' + FOLDER,
+    )
+    folder = config.folders[0]
+    inputs = (InputFile("ep.wav", 1, 1, "f"),)
+    mine = Job(1, folder.key, "ep.wav", "f", {}, JobState.QUEUED, inputs, site="studio-a")
+    theirs = Job(2, folder.key, "ep.wav", "g", {}, JobState.QUEUED, inputs, site="studio-b")
+    assert job_row(mine, config)["folder"] == folder.name
+    assert job_row(theirs, config)["folder"] == f"{folder.key} @ studio-b"
