@@ -34,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from cvsyncd.cleanvoice.transfers import connection_for
 
@@ -53,6 +53,14 @@ API_TIMEOUT = Timeouts()
 MAX_CONNECTIONS = 8  # calls at once (more wait for a free worker): the budget allows a few a second
 KEEPALIVE_SECONDS = 5.0  # an idle connection older than this is closed, not used again
 READ_BLOCK = 64 * 1024
+# how a kept connection fails when the server closed it just as a request went out on it:
+# no byte of an answer came
+_CLOSED_UNDER_US = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
 
 
 @dataclass
@@ -137,12 +145,20 @@ class ApiConnections:
         body: bytes | None = None,
         content_type: str = "",
         max_bytes: int,
+        idempotent: bool = True,
     ) -> Answer:
-        """Send one request and return its answer; raise CallFailed or AnswerOverCap."""
+        """Send one request and return its answer; raise CallFailed or AnswerOverCap.
+
+        A request that is not ``idempotent`` (a create-edit: it may bill) always goes on a
+        new connection: a kept one may be closed by the server at the very moment it is
+        used, and then nobody can tell whether the request reached it. An idempotent
+        request that meets a kept connection closed that way is sent once more on a new
+        one (RFC 9110, 9.2.2).
+        """
         ticket = _Ticket()
         queued = time.monotonic()
         job = self._executor.submit(
-            self._exchange, ticket, queued, method, url, body, content_type, max_bytes
+            self._exchange, ticket, queued, method, url, body, content_type, max_bytes, idempotent
         )
         try:
             return await asyncio.wrap_future(job)
@@ -170,31 +186,55 @@ class ApiConnections:
         body: bytes | None,
         content_type: str,
         max_bytes: int,
+        idempotent: bool,
     ) -> Answer:
         if time.monotonic() - queued > self.timeouts.pool:
             raise CallFailed(TimeoutError("no free connection"), sent=False)
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn = self._checkout(origin)
+        headers = dict(self.headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        kept = self._checkout(origin) if idempotent else None
+        if kept is not None:
+            try:
+                return self._send(ticket, kept, origin, method, target, body, headers, max_bytes)
+            except CallFailed as failed:
+                if not isinstance(failed.error, _CLOSED_UNDER_US) or ticket.cut:
+                    raise
+                # the server closed the kept connection as the request went out: again, anew
+        conn = self._connect(ticket, parts)
+        return self._send(ticket, conn, origin, method, target, body, headers, max_bytes)
+
+    def _connect(self, ticket: _Ticket, parts: SplitResult) -> http.client.HTTPConnection:
+        conn = None
         try:
-            if conn is None:
-                conn = connection_for(parts, self._tls_context, self.timeouts.connect)
-                ticket.hold(conn)
-                conn.connect()
-                if conn.sock is not None:
-                    conn.sock.settimeout(self.timeouts.read)
-            else:
-                ticket.hold(conn)
+            conn = connection_for(parts, self._tls_context, self.timeouts.connect)
+            ticket.hold(conn)
+            conn.connect()
+            if conn.sock is not None:
+                conn.sock.settimeout(self.timeouts.read)
         except (OSError, http.client.HTTPException) as exc:
             ticket.release()
             if conn is not None:
                 conn.close()
             raise CallFailed(exc, sent=False) from None
-        headers = dict(self.headers)
-        if content_type:
-            headers["Content-Type"] = content_type
+        return conn
+
+    def _send(
+        self,
+        ticket: _Ticket,
+        conn: http.client.HTTPConnection,
+        origin: str,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        max_bytes: int,
+    ) -> Answer:
         try:
+            ticket.hold(conn)
             conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
             answer = Answer(response.status, response.headers, _read(response, max_bytes))

@@ -271,6 +271,7 @@ class CleanvoiceClient:
                         body=body,
                         content_type="application/json" if body is not None else "",
                         max_bytes=self.max_answer_bytes,
+                        idempotent=idempotent,
                     )
             except BaseException:
                 self.counters.api_request(method, path, "error")  # for /metrics

@@ -7,7 +7,7 @@ import asyncio
 import gzip
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,7 +18,9 @@ from tests.conftest import wait_until
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
-    behaviour = "keep"  # keep | close (close after each answer without saying so) | bomb | hang
+    # keep | close (close after each answer without saying so) | drop (answer a connection's
+    # first request; close it under the second, answering nothing) | gzip | bomb | hang
+    behaviour = "keep"
     peers: list[tuple[str, int]]
     hung: list[socket.socket]
 
@@ -27,6 +29,11 @@ class Server(ThreadingHTTPServer):
         self.peers = []
         self.hung = []
         self.hang_ended = threading.Event()
+        self.closed = 0  # connections this side has closed
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        super().shutdown_request(request)
+        self.closed += 1
 
     @property
     def url(self) -> str:
@@ -46,6 +53,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self) -> None:
         self.server.peers.append(self.client_address)
+        if self.server.behaviour == "drop" and self.server.peers.count(self.client_address) > 1:
+            self.close_connection = True  # the kept connection dies under the request
+            return
         if self.server.behaviour == "hang":
             # answer nothing; tell when the client goes away (recv sees the end)
             self.connection.settimeout(20)
@@ -90,17 +100,25 @@ def server() -> Iterator[Server]:
         srv.server_close()
 
 
-def calls(*steps: tuple[str, str, int]) -> list[object]:
-    """Make the calls one after another on one set of connections; each result or error."""
+def calls(*steps: tuple[str, str, int], between: Callable[[], None] = lambda: None) -> list[object]:
+    """Make the calls one after another on one set of connections (``between`` runs before
+    every call but the first); each result or error. A POST is sent as a create-edit: not
+    idempotent."""
 
     async def go() -> list[object]:
         connections = ApiConnections({"Accept": "application/json"})
         results: list[object] = []
         try:
-            for method, url, cap in steps:
+            for n, (method, url, cap) in enumerate(steps):
+                if n:
+                    between()
                 try:
                     answer = await connections.request(
-                        method, url, body=b"{}" if method == "POST" else None, max_bytes=cap
+                        method,
+                        url,
+                        body=b"{}" if method == "POST" else None,
+                        max_bytes=cap,
+                        idempotent=method != "POST",
                     )
                     results.append(answer.body)
                 except (CallFailed, AnswerOverCap) as exc:
@@ -119,13 +137,37 @@ def test_a_kept_connection_carries_the_next_calls(server: Server) -> None:
 
 
 def test_a_connection_the_server_closed_is_not_used_for_the_next_call(server: Server) -> None:
-    """The server closes each connection after its answer without saying so: the next call
-    (a POST, which could not safely be sent twice) must go out on a new connection, not
-    fail on the dead one."""
+    """The server closes each connection after its answer without saying so: once that
+    close has reached this side, the next call goes out on a new connection."""
     server.behaviour = "close"
-    results = calls(("GET", server.url, 1000), ("POST", server.url, 1000))
+    results = calls(
+        ("GET", server.url, 1000),
+        ("GET", server.url, 1000),
+        between=lambda: wait_until(lambda: server.closed >= 1, "the server to close", 10),
+    )
     assert results == [b'{"status": "PENDING"}'] * 2
     assert len(set(server.peers)) == 2
+
+
+def test_a_create_always_goes_on_a_new_connection(server: Server) -> None:
+    """A kept connection may die as a request goes out on it, and then nobody knows whether
+    a create-edit reached Cleanvoice: a create is never sent on one."""
+    results = calls(
+        ("GET", server.url, 1000), ("POST", server.url, 1000), ("GET", server.url, 1000)
+    )
+    assert results == [b'{"status": "PENDING"}'] * 3
+    first, create, after = server.peers
+    assert create != first and after in (first, create)  # the GET after it reuses one
+
+
+def test_a_poll_whose_kept_connection_dies_under_it_is_sent_again_on_a_new_one(
+    server: Server,
+) -> None:
+    server.behaviour = "drop"
+    results = calls(("GET", server.url, 1000), ("GET", server.url, 1000))
+    assert results == [b'{"status": "PENDING"}'] * 2
+    first, dropped, again = server.peers
+    assert dropped == first and again != first  # tried on the kept one, then on a new one
 
 
 def test_a_compressed_answer_is_decoded_and_capped_after_decoding(server: Server) -> None:
