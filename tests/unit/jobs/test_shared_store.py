@@ -22,7 +22,8 @@ from cvsyncd.errors import StoreTooNew, StoreUnavailable
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, JobState, Listing, Store
 from cvsyncd.jobs.shared import SharedStore
 from cvsyncd.jobs.spending import Backlog
-from tests.pgserver import PG_PASSWORD
+from tests.conftest import wait_until
+from tests.pgserver import PG_PASSWORD, PgServer
 
 # without the postgres extra these tests are skipped, saying why (as the fixtures do
 # where PostgreSQL itself cannot run)
@@ -251,9 +252,12 @@ def test_a_burst_from_four_sites_never_exceeds_the_budget(
     assert sent[-1] - sent[0] >= 3 * window - slack
 
 
-def test_a_site_waits_for_anothers_serialized_check(two_sites: tuple[Store, Store]) -> None:
+def test_a_site_waits_for_anothers_serialized_check(
+    two_sites: tuple[Store, Store], pg_server: PgServer
+) -> None:
     """While one site checks a cap and records its spend, another site's check waits, then
-    sees the spend: two sites never both pass a cap with room for one."""
+    sees the spend: two sites never both pass a cap with room for one. The first site holds
+    its transaction until the server shows the other one waiting for the lock."""
     a, b = two_sites
     cap, needs = 1.0, 0.6
     jobs = []
@@ -264,13 +268,20 @@ def test_a_site_waits_for_anothers_serialized_check(two_sites: tuple[Store, Stor
     passed: list[str] = []
     inside = threading.Event()
 
-    def spend(store: Store, job_id: int, pause: bool) -> None:
+    def someone_waits_for_the_lock() -> bool:
+        with psycopg.connect(pg_server.admin_url(), autocommit=True) as watcher:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+        return bool(row and row[0])
+
+    def spend(store: Store, job_id: int, first: bool) -> None:
         now = time.time()
         with store.serialized():
             if store.spent(now - 60, now + 60).hours + needs <= cap:
-                if pause:
+                if first:
                     inside.set()
-                    time.sleep(0.5)  # hold the transaction while the other site asks
+                    wait_until(someone_waits_for_the_lock, "the other site to wait", 20)
                 store.transition(
                     job_id,
                     S.QUEUED,
@@ -283,7 +294,7 @@ def test_a_site_waits_for_anothers_serialized_check(two_sites: tuple[Store, Stor
     first.start()
     assert inside.wait(10)
     spend(b, jobs[1].id, False)
-    first.join(10)
+    first.join(30)
     assert passed == ["studio-a"]
 
 
