@@ -69,3 +69,18 @@ def test_the_readme_map_lists_the_layers_of_the_contract() -> None:
     architecture = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
     for package in packages:
         assert f"{package}/" in architecture, package
+
+
+def test_ci_runs_the_readme_test_command_which_is_run_tests_default() -> None:
+    """One test command in three places: the README's, the line .ci/run runs, and what a
+    bare ./run-tests runs."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Running the tests") :]
+    command = re.search(r"```sh\n(\./run-tests [^\n]+)\n```", section)
+    assert command is not None, "the README gives no ./run-tests command"
+    ci_lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command.group(1) in ci_lines
+    assert "pytest" in command.group(1)
+    default = re.search(r"set -- (.+)$", (REPO / "run-tests").read_text(), re.M)
+    assert default is not None
+    assert f"./run-tests {default.group(1)}" == command.group(1)
