@@ -18,7 +18,9 @@ import os
 import secrets
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import structlog
 
@@ -175,6 +177,24 @@ def delete_taken(folder: Folder, job: Job) -> None:
             root.rmdir()
     if strangers:
         raise NotOurs(f"not the recording job {job.id} took, left in place: {', '.join(strangers)}")
+
+
+@contextlib.contextmanager
+def open_input(folder: Folder, job: Job, position: int = 0) -> Iterator[IO[bytes]]:
+    """The job's input at ``position``, open and proven to be the file it took (see
+    ``inputs.open_taken``); gone or changed, it is the job's error."""
+    root, rel = input_place(folder, job, position)
+    try:
+        with inputs.open_taken(root, rel, job.inputs[position]) as source:
+            yield source
+    except inputs.InputRefused as exc:
+        if exc.kind == "missing":
+            raise missing_input(folder, root / rel) from None
+        raise
+    except inputs.InputChanged:
+        raise JobError(
+            f"{rel} changed since it was taken; its new content will be taken", retryable=True
+        ) from None
 
 
 def missing_input(folder: Folder, path: Path) -> JobError:

@@ -13,15 +13,14 @@ interrupted anywhere is redone from queued.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import structlog
 
@@ -33,7 +32,7 @@ from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs, media
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, Job, JobState, Store
 from cvsyncd.pipeline import videoupload
-from cvsyncd.pipeline.disposal import input_place, missing_input
+from cvsyncd.pipeline.disposal import input_place, missing_input, open_input
 from cvsyncd.pipeline.guard import SpendGuard
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 
@@ -100,10 +99,10 @@ class Uploads(RuntimePart):
         for position, recorded in enumerate(job.inputs):
             if videoupload.audio_only(job):
                 break  # the sound alone went instead
-            root, rel = input_place(folder, job, position)
+            _, rel = input_place(folder, job, position)
             signed = await self.client.request_upload_url(upload_name(Path(rel)))
             failpoint("upload.signed")
-            with self._taken(folder, root, rel, recorded) as source:
+            with open_input(folder, job, position) as source:
                 await self.client.upload_file(
                     signed, source, recorded.size, on_progress=self._progress_writer(job)
                 )
@@ -183,24 +182,6 @@ class Uploads(RuntimePart):
             await asyncio.to_thread(extracted.unlink, missing_ok=True)
         return file_url_of(signed)
 
-    @contextlib.contextmanager
-    def _taken(
-        self, folder: Folder, root: Path, rel: str, recorded: InputFile
-    ) -> Iterator[IO[bytes]]:
-        """The input a job took, open, proven to be it (see ``inputs.open_taken``)."""
-        try:
-            with inputs.open_taken(root, rel, recorded) as source:
-                yield source
-        except inputs.InputRefused as exc:
-            if exc.kind == "missing":
-                raise missing_input(folder, root / rel) from None
-            raise
-        except inputs.InputChanged:
-            raise JobError(
-                f"{rel} changed since it was taken; its new content will be taken",
-                retryable=True,
-            ) from None
-
     def _progress_writer(self, job: Job, size: int | None = None) -> Any:
         last = [time.monotonic()]
         size = sum(i.size for i in job.inputs) if size is None else size
@@ -222,10 +203,9 @@ class Uploads(RuntimePart):
         follows (the upload starting, or a hold): a pause in between measures it again."""
         durations = []
         for position, recorded in enumerate(job.inputs):
-            root, rel = input_place(folder, job, position)
 
-            def probe(root: Path = root, rel: str = rel, recorded: InputFile = recorded) -> Any:
-                with self._taken(folder, root, rel, recorded) as source:
+            def probe(position: int = position) -> Any:
+                with open_input(folder, job, position) as source:
                     return media.probe_file(source)
 
             found = await asyncio.to_thread(probe)

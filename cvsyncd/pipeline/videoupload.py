@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cvsyncd.config import Folder, presets
 from cvsyncd.errors import JobError
-from cvsyncd.inbox import inputs
-from cvsyncd.jobs import InputFile, Job
+from cvsyncd.jobs import Job
 from cvsyncd.outbox.files import TEMP_PREFIX, TEMP_SUFFIX, AtomicFile
 from cvsyncd.pipeline import avtools
-from cvsyncd.pipeline.disposal import input_place, missing_input
+from cvsyncd.pipeline.disposal import open_input
 
 AUDIO, FULL = "audio", "full"
 EXTRACT_DIR = "extract"
@@ -59,24 +57,6 @@ def audio_only(job: Job) -> Mapping[str, Any] | None:
 
 def extract_dir(state_dir: Path) -> Path:
     return state_dir / EXTRACT_DIR
-
-
-@contextmanager
-def taken(folder: Folder, job: Job) -> Iterator[tuple[IO[bytes], InputFile]]:
-    """The job's (single) input, open and proven to be the file that was taken."""
-    root, rel = input_place(folder, job, 0)
-    recorded = job.inputs[0]
-    try:
-        with inputs.open_taken(root, rel, recorded) as source:
-            yield source, recorded
-    except inputs.InputRefused as exc:
-        if exc.kind == "missing":
-            raise missing_input(folder, root / rel) from None
-        raise
-    except inputs.InputChanged:
-        raise JobError(
-            f"{rel} changed since it was taken; its new content will be taken", retryable=True
-        ) from None
 
 
 def choose(job: Job, folder: Folder) -> dict[str, Any]:
@@ -110,7 +90,7 @@ def choose(job: Job, folder: Folder) -> dict[str, Any]:
     if extension not in avtools.VIDEO_MUXERS:
         return {"mode": FULL, "reason": f"a .{extension} video is sent whole (no remux here)"}
     try:
-        with taken(folder, job) as (source, _):
+        with open_input(folder, job) as source:
             layout = avtools.read_layout(source.fileno())
     except avtools.ToolError as exc:
         return {"mode": FULL, "reason": f"ffprobe cannot read the video: {exc}"}
@@ -136,7 +116,8 @@ def extract(job: Job, folder: Folder, state_dir: Path, decision: Mapping[str, An
     place.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = place / f"{TEMP_PREFIX}job{job.id}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
-        with taken(folder, job) as (source, recorded):
+        recorded = job.inputs[0]
+        with open_input(folder, job) as source:
             layout = avtools.read_layout(source.fileno())
             stream = _stream_of(layout, decision)
             avtools.extract_audio(source.fileno(), stream, target)
@@ -179,7 +160,8 @@ def put_back(
     extension = Path(entry["path"]).suffix.lstrip(".")
     target = AtomicFile(Path(entry["path"]), folder.file_mode, gid)
     try:
-        with taken(folder, job) as (source, recorded):
+        recorded = job.inputs[0]
+        with open_input(folder, job) as source:
             layout = avtools.read_layout(source.fileno())
             stream = _stream_of(layout, decision)
             how = avtools.put_back(source.fileno(), layout, stream, cleaned, target.temp, extension)
