@@ -333,3 +333,15 @@ def pg_shared(pg_server: Any) -> Callable[..., Any]:
         return SharedStore(pg_server.url(database), site, PG_PASSWORD)
 
     return make
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """An alert receiver on 127.0.0.1 (tests/receivers.py), closed after the test."""
+    from tests.receivers import Receiver
+
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()

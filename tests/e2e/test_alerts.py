@@ -5,25 +5,15 @@ never slows or fails a job."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cvsyncd.emulator import Emulator
 from tests.conftest import EMULATOR_KEY, Setup, make_wav, wait_until
-from tests.unit.notify.test_alerts import Receiver
+from tests.receivers import Receiver
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def with_alerts(setup: Setup, receiver: Receiver, group_seconds: float, extra: str = "") -> None:
