@@ -93,37 +93,19 @@ class Uploads(RuntimePart):
         failpoint("upload.started")
         log = self.log.bind(job=job.id, path=job.name)
         log.info(ev.JOB_UPLOADING, size=sum(i.size for i in job.inputs))
-        file_urls: dict[int, dict[str, Any]] = {}
-        if videoupload.audio_only(job):
-            file_urls[0] = {"file_url": await self._upload_sound(job, folder)}
-        for position, recorded in enumerate(job.inputs):
-            if videoupload.audio_only(job):
-                break  # the sound alone went instead
-            _, rel = input_place(folder, job, position)
-            signed = await self.client.request_upload_url(upload_name(Path(rel)))
-            failpoint("upload.signed")
-            with open_input(folder, job, position) as source:
-                await self.client.upload_file(
-                    signed, source, recorded.size, on_progress=self._progress_writer(job)
-                )
-                failpoint("upload.sent")
-                # the same size, mtime, change time and inode as when it was fingerprinted:
-                # no byte can have changed (a write moves the change time, which nobody can
-                # set); checked on the descriptor the bytes were read from
-                if not recorded.matches(os.fstat(source.fileno())):
-                    raise JobError(
-                        f"{rel} changed while it was being uploaded; "
-                        "the new content will be taken once it has settled",
-                        retryable=True,
-                    )
-            file_urls[position] = {"file_url": file_url_of(signed)}
+        if videoupload.audio_only(job) is not None:  # a video whose sound alone goes
+            file_urls = {0: await self._upload_sound(job, folder)}
+        else:
+            file_urls = {
+                n: await self._upload_input(job, folder, n) for n in range(len(job.inputs))
+            }
         # the file URLs are kept with the state change: a crash before it uploads again
         self.store.transition(
             job.id,
             S.UPLOADING,
             S.UPLOADED,
             "uploaded",
-            inputs=file_urls,
+            inputs={n: {"file_url": url} for n, url in file_urls.items()},
             attempts=0,
             error=None,
             progress=None,
@@ -180,6 +162,28 @@ class Uploads(RuntimePart):
             self.log.info(ev.JOB_SOUND_UPLOADED, job=job.id, size=size, video=job.inputs[0].size)
         finally:
             await asyncio.to_thread(extracted.unlink, missing_ok=True)
+        return file_url_of(signed)
+
+    async def _upload_input(self, job: Job, folder: Folder, position: int) -> str:
+        """Upload one input as it was taken; return its file URL for the create-edit."""
+        recorded = job.inputs[position]
+        _, rel = input_place(folder, job, position)
+        signed = await self.client.request_upload_url(upload_name(Path(rel)))
+        failpoint("upload.signed")
+        with open_input(folder, job, position) as source:
+            await self.client.upload_file(
+                signed, source, recorded.size, on_progress=self._progress_writer(job)
+            )
+            failpoint("upload.sent")
+            # the same size, mtime, change time and inode as when it was fingerprinted:
+            # no byte can have changed (a write moves the change time, which nobody can
+            # set); checked on the descriptor the bytes were read from
+            if not recorded.matches(os.fstat(source.fileno())):
+                raise JobError(
+                    f"{rel} changed while it was being uploaded; "
+                    "the new content will be taken once it has settled",
+                    retryable=True,
+                )
         return file_url_of(signed)
 
     def _progress_writer(self, job: Job, size: int | None = None) -> Any:
