@@ -14,7 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -26,6 +37,21 @@ from cvsyncd.inbox import rules
 POLL_OBSERVER_SECONDS = 5.0
 
 Note = Callable[[Folder, Path, str], None]
+
+# The events an inbox is watched for. Not a file being opened or closed unwritten: the
+# daemon itself opens every input several times (fingerprint, probe, upload), and with
+# inotify each open and close is an event to read, parse and throw away; asked this way,
+# the kernel does not queue them at all (the watch mask lacks IN_OPEN and IN_CLOSE_NOWRITE)
+WATCHED_EVENTS = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+]
 
 
 @dataclass
@@ -51,7 +77,7 @@ class Forwarder(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
-            return
+            return  # not asked for (the polling observer never makes them either)
         raw = event.dest_path if event.event_type == "moved" else event.src_path
         path = Path(os.fsdecode(raw))
         if event.event_type == "deleted":
@@ -81,7 +107,13 @@ def start_observer(
         if watch.mode == "poll"
         else Observer()
     )
-    observer.schedule(Forwarder(folder, loop, note), str(folder.inbox), recursive=True)
+    observer.schedule(
+        Forwarder(folder, loop, note),
+        str(folder.inbox),
+        recursive=True,
+        event_filter=WATCHED_EVENTS,
+        follow_symlink=False,
+    )
     observer.daemon = True
     observer.start()
     watch.observer = observer

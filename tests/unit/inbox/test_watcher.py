@@ -220,3 +220,59 @@ def test_a_missing_inbox_is_watched_once_it_appears(tmp_path: Path) -> None:
     assert CHECK_SECONDS < 25 / 2
     asyncio.run(watch(folder, recorder, create, lambda: bool(recorder.taken), timeout=25))
     assert [p.name for p, _, _ in recorder.taken] == ["late.flac"]
+
+
+def _inotify_masks() -> dict[int, int]:
+    """The kernel's inotify watches of this process: inode watched -> event mask."""
+    masks: dict[int, int] = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "inotify" not in os.readlink(f"/proc/self/fd/{fd}"):
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue  # closed meanwhile
+        for line in info.splitlines():
+            if line.startswith("inotify wd:"):
+                fields = dict(f.split(":", 1) for f in line.split()[1:])
+                masks[int(fields["ino"], 16)] = int(fields["mask"], 16)
+    return masks
+
+
+def test_the_inbox_is_not_watched_for_files_being_opened_or_read(tmp_path: Path) -> None:
+    """The daemon opens every input several times itself; each open and close would be an
+    event for the observer to parse and drop. The kernel is asked for none of them, on
+    the inbox and on folders made in it later, while writes are still seen."""
+    from cvsyncd.inbox.observers import FolderWatch, start_observer, stop_observer
+
+    in_open, in_close_nowrite, in_close_write, in_create = 0x20, 0x10, 0x08, 0x100
+    folder = make_folder(tmp_path)
+    (folder.inbox / "ep1.wav").write_bytes(b"x" * 100)
+    noted: list[tuple[str, str]] = []
+
+    async def run() -> None:
+        watch = FolderWatch(folder)
+        start_observer(
+            watch, asyncio.get_running_loop(), lambda f, p, w: noted.append((p.name, w)), 1
+        )
+        try:
+            show = folder.inbox / "show"
+            show.mkdir()
+            await wait_for(lambda: ("show", "directory") in noted)
+            (show / "ep2.wav").write_bytes(b"y" * 100)
+            await wait_for(lambda: ("ep2.wav", "file") in noted)
+            masks = _inotify_masks()
+            for watched in (folder.inbox, show):
+                mask = masks[watched.stat().st_ino]
+                assert mask & (in_open | in_close_nowrite) == 0, hex(mask)
+                assert mask & in_close_write and mask & in_create, hex(mask)
+        finally:
+            stop_observer(watch)
+
+    async def wait_for(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not done():
+            assert time.monotonic() < deadline, f"not noted: {noted}"
+            await asyncio.sleep(0.02)
+
+    asyncio.run(run())
