@@ -280,12 +280,17 @@ class JobQueries(Database):
         ).fetchone()
         return self._job(row) if row else None
 
-    def _job(self, row: Any) -> Job:
-        inputs = self._conn.execute(
-            "SELECT rel_path, size, mtime_ns, fingerprint, file_url, ctime_ns, inode FROM inputs"
-            " WHERE job_id = ? ORDER BY position",
-            (row["id"],),
-        ).fetchall()
+    def _job(self, row: Any, inputs: Sequence[InputFile] | None = None) -> Job:
+        """The job of a ``jobs`` row; its inputs are read unless given (a new job's)."""
+        if inputs is None:
+            inputs = [
+                InputFile(*i)
+                for i in self._conn.execute(
+                    "SELECT rel_path, size, mtime_ns, fingerprint, file_url, ctime_ns, inode"
+                    " FROM inputs WHERE job_id = ? ORDER BY position",
+                    (row["id"],),
+                )
+            ]
         return Job(
             id=row["id"],
             site=row["site"],
@@ -294,7 +299,7 @@ class JobQueries(Database):
             fingerprint=row["fingerprint"],
             options=json.loads(row["options"]),
             state=JobState(row["state"]),
-            inputs=tuple(InputFile(*i) for i in inputs),
+            inputs=tuple(inputs),
             attempts=row["attempts"],
             next_attempt_at=row["next_attempt_at"],
             edit_id=row["edit_id"],

@@ -9,6 +9,7 @@ of ``states.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -142,10 +143,10 @@ class Store(JobQueries, SpendRecords):
         fingerprint = fingerprint or inputs[0].fingerprint
         with self._write() as conn:
             job_id = self._next_job_id(conn)
-            cur = conn.execute(
+            created = conn.execute(
                 "INSERT INTO jobs (id, site, folder, name, fingerprint, options, options_key,"
                 " state, facts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
+                " ON CONFLICT DO NOTHING RETURNING *",
                 (
                     job_id,
                     self.site,
@@ -159,8 +160,8 @@ class Store(JobQueries, SpendRecords):
                     now,
                     now,
                 ),
-            )
-            if cur.rowcount == 0:
+            ).fetchall()
+            if not created:
                 return None
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -176,7 +177,7 @@ class Store(JobQueries, SpendRecords):
                 ],
             )
             _add_event(conn, job_id, JobState.QUEUED, "taken from the inbox", now)
-        return self.get(job_id)
+        return self._job(created[0], [dataclasses.replace(f, file_url=None) for f in inputs])
 
     def _next_job_id(self, conn: Connection) -> int:
         """The id for a new job: above every id ever given, so that an id in an old message
@@ -235,19 +236,18 @@ class Store(JobQueries, SpendRecords):
         values["updated_at"] = now
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._write() as conn:
-            cur = conn.execute(
-                f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ?",
+            # the row as it now is comes back with the change: no second read of it
+            rows = conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ? RETURNING *",
                 (*values.values(), job_id, current.value),
-            )
-            if cur.rowcount != 1:
+            ).fetchall()
+            if len(rows) != 1:
                 raise StoreError(f"job {job_id} is no longer {current}; not changed")
             for position, changes in (inputs or {}).items():
                 _set_input(conn, job_id, position, changes)
             if message or new != current:
                 _add_event(conn, job_id, new, message, now)
-        job = self.get(job_id)
-        assert job is not None
-        return job
+            return self._job(rows[0])
 
     def set_input(self, job_id: int, position: int, **fields: Any) -> None:
         """Update one input row: its upload URL, or its size/mtime/fingerprint after a re-read."""
