@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import http.client
 import io
+import queue
 import socket
 import ssl
 import threading
@@ -545,10 +546,57 @@ class _Line:
             self._conns.clear()
 
 
-async def _in_thread(work: Callable[[_Line], T]) -> T:
-    """Run ``work`` in a thread of its own and await its outcome.
+class _Threads:
+    """Threads for transfers, one per transfer running, kept a while for the next ones.
 
-    A transfer may last an hour, so it does not take a worker of the loop's shared pool.
+    A transfer may last an hour, so it does not take a worker of the loop's shared pool;
+    but starting a thread for each one cost more CPU than a short transfer's own work.
+    A thread that finishes waits up to ``keep_seconds`` for another transfer, then ends.
+    They are daemon threads, as the transfer threads always were: one stuck in a read of
+    a hung disk does not hold the process at exit. A working thread is named
+    ``cvsyncd-transfer``, an idle one ``cvsyncd-transfer-idle``.
+    """
+
+    def __init__(self, keep_seconds: float = 30.0):
+        self.keep_seconds = keep_seconds
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+
+    def run(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            thread = threading.Thread(
+                target=self._serve, args=(inbox,), name="cvsyncd-transfer", daemon=True
+            )
+            thread.start()
+        inbox.put(work)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        me = threading.current_thread()
+        while True:
+            try:
+                work = inbox.get(timeout=self.keep_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # else it was just handed work: take that
+                        self._idle.remove(inbox)
+                        return
+                continue
+            me.name = "cvsyncd-transfer"
+            work()
+            me.name = "cvsyncd-transfer-idle"
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_THREADS = _Threads()
+
+
+async def _in_thread(work: Callable[[_Line], T]) -> T:
+    """Run ``work`` in a transfer thread (``_Threads``) and await its outcome.
+
     Cancelling the awaiting task cuts the connection and waits for the thread to let go of
     the file, which the caller may close as soon as this returns or raises.
     """
@@ -575,7 +623,7 @@ async def _in_thread(work: Callable[[_Line], T]) -> T:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(settle, result, error)
 
-    threading.Thread(target=run, name="cvsyncd-transfer", daemon=True).start()
+    _THREADS.run(run)
     try:
         return await asyncio.shield(done)
     except asyncio.CancelledError:

@@ -25,6 +25,7 @@ from cvsyncd.cleanvoice.transfers import (
     MAX_REDIRECTS,
     SENDFILE_STEP,
     Transfers,
+    _Threads,
     proxy_for,
 )
 from cvsyncd.errors import PermanentApiError, TransientApiError
@@ -139,6 +140,56 @@ def test_cancelling_a_download_cuts_its_connection_and_ends_its_thread() -> None
         wait_until(lambda: not transfer_threads(), "the transfer thread to end", 5)
         kept = sink.tell()
         assert 0 < kept <= MiB
+
+
+class ThreadNotingSink(io.BytesIO):
+    """A sink that notes which threads wrote to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[threading.Thread] = set()  # not idents: those are reused
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.threads.add(threading.current_thread())
+        return super().write(data)
+
+
+def test_transfers_at_once_run_in_threads_of_their_own_which_later_ones_reuse() -> None:
+    both_asked = threading.Barrier(2, timeout=20)
+
+    def answer(conn: socket.socket, path: str, headers: dict[str, str]) -> None:
+        if path.startswith("/together"):
+            both_asked.wait()  # neither is answered until both are being read at once
+        respond(conn, "200 OK", {"Content-Length": str(MiB)}, b"x" * MiB)
+
+    async def fetch(url: str) -> ThreadNotingSink:
+        sink = ThreadNotingSink()
+        assert await Transfers("t").download(url, sink) == MiB
+        return sink
+
+    with serving(answer) as server:
+
+        async def go() -> tuple[list[ThreadNotingSink], list[ThreadNotingSink]]:
+            together = await asyncio.gather(
+                fetch(f"{server.base}/together/1"), fetch(f"{server.base}/together/2")
+            )
+            after = [await fetch(f"{server.base}/after/{n}") for n in range(4)]
+            return list(together), after
+
+        together, after = asyncio.run(go())
+    first, second = (sink.threads for sink in together)
+    assert len(first) == len(second) == 1 and first != second
+    # one after another, each took a thread already there: no new thread was started
+    assert set().union(*(sink.threads for sink in after)) <= first | second
+
+
+def test_a_transfer_thread_left_idle_ends() -> None:
+    threads = _Threads(keep_seconds=0.2)
+    ran: list[threading.Thread] = []
+    threads.run(lambda: ran.append(threading.current_thread()))
+    wait_until(lambda: bool(ran), "the work to run", 10)
+    wait_until(lambda: not ran[0].is_alive(), "the idle transfer thread to end", 10)
+    assert not threads._idle  # and nothing hands work to it any more
 
 
 def test_redirects_are_followed_with_each_hop_checked_and_a_limit() -> None:
