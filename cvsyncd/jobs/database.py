@@ -170,8 +170,24 @@ class Database:
             failpoint("migrate.committed")
 
 
+# the oldest SQLite with everything the store's statements use (RETURNING: 3.35)
+SQLITE_NEEDED = (3, 35, 0)
+
+
+def check_sqlite(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Refuse, saying what to do, a Python whose SQLite library is too old for the store."""
+    if version < SQLITE_NEEDED:
+        raise StoreError(
+            f"cvsyncd needs SQLite {'.'.join(map(str, SQLITE_NEEDED))} or newer, but this "
+            f"Python uses SQLite {'.'.join(map(str, version))}. Use a Python built with a "
+            "newer SQLite (the python.org builds, Debian 12 or Ubuntu 22.04 and later, or "
+            "the container image)"
+        )
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open the database file private to its owner, with the durability pragmas set."""
+    check_sqlite()
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
     try:

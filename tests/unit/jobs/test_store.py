@@ -543,3 +543,14 @@ def test_asking_about_no_states_or_kinds_finds_nothing(store: Store) -> None:
     assert store.count_by_state([]) == {}
     assert store.wake_held([]) == 0
     assert store.held_jobs([]) == []
+
+
+def test_a_python_with_too_old_an_sqlite_is_refused_saying_what_to_do() -> None:
+    # the SQLite library of this Python cannot be swapped for an old one in a test: the
+    # check is given the version an old one would report
+    from cvsyncd.jobs.database import check_sqlite
+
+    with pytest.raises(StoreError, match=r"needs SQLite 3\.35\.0 or newer.*uses SQLite 3\.31\.1"):
+        check_sqlite((3, 31, 1))
+    check_sqlite((3, 35, 0))
+    check_sqlite()  # this Python's own, which the rest of the tests use
