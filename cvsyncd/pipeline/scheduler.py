@@ -50,6 +50,9 @@ S = JobState
 IDLE_TICK = 30.0
 PAUSED_TICK = 5.0
 PAGE = 64  # due jobs read at a time when the kind of step has no limit
+# once woken, the loop waits this long before its pass, so that the steps finishing in a
+# burst share one pass (each pass reads the counts, the holds and the due jobs anew)
+GATHER_SECONDS = 0.005
 
 StepFn = Callable[[Job, Folder], Coroutine[Any, Any, None]]
 
@@ -169,6 +172,9 @@ class Pipeline(RuntimePart):
             self._wake.clear()
             self.resting = True  # waiting for work (or for the store) is not a stall
             await wait_for_any(stop, self._wake, timeout=sleep)
+            if self._wake.is_set() and not stop.is_set():
+                # steps finishing close together are looked after in one pass, not one each
+                await asyncio.sleep(GATHER_SECONDS)
             self.resting = False
         await self._drain(force)
 
@@ -266,12 +272,14 @@ class Pipeline(RuntimePart):
         self._running[job.id] = (step.kind, task)
 
     async def _run_step(self, step: Step, job: Job, folder: Folder) -> None:
-        log = self.log.bind(job=job.id, path=job.name, step=step.kind)
+        def log() -> Any:  # bound only when something is said (most steps say nothing here)
+            return self.log.bind(job=job.id, path=job.name, step=step.kind)
+
         try:
             try:
                 await step.run(job, folder)
             except asyncio.CancelledError:
-                log.info(ev.JOB_STEP_INTERRUPTED)
+                log().info(ev.JOB_STEP_INTERRUPTED)
                 raise
             except StoreUnavailable:
                 raise
@@ -280,7 +288,7 @@ class Pipeline(RuntimePart):
             except OSError as exc:
                 self.outcomes.handle_os_error(job.id, exc, folder)
             except Exception:
-                log.exception(ev.JOB_STEP_ERROR)
+                log().exception(ev.JOB_STEP_ERROR)
                 self.outcomes.unexpected(job.id)
         except StoreUnavailable as exc:  # cut short: recovered once the store is back
             self.runtime.outage.down(exc, job.id)
