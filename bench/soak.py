@@ -6,11 +6,16 @@ requests per recording, duplicate creates (must be 0), and the time from startin
 daemon to READY=1 on a restart with 100,000 job rows in the store and 10,000 files in the
 inboxes (target <= 3 s).
 
+The reference, in the same run: the official SDK (``cleanvoice-sdk``) taking the same
+recordings through upload, create, poll and download on 32 threads against a fresh
+emulator, keeping nothing (no state, no watching, no retries: it gets no faults). Its CPU
+is measured like the daemon's, the whole process, start-up included (``--no-sdk`` skips it).
+
 The API's per-key request limits (30 creates a minute) would make 1,000 recordings an
 hour-long wait that measures the API, not the daemon: the emulator's limits are lifted and
 the daemon's budget raised for this run (as on a plan with higher limits).
 
-    python bench/soak.py [--recordings 1000] [--folders 4] [--fault-rate 0.02]
+    python bench/soak.py [--recordings 1000] [--folders 4] [--fault-rate 0.02] [--no-sdk]
 """
 
 from __future__ import annotations
@@ -179,6 +184,80 @@ def soak(root: Path, recordings: int, folders: int, fault_rate: float) -> dict[s
         emulator.stop()
 
 
+SDK_THREADS = 32
+# The official SDK (cleanvoice-sdk, as published) driven the way its README shows, on
+# SDK_THREADS threads: upload, create, poll, download for each file, nothing kept.
+SDK_SCRIPT = """
+import os, sys, threading
+from cleanvoice import Cleanvoice
+base_url, key, out_dir, threads, *files = sys.argv[1:]
+todo = list(enumerate(files))
+lock = threading.Lock()
+failures = []
+
+def work():
+    with Cleanvoice(api_key=key, base_url=base_url) as client:
+        while True:
+            with lock:
+                if not todo:
+                    return
+                n, path = todo.pop()
+            try:
+                client.process(path, fillers=True, output_path=os.path.join(out_dir, f"{n}.wav"))
+            except Exception as exc:
+                failures.append(repr(exc))
+
+pool = [threading.Thread(target=work) for _ in range(int(threads))]
+for t in pool:
+    t.start()
+for t in pool:
+    t.join()
+times = os.times()
+print(times.user + times.system, len(failures))
+"""
+
+
+def sdk_reference(root: Path, files: list[Path]) -> dict[str, float]:
+    """The same recordings through the official SDK against a fresh emulator (no faults:
+    the SDK does not retry), its CPU measured the same way as the daemon's: the whole
+    process, start-up included."""
+    emulator = Emulator(
+        root / "emulator-sdk", api_key=KEY, processing_seconds=0.5, rate_limits=False
+    )
+    emulator.start()
+    try:
+        out = root / "sdk-out"
+        out.mkdir()
+        start = time.monotonic()
+        answer = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                SDK_SCRIPT,
+                emulator.base_url,
+                KEY,
+                str(out),
+                str(SDK_THREADS),
+                *map(str, files),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        wall = time.monotonic() - start
+        cpu, failures = answer.stdout.split()
+        api = sum(1 for r in emulator.requests() if r["endpoint"] in API)
+        return {
+            "sdk_wall_seconds": round(wall, 1),
+            "sdk_cpu_seconds_per_recording": round(float(cpu) / len(files), 4),
+            "sdk_api_requests_per_recording": round(api / len(files), 2),
+            "sdk_failures": int(failures),
+        }
+    finally:
+        emulator.stop()
+
+
 def fill_store(root: Path, rows: int, files: int, folders: int) -> None:
     """Add done jobs until the store holds ``rows``, ``files`` of them for real files."""
     Store.open(root / "state").close()  # created and migrated by the real code
@@ -258,6 +337,9 @@ def main() -> int:
     parser.add_argument("--fault-rate", type=float, default=0.02)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument(
+        "--no-sdk", action="store_true", help="skip the reference run of the official SDK"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cvsyncd-soak-"))
     try:
@@ -266,6 +348,12 @@ def main() -> int:
             f"load average before: {load_average()}"
         )
         figures = soak(root, args.recordings, args.folders, args.fault_rate)
+        if not args.no_sdk:
+            files = sorted(root.glob("inbox*/show*/ep*.wav"))
+            figures.update(sdk_reference(root, files))
+            figures["cpu_ratio_to_sdk"] = round(
+                figures["cpu_seconds_per_recording"] / figures["sdk_cpu_seconds_per_recording"], 2
+            )
         for key, value in figures.items():
             goal = GOALS.get(key)
             verdict = ""
