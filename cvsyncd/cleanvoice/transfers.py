@@ -560,9 +560,11 @@ class _Threads:
     def __init__(self, keep_seconds: float = 30.0):
         self.keep_seconds = keep_seconds
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+        self._idle: list[queue.SimpleQueue[Callable[[], Callable[[], None]]]] = []
 
-    def run(self, work: Callable[[], None]) -> None:
+    def run(self, work: Callable[[], Callable[[], None]]) -> None:
+        """Run ``work`` in a free thread; what it returns is called once that thread is
+        free again, so that whoever it tells can start the next transfer on it."""
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
@@ -573,7 +575,7 @@ class _Threads:
             thread.start()
         inbox.put(work)
 
-    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], Callable[[], None]]]) -> None:
         me = threading.current_thread()
         while True:
             try:
@@ -585,10 +587,11 @@ class _Threads:
                         return
                 continue
             me.name = "cvsyncd-transfer"
-            work()
+            then = work()
             me.name = "cvsyncd-transfer-idle"
             with self._lock:
                 self._idle.append(inbox)
+            then()
 
 
 _THREADS = _Threads()
@@ -612,7 +615,7 @@ async def _in_thread(work: Callable[[_Line], T]) -> T:
         else:
             done.set_result(result)
 
-    def run() -> None:
+    def run() -> Callable[[], None]:
         result, error = None, None
         try:
             result = work(line)
@@ -620,8 +623,12 @@ async def _in_thread(work: Callable[[_Line], T]) -> T:
             error = exc
         finally:
             line.close()
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, result, error)
+
+        def tell() -> None:  # once the thread is free for the next transfer
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(settle, result, error)
+
+        return tell
 
     _THREADS.run(run)
     try:
