@@ -184,17 +184,26 @@ def open_input(folder: Folder, job: Job, position: int = 0) -> Iterator[IO[bytes
     """The job's input at ``position``, open and proven to be the file it took (see
     ``inputs.open_taken``); gone or changed, it is the job's error."""
     root, rel = input_place(folder, job, position)
+    changed = f"{rel} changed since it was taken; its new content will be taken"
+    with (
+        input_errors(folder, root, rel, changed),
+        inputs.open_taken(root, rel, job.inputs[position]) as source,
+    ):
+        yield source
+
+
+@contextlib.contextmanager
+def input_errors(folder: Folder, root: Path, rel: str, changed: str) -> Iterator[None]:
+    """An inbox input refused or changed under a step, as the job's error: gone, it says
+    what to do (``missing_input``); changed, it is retried, saying ``changed``."""
     try:
-        with inputs.open_taken(root, rel, job.inputs[position]) as source:
-            yield source
+        yield
     except inputs.InputRefused as exc:
         if exc.kind == "missing":
             raise missing_input(folder, root / rel) from None
         raise
     except inputs.InputChanged:
-        raise JobError(
-            f"{rel} changed since it was taken; its new content will be taken", retryable=True
-        ) from None
+        raise JobError(changed, retryable=True) from None
 
 
 def missing_input(folder: Folder, path: Path) -> JobError:

@@ -32,7 +32,7 @@ from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs, media
 from cvsyncd.jobs import ALL_FOLDERS, InputFile, Job, JobState, Store
 from cvsyncd.pipeline import videoupload
-from cvsyncd.pipeline.disposal import input_place, missing_input, open_input
+from cvsyncd.pipeline.disposal import input_errors, input_place, open_input
 from cvsyncd.pipeline.guard import SpendGuard
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 
@@ -235,16 +235,9 @@ class Uploads(RuntimePart):
             root, rel = input_place(folder, job, position)
             if await asyncio.to_thread(inputs.still_taken, root, rel, recorded):
                 continue
-            try:
+            settling = f"{rel} is still being written; waiting for it to settle"
+            with input_errors(folder, root, rel, settling):
                 st, fingerprint = await asyncio.to_thread(inputs.fingerprint, root, rel)
-            except inputs.InputRefused as exc:
-                if exc.kind == "missing":
-                    raise missing_input(folder, root / rel) from None
-                raise
-            except inputs.InputChanged:
-                raise JobError(
-                    f"{rel} is still being written; waiting for it to settle", retryable=True
-                ) from None
             self.store.set_input(
                 job.id,
                 position,
