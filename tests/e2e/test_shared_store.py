@@ -42,6 +42,16 @@ def site_setup(
     return setup
 
 
+def two_sites(
+    root: Path, emulator: Emulator, pg_shared: Callable[[str], SharedStore], **config: str
+) -> tuple[Setup, Setup]:
+    """Studios a and b, each with its own folders, sharing one database."""
+    return (
+        site_setup(root / "a", emulator, pg_shared("studio-a"), **config),
+        site_setup(root / "b", emulator, pg_shared("studio-b"), **config),
+    )
+
+
 @pytest.fixture
 def daemons() -> Iterator[list[DaemonProcess]]:
     started: list[DaemonProcess] = []
@@ -76,8 +86,7 @@ def test_the_same_recording_at_two_sites_is_created_once_and_listed_by_both(
     pg_shared: Callable[[str], SharedStore],
     daemons: list[DaemonProcess],
 ) -> None:
-    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"))
-    b = site_setup(tmp_path / "b", emulator, pg_shared("studio-b"))
+    a, b = two_sites(tmp_path, emulator, pg_shared)
     start(a, daemons)
     start(b, daemons)
     drop(a, "episode.wav", 440.0)
@@ -108,8 +117,7 @@ def test_a_daily_cap_holds_across_sites(
 ) -> None:
     # each recording is 2 s (0.00056 h); the account's day allows 0.0008 h: one, not two
     budget = "\n[budget]\nhours_per_day = 0.0008\n"
-    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"), budget=budget)
-    b = site_setup(tmp_path / "b", emulator, pg_shared("studio-b"), budget=budget)
+    a, b = two_sites(tmp_path, emulator, pg_shared, budget=budget)
     start(a, daemons)
     start(b, daemons)
     drop(a, "one.wav", 300.0, seconds=2.0)
@@ -133,8 +141,7 @@ def test_the_request_budget_holds_under_a_burst_from_both_sites(
     """A key allows 3 uploads/creates a minute. Each site alone would send 3 in its first
     minute (6 together); sharing the budget, both together send 3."""
     cleanvoice = "submit_requests_per_minute = 3"
-    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"), cleanvoice=cleanvoice)
-    b = site_setup(tmp_path / "b", emulator, pg_shared("studio-b"), cleanvoice=cleanvoice)
+    a, b = two_sites(tmp_path, emulator, pg_shared, cleanvoice=cleanvoice)
     start(a, daemons)
     start(b, daemons)
     for n in range(3):
@@ -159,8 +166,7 @@ def test_pause_all_from_one_site_holds_the_other(
     pg_shared: Callable[[str], SharedStore],
     daemons: list[DaemonProcess],
 ) -> None:
-    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"))
-    b = site_setup(tmp_path / "b", emulator, pg_shared("studio-b"))
+    a, b = two_sites(tmp_path, emulator, pg_shared)
     start(a, daemons)
     daemon_b = start(b, daemons)
     paused = a.cli("pause", "-c", str(a.config))
@@ -223,8 +229,7 @@ def test_retry_from_one_site_is_carried_out_by_the_jobs_own_site(
     """Studio b's daemon is killed right after a create-edit was sent (its answer never
     recorded): the job needs attention. `cvsyncd retry` at studio a queues it again, and
     studio b's daemon, which owns the file, does it."""
-    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"))
-    b = site_setup(tmp_path / "b", emulator, pg_shared("studio-b"))
+    a, b = two_sites(tmp_path, emulator, pg_shared)
     start(a, daemons)
     crashing = b.daemon(env={"CVSYNCD_FAILPOINTS": "submit.posted"})
     daemons.append(crashing)

@@ -35,6 +35,17 @@ def drop_video(setup: Setup, name: str = "ep.mp4", **options: Any) -> Path:
     return target
 
 
+def run_until_done(setup: Setup, name: str = "ep.mp4") -> dict[str, Any]:
+    """Run a daemon until the video ``name`` is done; return how it chose to upload it."""
+    daemon = setup.daemon()
+    try:
+        chosen = daemon.wait_for_event("job.video_upload")
+        daemon.wait_for_event("job.done", path=name, timeout=120)
+    finally:
+        assert daemon.stop() == 0
+    return chosen
+
+
 def leftovers(setup: Setup) -> list[Path]:
     places = [setup.outbox, setup.state / "extract"]
     return [p for place in places if place.exists() for p in place.rglob("*") if p.is_file()
@@ -86,12 +97,7 @@ def test_a_timing_keeping_preset_sends_the_sound_alone(tmp_path: Path, emulator:
 def test_muted_cuts_keep_the_timing_too(tmp_path: Path, emulator: Emulator) -> None:
     setup = Setup(tmp_path, emulator.base_url, after="keep", preset="fillers = true\nmuted = true")
     video = drop_video(setup, "talk.mkv", extra_audio=True)
-    daemon = setup.daemon()
-    try:
-        chosen = daemon.wait_for_event("job.video_upload")
-        daemon.wait_for_event("job.done", path="talk.mkv", timeout=120)
-    finally:
-        assert daemon.stop() == 0
+    chosen = run_until_done(setup, "talk.mkv")
     assert chosen["mode"] == "audio"
     assert_sound_replaced(video, setup.outbox / "talk.mkv")
 
@@ -101,12 +107,7 @@ def test_a_cutting_preset_sends_the_whole_video_and_says_why(
 ) -> None:
     setup = Setup(tmp_path, emulator.base_url, after="keep", preset="fillers = true")
     video = drop_video(setup, extra_audio=False, subtitles=False)
-    daemon = setup.daemon()
-    try:
-        chosen = daemon.wait_for_event("job.video_upload")
-        daemon.wait_for_event("job.done", path="ep.mp4", timeout=120)
-    finally:
-        assert daemon.stop() == 0
+    chosen = run_until_done(setup)
     assert chosen["mode"] == "full" and "fillers = true cuts" in chosen["reason"]
     [put] = uploads(emulator)
     assert put["bytes_in"] == video.stat().st_size
@@ -187,12 +188,7 @@ def test_a_cleaned_sound_that_does_not_fit_fails_and_a_retry_sends_the_whole_vid
         proxy.clear()
         proc = setup.cli("retry", "-c", str(setup.config), str(job["id"]))
         assert proc.returncode == 0, proc.stderr
-        daemon = setup.daemon()
-        try:
-            chosen = daemon.wait_for_event("job.video_upload")
-            daemon.wait_for_event("job.done", path="ep.mp4", timeout=120)
-        finally:
-            assert daemon.stop() == 0
+        chosen = run_until_done(setup)
     assert chosen["mode"] == "full" and "did not fit" in chosen["reason"]
     assert len(creates(emulator)) == 2  # the second one because the user asked
     assert uploads(emulator)[-1]["bytes_in"] == (setup.outbox / "ep.mp4").stat().st_size

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from cvsyncd.config import Folder
+from cvsyncd.inbox.observers import FolderWatch, start_observer, stop_observer
 from cvsyncd.inbox.rules import ignored_name, is_candidate
 from cvsyncd.inbox.watcher import CHECK_SECONDS, REST_CHECK_SECONDS, Watcher
+from tests.conftest import wait_until
 
 SETTLE = 0.6
 
@@ -243,8 +245,6 @@ def test_the_inbox_is_not_watched_for_files_being_opened_or_read(tmp_path: Path)
     """The daemon opens every input several times itself; each open and close would be an
     event for the observer to parse and drop. The kernel is asked for none of them, on
     the inbox and on folders made in it later, while writes are still seen."""
-    from cvsyncd.inbox.observers import FolderWatch, start_observer, stop_observer
-
     in_open, in_close_nowrite, in_close_write, in_create = 0x20, 0x10, 0x08, 0x100
     folder = make_folder(tmp_path)
     (folder.inbox / "ep1.wav").write_bytes(b"x" * 100)
@@ -258,9 +258,9 @@ def test_the_inbox_is_not_watched_for_files_being_opened_or_read(tmp_path: Path)
         try:
             show = folder.inbox / "show"
             show.mkdir()
-            await wait_for(lambda: ("show", "directory") in noted)
+            await asyncio.to_thread(wait_until, lambda: ("show", "directory") in noted, "show")
             (show / "ep2.wav").write_bytes(b"y" * 100)
-            await wait_for(lambda: ("ep2.wav", "file") in noted)
+            await asyncio.to_thread(wait_until, lambda: ("ep2.wav", "file") in noted, "ep2.wav")
             masks = _inotify_masks()
             for watched in (folder.inbox, show):
                 mask = masks[watched.stat().st_ino]
@@ -268,11 +268,5 @@ def test_the_inbox_is_not_watched_for_files_being_opened_or_read(tmp_path: Path)
                 assert mask & in_close_write and mask & in_create, hex(mask)
         finally:
             stop_observer(watch)
-
-    async def wait_for(done: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 10
-        while not done():
-            assert time.monotonic() < deadline, f"not noted: {noted}"
-            await asyncio.sleep(0.02)
 
     asyncio.run(run())
