@@ -76,8 +76,7 @@ class Forwarder(FileSystemEventHandler):
         self.note = note
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return  # not asked for (the polling observer never makes them either)
+        # only the kinds of WATCHED_EVENTS come here: never a file opened or read
         raw = event.dest_path if event.event_type == "moved" else event.src_path
         path = Path(os.fsdecode(raw))
         if event.event_type == "deleted":
