@@ -63,6 +63,9 @@ class Supervisor(RuntimePart):
         self._folders_shown: dict[str, str] | None = None
         self._refused_shown: list[dict[str, str]] | None = None
         self._status_shown: str | None = None
+        # the holds last logged: the scheduler reads them too, on its own passes, so its
+        # copy may already be the new one when a turn comes to log the change
+        self._holds_shown = pipeline.holds
         self._forgotten = runtime.store.forget_generation()
         self._outage_shown = False
         # the watchdog's interval under systemd; the health verdict's without it
@@ -115,11 +118,13 @@ class Supervisor(RuntimePart):
             self._outage_shown = False
             self.watcher.rescan_all()  # what arrived while the store was away
         holds = self.store.holds()
-        if holds != self.pipeline.holds:
+        if holds != self._holds_shown:
             self.log.info(
                 ev.OPERATOR_PAUSED if holds else ev.OPERATOR_RESUMED,
                 folders=sorted(holds),
             )
+            self._holds_shown = holds
+        if holds != self.pipeline.holds:
             self.pipeline.holds = holds
             self.pipeline.wake()
         if (generation := self.store.forget_generation()) != self._forgotten:
