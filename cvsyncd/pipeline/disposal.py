@@ -440,7 +440,8 @@ def left_behind(source: Path, left: tuple[str, ...]) -> str:
     """What was left in a session folder that the job did not take, in plain words."""
     return (
         f"Left in {source}, not processed with this session (the job did not take "
-        f"{'it' if len(left) == 1 else 'them'}): {', '.join(left)}."
+        f"{'it' if len(left) == 1 else 'them'}): {', '.join(left)}. A track left there is "
+        "taken as a recording of its own once it settles."
     )
 
 
