@@ -226,7 +226,7 @@ def test_a_track_added_to_a_taken_session_stays_in_the_inbox_and_is_taken_after(
         cal.rename(setup.inbox / "sess" / "cal.wav")
         # the watcher looks at the changed session (settled in 0.5 s with its marker):
         # its job is not submitted yet, so it is that job's, and no second job is made
-        daemon.stays(lambda: daemon.count("job.queued") == 1, 3, "a second job was made")
+        daemon.stays(lambda: daemon.count("job.queued") == 1, 4, "a second job was made")
         assert setup.cli("resume", "-c", str(setup.config)).returncode == 0
         left = daemon.wait_for_event("job.session_left", path="sess")
         assert left["left"] == ["cal.wav"]
