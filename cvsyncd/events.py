@@ -65,6 +65,7 @@ JOB_TAGS_SKIPPED = "job.tags_skipped"
 JOB_WRITTEN = "job.written"
 JOB_EDIT_NOT_DELETED = "job.edit_not_deleted"
 JOB_INPUT_REPLACED = "job.input_replaced"
+JOB_SESSION_LEFT = "job.session_left"
 JOB_DONE = "job.done"
 JOB_RETRY = "job.retry"
 JOB_RESUBMITTING = "job.resubmitting"
@@ -176,6 +177,8 @@ MESSAGES: dict[str, str] = {
     "after 7 days",
     JOB_INPUT_REPLACED: "the input is no longer the recording that was processed; "
     "leaving it in place",
+    JOB_SESSION_LEFT: "the session folder held files the job did not take; only its tracks "
+    "were moved, the rest is left in the inbox, not processed with this session",
     JOB_DONE: "done",
     JOB_RETRY: "will retry",
     JOB_RESUBMITTING: "create-edit outcome unknown; resubmitting as configured",

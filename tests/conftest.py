@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import ssl
 import struct
@@ -87,6 +88,21 @@ def vary_seed(request: pytest.FixtureRequest) -> int:
     """
     offset = os.environ.get("CVSYNCD_TEST_VARY", "0")
     return zlib.crc32(request.node.nodeid.encode()) + (int(offset) if offset.isdigit() else 0)
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another filesystem than ``tmp_path`` (removed afterwards): /dev/shm is
+    a tmpfs, the test folders are not. Skipped, saying so, where no such folder exists."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test folder")
+    place = shm / f"cvsyncd-test-{os.getpid()}-{tmp_path.name}"
+    place.mkdir()
+    try:
+        yield place
+    finally:
+        shutil.rmtree(place)
 
 
 @pytest.fixture

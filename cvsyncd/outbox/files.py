@@ -15,6 +15,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -152,11 +153,14 @@ def _split_name(name: str) -> tuple[str, str]:
 
 
 def move_file(src: Path, dest: Path) -> Path:
-    """Move ``src`` to ``dest`` durably and return ``dest``; never overwrite.
+    """Move ``src`` to ``dest`` within one filesystem, durably, and return ``dest``; never
+    overwrite.
 
-    Within one filesystem this is a rename (refused if ``dest`` exists); across
-    filesystems the file is copied with the atomic protocol and the source removed only
-    after the copy is durable.
+    Across filesystems this raises OSError(EXDEV) and changes nothing: such a move is a
+    copy, and a copy must be made from a descriptor opened without following links or
+    blocking, then the source removed only if it is still the file copied — see
+    :func:`copy_open_file` and :func:`remove_if_same`, which the caller (who knows which
+    folder the source is in, and what it was) puts together.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -165,9 +169,7 @@ def move_file(src: Path, dest: Path) -> Path:
     except OSError as exc:
         if exc.errno == errno.EEXIST:
             raise FileExistsError(errno.EEXIST, "destination exists", str(dest)) from None
-        if exc.errno == errno.EXDEV:
-            _copy_durably(src, dest)
-        elif exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+        if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
             # no hard links here (FAT, some shares): rename, after a last existence check
             if os.path.lexists(dest):
                 raise FileExistsError(errno.EEXIST, "destination exists", str(dest)) from None
@@ -175,8 +177,7 @@ def move_file(src: Path, dest: Path) -> Path:
             fsync_dir(dest.parent)
             fsync_dir(src.parent)
             return dest
-        else:
-            raise
+        raise
     fsync_dir(dest.parent)
     os.unlink(src)
     fsync_dir(src.parent)
@@ -184,47 +185,91 @@ def move_file(src: Path, dest: Path) -> Path:
 
 
 def move_tree(src: Path, dest: Path) -> Path:
-    """Move the folder ``src`` (a multi-track session) to ``dest``; never overwrite.
-
-    Within one filesystem this is one rename; across filesystems every file is copied with
-    the atomic protocol, and the source removed only once all copies are durable.
-    """
+    """Move the folder ``src`` (a multi-track session) to ``dest`` with one rename; never
+    overwrite. Across filesystems this raises OSError(EXDEV) and changes nothing (the
+    caller then copies file by file, see :func:`move_file`)."""
     if os.path.lexists(dest):
         raise FileExistsError(errno.EEXIST, "destination exists", str(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(src, dest)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    else:
-        fsync_dir(dest.parent)
-        fsync_dir(src.parent)
-        return dest
-    for dirpath, _dirnames, filenames in os.walk(src):
-        target_dir = dest / Path(dirpath).relative_to(src)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        for name in filenames:
-            _copy_durably(Path(dirpath) / name, target_dir / name)
-    shutil.rmtree(src)
+    os.rename(src, dest)
+    fsync_dir(dest.parent)
     fsync_dir(src.parent)
     return dest
 
 
-def _copy_durably(src: Path, dest: Path) -> None:
-    out = AtomicFile(dest, mode=0o600)
+class SourceChanged(Exception):
+    """The file being copied changed while it was read: the copy was not kept."""
+
+
+def copy_open_file(source: IO[bytes], before: os.stat_result, dest: Path) -> os.stat_result:
+    """Copy the open regular file ``source`` (whose ``fstat`` is ``before``) to ``dest``
+    with the atomic protocol; never overwrite (FileExistsError). Return the source's fstat.
+
+    Nothing is looked up by path: the content, the mode and the times all come from the
+    descriptor. If the source's fstat differs after the copy (it was written to meanwhile)
+    the copy is discarded and SourceChanged raised.
+    """
+    if not stat.S_ISREG(before.st_mode):
+        raise SourceChanged(f"{dest.name}: only a regular file is copied")
+    out = AtomicFile(dest, mode=stat.S_IMODE(before.st_mode))
     try:
-        with open(src, "rb") as f:
-            shutil.copyfileobj(f, out.file, COPY_BLOCK)
-        shutil.copystat(src, out.temp)
-        mode = os.stat(src).st_mode & 0o7777
-        out.mode = mode
-        if os.path.lexists(dest):
-            raise FileExistsError(errno.EEXIST, "destination exists", str(dest))
+        shutil.copyfileobj(source, out.file, COPY_BLOCK)
+        after = os.fstat(source.fileno())
+        if not _unchanged(before, after):
+            raise SourceChanged(f"the file moved to {dest} changed while it was being copied")
+        out.file.flush()  # the last write, then the times (a later write would change them)
+        os.utime(out.file.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
     except BaseException:
         out.discard()
         raise
-    out.commit()
+    out.commit(overwrite=False)
+    return after
+
+
+def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether two fstats of one open file show its content unchanged: the same inode,
+    size and mtime, and the same change time unless only its links changed (a newer take
+    renamed over it unlinks it, which changes its change time but not what was read)."""
+    same = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns) == (
+        after.st_dev,
+        after.st_ino,
+        after.st_size,
+        after.st_mtime_ns,
+    )
+    relinked = before.st_nlink != after.st_nlink
+    return same and (relinked or before.st_ctime_ns == after.st_ctime_ns)
+
+
+def remove_if_same(path: Path, copied: os.stat_result) -> bool:
+    """Remove ``path`` only if it is still the very file that was copied (``copied`` is
+    its fstat then); return whether it was removed.
+
+    The entry is first renamed to a hidden name beside it, so what is compared is what
+    would be removed: the same device, inode, size and mtime, a regular file. Anything
+    else (a newer take renamed into place meanwhile, a link) is renamed back — under a
+    free name if its own place was taken meanwhile — and never lost. Gone already: False.
+    """
+    aside = path.with_name(f"{TEMP_PREFIX}remove-{secrets.token_hex(6)}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False
+    try:
+        st = os.lstat(aside)
+        same = stat.S_ISREG(st.st_mode) and (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+        ) == (copied.st_dev, copied.st_ino, copied.st_size, copied.st_mtime_ns)
+    except OSError:
+        same = False
+    if same:
+        os.unlink(aside)
+    else:
+        os.rename(aside, free_name(path))
+    fsync_dir(path.parent)
+    return same
 
 
 def remove_file(path: Path) -> bool:

@@ -19,6 +19,7 @@ import secrets
 import stat
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -32,11 +33,14 @@ from cvsyncd.inbox import inputs
 from cvsyncd.inbox import rules as inbox
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.outbox.files import (
+    SourceChanged,
+    copy_open_file,
     fit_name,
     free_name,
     fsync_dir,
     move_file,
     move_tree,
+    remove_if_same,
     write_bytes_atomic,
 )
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
@@ -91,6 +95,163 @@ def present(folder: Folder, job: Job) -> bool:
     return os.path.lexists(input_root(folder, job))
 
 
+@dataclass(frozen=True)
+class Moved:
+    """Where a job's recording went, and what of its session folder was left behind:
+    entries the job did not take (a track that arrived after it was taken, say), which
+    stay in the inbox, unprocessed by this job."""
+
+    target: Path
+    left: tuple[str, ...] = ()
+
+
+def move_taken(folder: Folder, job: Job, target: Path) -> Moved:
+    """Move the job's recording to ``target`` (never over an existing file).
+
+    Raise NotOurs, changing nothing, if a file is not the content the job took — checked
+    before the move, and after it: a file swapped in at the last instant is moved back.
+    A move that a crash cut short is finished.
+
+    A session folder holding only the job's tracks and its ``.ready`` marker is moved
+    whole; one holding anything else has only those moved (into ``target``), and the rest
+    stays in the inbox and is named in the result. To another filesystem each file is
+    copied from a descriptor and its source removed only if it is still the file copied
+    (:func:`_copy_across`): no link is followed, no FIFO opened, nothing but a regular
+    file copied, and nothing removed that was not copied.
+    """
+    if job.facts.get("session"):
+        return _move_session(folder, job, target)
+    source = input_root(folder, job)
+    base, rel = input_place(folder, job)
+    if _moved_already(base, rel, target, job.inputs[0]):
+        return Moved(target)
+    if not ours(folder, job):
+        raise NotOurs(f"{source} is not the recording job {job.id} took")
+    _move_input(base, rel, target, job.inputs[0])
+    return Moved(target)
+
+
+def _move_session(folder: Folder, job: Job, target: Path) -> Moved:
+    source = input_root(folder, job)
+    tracks = [PurePosixPath(i.rel_path).name for i in job.inputs]
+    base, rel = input_place(folder, job)
+    session_rel = PurePosixPath(rel).parent.as_posix()
+    pending = []
+    for position, (name, taken) in enumerate(zip(tracks, job.inputs, strict=True)):
+        if inputs.still_taken(*input_place(folder, job, position), taken):
+            pending.append((name, taken))
+        elif not (_moved_already(source, name, target / name, taken)):
+            raise NotOurs(f"{source / name} is not the recording job {job.id} took")
+    try:
+        entries = set(os.listdir(source))
+    except FileNotFoundError:
+        entries = set()
+    left = sorted(entries - set(tracks) - {READY_MARKER})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not left and len(pending) == len(tracks):
+        try:
+            move_tree(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        else:
+            if all(_arrived(b, n, t) for b, n, t in _placed(target, job)):
+                return Moved(target)
+            move_tree(target, free_name(source))  # not ours after all: put it back
+            raise NotOurs(f"{source} was replaced while it was being moved")
+    # file by file: the job's tracks (and its marker) go, anything else stays
+    if len(pending) == len(tracks) and os.path.lexists(target) and not _empty_folder(target):
+        raise FileExistsError(errno.EEXIST, "destination exists", str(target))
+    target.mkdir(parents=True, exist_ok=True)
+    moved: list[tuple[str, InputFile]] = []
+    try:
+        for name, taken in pending:
+            _move_input(base, f"{session_rel}/{name}", target / name, taken)
+            moved.append((name, taken))
+    except NotOurs:
+        for name, _ in reversed(moved):  # put back what went, so that nothing changed
+            _move_back(target / name, source / name)
+        raise
+    _move_marker(base, f"{session_rel}/{READY_MARKER}", target / READY_MARKER)
+    try:
+        source.rmdir()
+        fsync_dir(source.parent)
+    except FileNotFoundError:
+        pass
+    except OSError:  # not empty: what is in it now is what was left
+        with contextlib.suppress(OSError):
+            left = sorted(os.listdir(source))
+    else:
+        left = []
+    return Moved(target, tuple(left))
+
+
+def _move_input(base: Path, rel: str, dest: Path, taken: InputFile) -> None:
+    """Move the input ``base/rel``, checked to be ``taken``, to ``dest``; NotOurs if it
+    is not (then it is where it was, or under a free name beside it)."""
+    source = base / rel
+    try:
+        move_file(source, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_across(base, rel, dest, taken)
+        return
+    if not _arrived(dest.parent, dest.name, taken):
+        move_file(dest, free_name(source))  # not ours after all: put it back
+        raise NotOurs(f"{source} was replaced while it was being moved")
+
+
+def _copy_across(base: Path, rel: str, dest: Path, taken: InputFile | None) -> None:
+    """Move ``base/rel`` to ``dest`` on another filesystem: copy it, then remove it.
+
+    The source is opened below ``base`` without following links and without blocking
+    (``inputs.open_regular``) and proven on its descriptor to be ``taken`` (None: any
+    regular file); the copy is made from that descriptor and refused if the file changed
+    meanwhile (NotOurs, nothing changed). The source is then removed only if it is still
+    the very file copied: a newer take renamed into its place during the copy stays.
+    """
+    source = base / rel
+    try:
+        with inputs.open_regular(base, rel) as (file, st):
+            if taken is not None and not taken.matches(st):
+                raise NotOurs(f"{source} is not the recording that was taken")
+            copied = copy_open_file(file, st, dest)
+    except inputs.InputRefused as exc:
+        raise NotOurs(exc.message) from None
+    except SourceChanged:
+        raise NotOurs(f"{source} changed while it was being copied; left in place") from None
+    remove_if_same(source, copied)
+
+
+def _move_marker(base: Path, rel: str, dest: Path) -> None:
+    """Move a session's ``.ready`` marker along with its tracks, if it is a regular file."""
+    source = base / rel
+    try:
+        st = os.lstat(source)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode) or os.path.lexists(dest):
+        return  # not a marker we know (left, and named as left), or moved already
+    try:
+        move_file(source, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with contextlib.suppress(NotOurs):
+            _copy_across(base, rel, dest, None)
+
+
+def _move_back(moved: Path, home: Path) -> None:
+    """Undo one move of a session's track (the session was not all ours after all)."""
+    try:
+        move_file(moved, free_name(home))
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_across(moved.parent, moved.name, free_name(home), None)
+
+
 def _placed(target: Path, job: Job) -> list[tuple[Path, str, InputFile]]:
     """Where each input is after a move to ``target``: (folder, name, what was taken)."""
     if job.facts.get("session"):
@@ -98,40 +259,11 @@ def _placed(target: Path, job: Job) -> list[tuple[Path, str, InputFile]]:
     return [(target.parent, target.name, job.inputs[0])]
 
 
-def move_taken(folder: Folder, job: Job, target: Path) -> Path:
-    """Move the job's recording to ``target`` (never over an existing file).
-
-    Raise NotOurs, changing nothing, if a file is not the content the job took — checked
-    before the move, and after it: a file swapped in at the last instant is moved back.
-    A move that a crash cut short between its link and its unlink is finished.
-    """
-    source = input_root(folder, job)
-    if not job.facts.get("session") and _linked_already(source, target, job.inputs[0]):
-        os.unlink(source)
-        fsync_dir(source.parent)
-        return target
-    if not ours(folder, job):
-        raise NotOurs(f"{source} is not the recording job {job.id} took")
-    session = bool(job.facts.get("session"))
-    mover = move_tree if session else move_file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    copied = os.stat(source.parent).st_dev != os.stat(target.parent).st_dev
-    mover(source, target)
-    if all(_arrived(base, name, taken, copied) for base, name, taken in _placed(target, job)):
-        return target
-    mover(target, free_name(source))  # not ours after all: put it back
-    raise NotOurs(f"{source} was replaced while it was being moved")
-
-
-def _linked_already(source: Path, target: Path, taken: InputFile) -> bool:
-    """Whether ``target`` is already a hard link to ``source``, the file taken: a move
-    (link, then unlink) was cut short between the two."""
+def _empty_folder(path: Path) -> bool:
     try:
-        a, b = os.lstat(source), os.lstat(target)
+        return stat.S_ISDIR(os.lstat(path).st_mode) and not os.listdir(path)
     except OSError:
         return False
-    same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) and stat.S_ISREG(a.st_mode)
-    return same and _arrived(target.parent, target.name, taken)
 
 
 def _arrived(base: Path, name: str, taken: InputFile, copied: bool = False) -> bool:
@@ -144,6 +276,38 @@ def _arrived(base: Path, name: str, taken: InputFile, copied: bool = False) -> b
             return same and (copied or taken.inode is None or st.st_ino == taken.inode)
     except inputs.InputRefused:
         return False
+
+
+def _moved_already(base: Path, rel: str, target: Path, taken: InputFile) -> bool:
+    """Whether a move of the input ``base/rel`` to ``target`` is already done, or was cut
+    short by a crash between its two halves; if so, finish it.
+
+    Done: nothing at the source, and the taken file at ``target``. Cut short within a
+    filesystem: ``target`` is a hard link to the source (unlinked now). Cut short after a
+    copy to another filesystem: the taken size and mtime at ``target``, and the source
+    still the taken file (removed now, only if it still is).
+    """
+    source = base / rel
+    try:
+        b = os.lstat(target)
+    except OSError:
+        return False
+    try:
+        a = os.lstat(source)
+    except FileNotFoundError:
+        return _arrived(target.parent, target.name, taken, copied=True)
+    except OSError:
+        return False
+    if not (stat.S_ISREG(a.st_mode) and _arrived(target.parent, target.name, taken, True)):
+        return False
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        os.unlink(source)
+        fsync_dir(source.parent)
+        return True
+    if a.st_dev == b.st_dev or not inputs.still_taken(base, rel, taken):
+        return False
+    remove_if_same(source, a)
+    return True
 
 
 def delete_taken(folder: Folder, job: Job) -> None:
@@ -236,6 +400,7 @@ def set_aside_failed_input(
     """
     source = input_root(folder, job)
     replaced = False
+    left: tuple[str, ...] = ()
     if job.facts.get("input_at"):
         target: Path | None = source  # already set aside (a retry failed again)
     elif folder.after == "keep" or job.facts.get("adhoc") or not os.path.lexists(source):
@@ -243,9 +408,12 @@ def set_aside_failed_input(
         replaced = os.path.lexists(source) and not ours(folder, job)
     else:
         try:
-            target = move_taken(folder, job, free_name(folder.failed_dir / job.name))
+            moved = move_taken(folder, job, free_name(folder.failed_dir / job.name))
         except NotOurs:
             target, replaced = None, True
+        else:
+            target, left = moved.target, moved.left
+            tell_left(job, source, moved)
     note = target if target is not None else folder.failed_dir / job.name
     if replaced:
         advice = (
@@ -262,8 +430,32 @@ def set_aside_failed_input(
     else:
         advice = f"When the cause is fixed, run: cvsyncd retry -c {config_path} {job.id}"
     text = f"cvsyncd could not process {job.name} (job {job.id}).\n\nWhy: {message}\n\n{advice}\n"
+    if left:
+        text += f"\n{left_behind(source, left)}\n"
     write_bytes_atomic(error_note(note), text.encode("utf-8"))
     return target, text
+
+
+def left_behind(source: Path, left: tuple[str, ...]) -> str:
+    """What was left in a session folder that the job did not take, in plain words."""
+    return (
+        f"Left in {source}, not processed with this session (the job did not take "
+        f"{'it' if len(left) == 1 else 'them'}): {', '.join(left)}. A track left there is "
+        "taken as a recording of its own once it settles."
+    )
+
+
+def tell_left(job: Job, source: Path, moved: Moved) -> None:
+    """Log what a move left in a session folder (nothing is logged if nothing was left)."""
+    if moved.left:
+        structlog.get_logger("cvsyncd.pipeline").warning(
+            ev.JOB_SESSION_LEFT,
+            job=job.id,
+            path=job.name,
+            left=list(moved.left),
+            moved_to=str(moved.target),
+            reason=left_behind(source, moved.left),
+        )
 
 
 def _now_at(source: Path, session: bool) -> str:
@@ -313,7 +505,7 @@ class Disposals(RuntimePart):
             job.id,
             S.DISPOSING,
             S.DONE,
-            "done",
+            f"done. {job.facts['left_behind']}" if job.facts.get("left_behind") else "done",
             finished_at=time.time(),
             attempts=0,
             error=None,
@@ -351,8 +543,12 @@ class Disposals(RuntimePart):
                 raise missing_input(folder, root)
             return job  # moved already (a redo after a crash), or removed by the user
         try:
-            await asyncio.to_thread(move_taken, folder, job, target)
+            moved = await asyncio.to_thread(move_taken, folder, job, target)
             failpoint("dispose.moved")
+            tell_left(job, root, moved)
+            if moved.left:  # said again in the job's last message
+                facts = {**job.facts, "left_behind": left_behind(root, moved.left)}
+                job = self.store.update(job.id, S.DISPOSING, None, facts=facts)
         except NotOurs as exc:
             self._left_in_place(job, str(exc))
             return self.store.update(job.id, S.DISPOSING, None, disposed_to=None)

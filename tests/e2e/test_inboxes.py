@@ -201,6 +201,53 @@ def test_a_multitrack_session(tmp_path: Path, emulator: Emulator) -> None:
     assert job["inputs"] == ["session-3/ana.wav", "session-3/ben.wav"]
 
 
+def test_a_track_added_to_a_taken_session_stays_in_the_inbox_and_is_taken_after(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="move",
+        preset="normalize = true\nmerge = true",
+        extra_folder="multitrack = true\nmultitrack_settle_seconds = 2",
+    )
+    staging = tmp_path / "staging" / "sess"
+    make_wav(staging / "ana.wav", seconds=2, freq=300)
+    make_wav(staging / "ben.wav", seconds=2, freq=500)
+    (staging / ".ready").touch()
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("daemon.started")
+        assert setup.cli("pause", "-c", str(setup.config)).returncode == 0
+        shutil.move(str(staging), str(setup.inbox / "sess"))
+        daemon.wait_for_event("job.queued", path="sess", tracks=2)
+        # a third speaker's track arrives after the session was taken (its job waits)
+        cal = make_wav(tmp_path / "staging" / "cal.wav", seconds=2, freq=700)
+        cal.rename(setup.inbox / "sess" / "cal.wav")
+        # the watcher looks at the changed session (settled in 0.5 s with its marker):
+        # its job is not submitted yet, so it is that job's, and no second job is made
+        daemon.stays(lambda: daemon.count("job.queued") == 1, 4, "a second job was made")
+        assert setup.cli("resume", "-c", str(setup.config)).returncode == 0
+        left = daemon.wait_for_event("job.session_left", path="sess")
+        assert left["left"] == ["cal.wav"]
+        daemon.wait_for_event("job.done", path="sess")
+        # the leftover is not lost: once it settles (no marker now), it is a recording
+        daemon.wait_for_event("job.queued", path="sess", tracks=1, timeout=30)
+        daemon.wait_for(lambda: done_count(daemon) == 2, what="the leftover track done")
+    finally:
+        assert daemon.stop() == 0
+    first, second = creates(emulator)
+    assert (len(first["files"]), len(second["files"])) == (2, 1)
+    done = setup.inbox / "done"
+    assert sorted(os.listdir(done / "sess")) == [".ready", "ana.wav", "ben.wav"]
+    assert os.listdir(done / "sess (2)") == ["cal.wav"]
+    jobs = sorted(setup.jobs(), key=lambda j: int(j["id"]))
+    assert [j["inputs"] for j in jobs] == [["sess/ana.wav", "sess/ben.wav"], ["sess/cal.wav"]]
+    shown = setup.cli("show", "-c", str(setup.config), str(jobs[0]["id"])).stdout
+    [ended] = [line for line in shown.splitlines() if " done " in line]
+    assert "cal.wav" in ended and "not processed" in ended, shown
+
+
 def test_cvsyncd_toml_overrides_and_holds_a_broken_subtree(
     tmp_path: Path, emulator: Emulator
 ) -> None:

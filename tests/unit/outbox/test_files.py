@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -11,10 +12,12 @@ import pytest
 
 from cvsyncd.outbox.files import (
     AtomicFile,
+    copy_open_file,
     free_name,
     is_temp_name,
     move_file,
     remove_file,
+    remove_if_same,
     sha256_file,
     sweep_temp_files,
     write_bytes_atomic,
@@ -89,25 +92,56 @@ def test_move_file_refuses_to_overwrite(tmp_path: Path) -> None:
     assert src.read_bytes() == b"new" and dest.read_bytes() == b"existing"
 
 
-@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs /dev/shm for a second filesystem")
-def test_move_file_across_filesystems_copies_durably(tmp_path: Path) -> None:
-    if os.stat("/dev/shm").st_dev == tmp_path.stat().st_dev:
-        pytest.skip("/dev/shm is on the same filesystem as the test folder")
+def test_move_file_across_filesystems_changes_nothing(tmp_path: Path, elsewhere: Path) -> None:
+    src = tmp_path / "ep1.wav"
+    src.write_bytes(b"audio")
+    with pytest.raises(OSError) as refused:
+        move_file(src, elsewhere / "done" / "ep1.wav")
+    assert refused.value.errno == errno.EXDEV
+    assert src.read_bytes() == b"audio" and list((elsewhere / "done").iterdir()) == []
+
+
+def test_copy_open_file_across_filesystems_copies_durably(tmp_path: Path, elsewhere: Path) -> None:
     src = tmp_path / "ep1.wav"
     src.write_bytes(os.urandom(3 * 1024 * 1024))
     os.chmod(src, 0o640)
+    os.utime(src, ns=(1_600_000_000_000_000_000, 1_500_000_000_123_456_789))
     digest = sha256_file(src)
-    shm = Path("/dev/shm") / f"cvsyncd-test-{os.getpid()}"
-    try:
-        dest = move_file(src, shm / "done" / "ep1.wav")
-        assert not src.exists()
-        assert sha256_file(dest) == digest
-        assert stat.S_IMODE(dest.stat().st_mode) == 0o640
-        assert [p.name for p in dest.parent.iterdir()] == ["ep1.wav"]
-    finally:
-        for p in sorted(shm.rglob("*"), reverse=True):
-            p.unlink() if p.is_file() else p.rmdir()
-        shm.rmdir()
+    dest = elsewhere / "done" / "ep1.wav"
+    with open(src, "rb") as f:
+        copied = copy_open_file(f, os.fstat(f.fileno()), dest)
+    assert sha256_file(dest) == digest
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+    assert dest.stat().st_mtime_ns == 1_500_000_000_123_456_789
+    assert [p.name for p in dest.parent.iterdir()] == ["ep1.wav"]
+    assert remove_if_same(src, copied) is True
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_copy_open_file_never_overwrites(tmp_path: Path) -> None:
+    src, dest = tmp_path / "a.wav", tmp_path / "b.wav"
+    src.write_bytes(b"new")
+    dest.write_bytes(b"existing")
+    with open(src, "rb") as f, pytest.raises(FileExistsError):
+        copy_open_file(f, os.fstat(f.fileno()), dest)
+    assert dest.read_bytes() == b"existing"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav"]
+
+
+def test_remove_if_same_keeps_what_is_not_the_file_copied(tmp_path: Path) -> None:
+    src = tmp_path / "ep1.wav"
+    src.write_bytes(b"old take")
+    copied = os.stat(src)
+    (tmp_path / "new.wav").write_bytes(b"new take")
+    os.rename(tmp_path / "new.wav", src)  # a new take renamed into place
+    assert remove_if_same(src, copied) is False
+    assert src.read_bytes() == b"new take"
+    assert [p.name for p in tmp_path.iterdir()] == ["ep1.wav"]
+    src.unlink()
+    src.symlink_to(tmp_path / "elsewhere")
+    assert remove_if_same(src, copied) is False
+    assert src.is_symlink()
+    assert remove_if_same(tmp_path / "gone.wav", copied) is False
 
 
 def test_remove_file(tmp_path: Path) -> None:
