@@ -16,7 +16,7 @@ import pytest
 
 from cvsyncd.emulator import Emulator
 from cvsyncd.outbox.files import is_temp_name
-from tests.conftest import DaemonProcess, Setup, creates
+from tests.conftest import EMULATOR_KEY, DaemonProcess, Setup, creates
 from tests.hostile import HostileProxy, Rule
 from tests.media import (
     FFPROBE,
@@ -231,6 +231,19 @@ def settled(daemon: DaemonProcess, name: str, timeout: float = 60) -> None:
     )
 
 
+def ffmpeg_cannot_start(tmp_path: Path) -> dict[str, str]:
+    """The environment of a daemon whose ffmpeg is found but cannot be run (a real exec
+    failure: its interpreter is missing); its ffprobe is the real one."""
+    broken = tmp_path / "broken-bin"
+    broken.mkdir(exist_ok=True)
+    if not (broken / "ffmpeg").exists():
+        (broken / "ffmpeg").write_text("#!/nonexistent/interpreter\n")
+        (broken / "ffmpeg").chmod(0o755)
+        assert FFPROBE
+        (broken / "ffprobe").symlink_to(FFPROBE)
+    return {"PATH": f"{broken}{os.pathsep}{os.environ['PATH']}"}
+
+
 def test_an_ffmpeg_that_fails_during_the_put_back_keeps_the_paid_edit(
     tmp_path: Path, emulator: Emulator
 ) -> None:
@@ -251,13 +264,7 @@ def test_an_ffmpeg_that_fails_during_the_put_back_keeps_the_paid_edit(
     edit_id = shown(setup, job["id"])["edit_id"]
     assert edit_id and len(creates(emulator)) == 1
 
-    broken = tmp_path / "broken-bin"
-    broken.mkdir()
-    (broken / "ffmpeg").write_text("#!/nonexistent/interpreter\n")
-    (broken / "ffmpeg").chmod(0o755)
-    assert FFPROBE
-    (broken / "ffprobe").symlink_to(FFPROBE)  # ffprobe works: only ffmpeg cannot start
-    daemon = setup.daemon(env={"PATH": f"{broken}{os.pathsep}{os.environ['PATH']}"})
+    daemon = setup.daemon(env=ffmpeg_cannot_start(tmp_path))
     try:
         settled(daemon, "ep.mp4")
         # tried again, not given up on: a second try fails the same way and still waits
@@ -370,3 +377,38 @@ def test_an_original_replaced_during_the_edit_fails_once_and_a_retry_uses_the_sa
     [out] = [Path(o["path"]) for o in described["outputs"] if o["path"].endswith(".mp4")]
     assert_sound_replaced(video, out)
     assert not leftovers(setup)
+
+
+def test_a_put_back_that_never_works_ends_when_the_edit_expires(tmp_path: Path) -> None:
+    """Retried local trouble is bounded: once Cleanvoice's retention has run out, the cleaned
+    sound cannot be fetched again, and the job fails saying so (not retried forever)."""
+    emulator = Emulator(
+        tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=0.5, retention_seconds=8
+    )
+    emulator.start()
+    try:
+        setup = Setup(
+            tmp_path,
+            emulator.base_url,
+            after="keep",
+            preset=ENHANCE_ONLY,
+            extra_daemon="retry_initial_seconds = 0.5\nretry_max_seconds = 1",
+        )
+        setup.config.write_text(
+            setup.config.read_text().replace(
+                'api_key_file = "api_key"', 'api_key_file = "api_key"\nretention_seconds = 8'
+            )
+        )
+        drop_video(setup, extra_audio=False, subtitles=False)
+        stopped_before_the_put_back(setup)
+        daemon = setup.daemon(env=ffmpeg_cannot_start(tmp_path))
+        try:
+            daemon.wait_for_event("job.failed", path="ep.mp4", timeout=60)
+        finally:
+            assert daemon.stop() == 0
+        assert daemon.count("job.retry", path="ep.mp4") >= 1  # retried while it could help
+        [job] = setup.jobs()
+        assert "expired at Cleanvoice" in job["error"], job["error"]
+        assert len(creates(emulator)) == 1 and not (setup.outbox / "ep.mp4").exists()
+    finally:
+        emulator.stop()
