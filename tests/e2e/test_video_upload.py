@@ -361,6 +361,9 @@ def test_an_original_replaced_during_the_edit_fails_once_and_a_retry_uses_the_sa
         [new_take] = [j for j in setup.jobs() if j["id"] != job["id"]]
         assert new_take["state"] == "done"
         assert len(creates(emulator)) == 2  # the first edit, and the new take's own
+        note = (setup.inbox / "failed" / "ep.mp4.error.txt").read_text()
+        assert "a newer one replaced it" in note and "put it back" in note
+        assert "does not pay for it again" in note and "it is not retried" not in note
 
         os.replace(copy, video)  # the original's content is back under its name
         proc = setup.cli("retry", "-c", str(setup.config), str(job["id"]))
