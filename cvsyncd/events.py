@@ -40,6 +40,7 @@ INBOX_OVERRIDE_BROKEN = "inbox.override_broken"
 INBOX_INTAKE_ERROR = "inbox.intake_error"
 INBOX_SCANNED = "inbox.scanned"
 INBOX_BACKLOG = "inbox.backlog"
+INBOX_BACKLOG_AGAIN = "inbox.backlog_again"
 
 # -- one job, in the order of its path ------------------------------------------------
 JOB_QUEUED = "job.queued"
@@ -149,6 +150,7 @@ MESSAGES: dict[str, str] = {
     INBOX_INTAKE_ERROR: "could not take a file",
     INBOX_SCANNED: "looked through a folder for recordings",
     INBOX_BACKLOG: "first look at a folder: what it already held was weighed and decided",
+    INBOX_BACKLOG_AGAIN: "an inbox weighed empty is on another device now: weighing it again",
     JOB_QUEUED: "queued",
     JOB_DUPLICATE: "duplicate: not submitted again",
     JOB_INPUT_CHANGED: "input changed before upload; taking the new content",

@@ -8,7 +8,8 @@ object), so every URL that reaches a log, the database or an error message goes 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
@@ -46,6 +47,18 @@ def redact_url(url: str) -> str:
     if not parts.query and not parts.fragment:
         return url
     return urlunsplit((parts.scheme, parts.netloc, parts.path, REDACTED, ""))
+
+
+# options of a preset whose value is a signed URL: sent to Cleanvoice whole, shown redacted
+URL_OPTIONS = frozenset({"signed_url"})
+
+
+def shown_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's options as they may be shown or written out: signed URLs without their query."""
+    return {
+        k: redact_url(v) if k in URL_OPTIONS and isinstance(v, str) else v
+        for k, v in options.items()
+    }
 
 
 def strip_query(url: str) -> str:

@@ -253,12 +253,20 @@ class Transfers:
     ) -> tuple[int, int | None]:
         """Check a download's answer; return (where the body starts, the full size)."""
         status = response.status
-        if offset and status == 206:
+        if status == 206:  # a part: it must start where asked (at 0 if no part was asked for)
             start, total = parse_content_range(response.getheader("Content-Range"))
-            if start != offset:
+            if start < 0:
+                problem = "a part of the file without a readable Content-Range"
+            elif start != offset:
+                problem = f"a part starting at byte {start}, not {offset}"
+            elif not offset and total is None:
+                problem = "a part of the file of unknown size, though the whole was asked for"
+            else:
+                problem = ""
+            if problem:
                 _empty(sink)
-                raise TransientApiError(f"{what}: the server resumed at byte {start}, not {offset}")
-            return offset, total
+                raise TransientApiError(f"{what}: the server sent {problem}")
+            return offset, total  # the body must then reach the full size, or it was cut short
         if status >= 300:
             # a signed URL that fails (expired, 404 from a storage hiccup …) is asked for
             # anew with the next poll; the edit's retention bounds how long that goes on

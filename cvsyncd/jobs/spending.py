@@ -60,6 +60,9 @@ class Backlog:
     hours: float
     decided_at: float
     entries: dict[str, list[int] | None]
+    # the device the inbox was on when it was weighed (None: not known): an inbox weighed
+    # empty that is later on another device (a share mounted late) is weighed again
+    device: int | None = None
 
     def covers(self, name: str, size: int | None, mtime_ns: int | None) -> bool:
         """Whether the recording ``name`` (as it is now) was part of the backlog."""
@@ -147,6 +150,7 @@ class SpendRecords(RequestBudget):
             float(data.get("hours", 0.0)),
             float(data.get("decided_at", 0.0)),
             dict(data.get("entries", {})),
+            data.get("device"),
         )
 
     def set_backlog(self, folder: str, backlog: Backlog | None) -> None:
@@ -160,6 +164,7 @@ class SpendRecords(RequestBudget):
                     "hours": backlog.hours,
                     "decided_at": backlog.decided_at,
                     "entries": backlog.entries,
+                    "device": backlog.device,
                 }
             )
         self.set_meta(self._site_key(META_BACKLOG + folder), value)

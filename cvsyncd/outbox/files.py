@@ -255,33 +255,46 @@ def sweep_temp_files(root: Path) -> list[Path]:
     return removed
 
 
+class ArchiveTooLarge(ValueError):
+    """A ZIP archive unpacks to more bytes than allowed (a ZIP bomb, or a limit too low)."""
+
+
 def extract_zip(
     archive: Path, directory: Path, *, mode: int = 0o644, group: int | None = None, max_bytes: int
 ) -> list[Path]:
     """Write each file of a ZIP archive into ``directory``, atomically, under its base name.
 
     Member paths are never trusted: only the base name is used, refused if empty or
-    hidden, and the total size is capped (a ZIP bomb stops with ValueError).
+    hidden, and the total size is capped (past it, ArchiveTooLarge). A damaged archive
+    raises what ``zipfile`` raises. Either way the files this call wrote are removed
+    again: a half-unpacked archive is never left behind.
     """
     written: list[Path] = []
     total = 0
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            name = os.path.basename(member.filename.replace("\\", "/"))
-            if member.is_dir() or not name or name.startswith(".") or "\x00" in name:
-                continue
-            out = AtomicFile(directory / name, mode, group)
-            try:
-                with zf.open(member) as source:
-                    while block := source.read(COPY_BLOCK):
-                        total += len(block)
-                        if total > max_bytes:
-                            raise ValueError(f"the archive holds more than {max_bytes} bytes")
-                        out.file.write(block)
-            except BaseException:
-                out.discard()
-                raise
-            written.append(out.commit())
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.infolist():
+                name = os.path.basename(member.filename.replace("\\", "/"))
+                if member.is_dir() or not name or name.startswith(".") or "\x00" in name:
+                    continue
+                out = AtomicFile(directory / name, mode, group)
+                try:
+                    with zf.open(member) as source:
+                        while block := source.read(COPY_BLOCK):
+                            total += len(block)
+                            if total > max_bytes:
+                                raise ArchiveTooLarge(
+                                    f"the archive holds more than {max_bytes} bytes"
+                                )
+                            out.file.write(block)
+                except BaseException:
+                    out.discard()
+                    raise
+                written.append(out.commit())
+    except BaseException:
+        for path in written:
+            remove_file(path)
+        raise
     return written
 
 

@@ -36,7 +36,7 @@ from cvsyncd.config import Folder
 from cvsyncd.jobs import Job, iso_time
 from cvsyncd.outbox.files import NAME_MAX
 from cvsyncd.outbox.render.markers import marker_extension
-from cvsyncd.redact import REDACTED, redact_url
+from cvsyncd.redact import REDACTED, redact_url, shown_options
 
 MEDIA_EXTENSIONS = frozenset(
     {
@@ -284,7 +284,7 @@ def render_job_json(folder: Folder, job: Job, result: Mapping[str, Any], plan: P
             + [os.path.basename(e["path"]) for e in plan if e["kind"] == "json"],
             "note": f"URLs are shown without their signature ({REDACTED}); they expire anyway",
         },
-        "config": dict(job.options),
+        "config": shown_options(job.options),
         "statistics": result.get("statistics"),
         "result": redact_result(result),
     }

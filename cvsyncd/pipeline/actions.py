@@ -19,7 +19,7 @@ from cvsyncd.jobs import ALL_FOLDERS, RETRYABLE, TERMINAL, Job, JobState, Store,
 from cvsyncd.pipeline.disposal import error_note
 from cvsyncd.pipeline.outcomes import can_resume
 from cvsyncd.pipeline.spend import NEVER, release_facts
-from cvsyncd.redact import scrub
+from cvsyncd.redact import scrub, shown_options
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ def describe_job(config: Config, store: Store, job_id: int) -> dict[str, Any] | 
             }
             for i in job.inputs
         ],
-        "options": dict(job.options),
+        "options": shown_options(job.options),
         "edit_id": job.edit_id,
         "attempts": job.attempts,
         # a job held until someone releases it has no next try to show

@@ -109,10 +109,15 @@ def _probe(root: Path, path: Path) -> tuple[float | None, str | None]:
 
 
 def decide_backlog(
-    folder: Folder, budget: BudgetSettings, recordings: list[Recording], now: float
+    folder: Folder,
+    budget: BudgetSettings,
+    recordings: list[Recording],
+    now: float,
+    device: int | None = None,
 ) -> Backlog:
     """What the folder's ``existing`` setting makes of ``recordings``, found at its first
-    look: "take", "hold" or "skip" ("auto": take them up to ``backlog_hours``)."""
+    look (its inbox on ``device``): "take", "hold" or "skip" ("auto": take them up to
+    ``backlog_hours``)."""
     hours = sum(r.hours(budget) for r in recordings)
     decision = folder.existing
     if decision == "auto":
@@ -121,7 +126,28 @@ def decide_backlog(
         r.name: None if r.size is None or r.mtime_ns is None else [r.size, r.mtime_ns]
         for r in recordings
     }
-    return Backlog(decision, folder.existing, round(hours, 6), now, entries)
+    return Backlog(decision, folder.existing, round(hours, 6), now, entries, device)
+
+
+def moved_since(folder: Folder, known: Backlog) -> str | None:
+    """Why an inbox weighed empty must be weighed again (None: it need not be).
+
+    An empty inbox may be the bare folder a share is later mounted over. Weighed then, it
+    would let the share's whole archive in as new recordings. So an inbox that was empty
+    when weighed, and now holds something on another device, is weighed again, once.
+    """
+    if known.entries or known.device is None or known.decision == "none":
+        return None
+    try:
+        device = os.stat(folder.inbox).st_dev
+    except OSError:
+        return None
+    if device == known.device or inbox.looks_emptied(folder):
+        return None
+    return (
+        f"the inbox {folder.inbox} was empty when first weighed and is on another device "
+        "now (a share mounted after the daemon started?): what it holds now is its backlog"
+    )
 
 
 class Backlogs(RuntimePart):
@@ -157,15 +183,21 @@ class Backlogs(RuntimePart):
         """The folder's backlog decision, made now if it was never made (None: its inbox
         cannot be looked at now; nothing is decided from a missing or unmounted one)."""
         known = self.decided(folder)
-        if known is not None:
+        if known is not None and not self._may_have_moved(known):
             return known
         lock = self._deciding.setdefault(folder.key, asyncio.Lock())
         async with lock:
             known = self.decided(folder)
+            again = None
             if known is not None:
-                return known
+                if not self._may_have_moved(known):
+                    return known
+                again = await asyncio.to_thread(moved_since, folder, known)
+                if again is None:
+                    return known
+                self.log.warning(ev.INBOX_BACKLOG_AGAIN, folder=folder.name, reason=again)
             now = time.time()
-            if self.store.has_jobs(folder.key):
+            if again is None and self.store.has_jobs(folder.key):
                 # watched before the spend guard existed: what is there is not a backlog
                 decided = Backlog("none", folder.existing, 0.0, now, {})
                 self.store.set_backlog(folder.key, decided)
@@ -173,11 +205,19 @@ class Backlogs(RuntimePart):
                 return decided
             if await asyncio.to_thread(inbox.unavailable, folder):
                 return None
+            device = await asyncio.to_thread(_device, folder)
             recordings = await asyncio.to_thread(measure, folder)
-            return self._record(folder, recordings, now)
+            return self._record(folder, recordings, now, device)
 
-    def _record(self, folder: Folder, recordings: list[Recording], now: float) -> Backlog:
-        decided = decide_backlog(folder, self.config.budget, recordings, now)
+    @staticmethod
+    def _may_have_moved(known: Backlog) -> bool:
+        """Whether ``moved_since`` must look (cheap: most decisions have entries or no device)."""
+        return not known.entries and known.device is not None and known.decision != "none"
+
+    def _record(
+        self, folder: Folder, recordings: list[Recording], now: float, device: int | None
+    ) -> Backlog:
+        decided = decide_backlog(folder, self.config.budget, recordings, now, device)
         decision, hours = decided.decision, decided.hours
         self.store.set_backlog(folder.key, decided)
         self._decided[folder.key] = decided
@@ -192,3 +232,10 @@ class Backlogs(RuntimePart):
             words=f"{len(recordings)} recording(s), {hours_text(hours)}",
         )
         return decided
+
+
+def _device(folder: Folder) -> int | None:
+    try:
+        return os.stat(folder.inbox).st_dev
+    except OSError:
+        return None

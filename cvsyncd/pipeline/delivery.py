@@ -19,6 +19,8 @@ import asyncio
 import grp
 import os
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,13 @@ from cvsyncd.errors import JobError, PermanentApiError, TransientApiError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.jobs import Job, JobState
 from cvsyncd.outbox import render, tags
-from cvsyncd.outbox.files import COPY_BLOCK, AtomicFile, extract_zip, remove_file
+from cvsyncd.outbox.files import (
+    COPY_BLOCK,
+    ArchiveTooLarge,
+    AtomicFile,
+    extract_zip,
+    remove_file,
+)
 from cvsyncd.outbox.plan import (
     JSON_SUFFIX,
     Plan,
@@ -249,12 +257,13 @@ class Delivery(RuntimePart):
         try:
             if await asyncio.to_thread(_is_zip, archive.temp):
                 files = await asyncio.to_thread(
-                    extract_zip,
+                    unpack_tracks,
+                    job,
+                    folder,
                     archive.temp,
                     directory,
-                    mode=folder.file_mode,
-                    group=group_id(folder),
-                    max_bytes=self.client.max_download_bytes,
+                    self.client.max_download_bytes,
+                    self.config.path,
                 )
             else:
                 ext = extension_of(url) or "audio"
@@ -321,15 +330,51 @@ class Delivery(RuntimePart):
             ) from None
 
 
+def unpack_tracks(
+    job: Job, folder: Folder, archive: Path, directory: Path, max_bytes: int, config: Path
+) -> list[Path]:
+    """The cleaned tracks of a session, from their ZIP archive into ``directory``.
+
+    A damaged archive (a bad checksum, cut short) is downloaded again; one that unpacks to
+    more than ``max_download_gb`` fails the job, keeping the paid edit for a retry.
+    """
+    try:
+        return extract_zip(
+            archive,
+            directory,
+            mode=folder.file_mode,
+            group=group_id(folder),
+            max_bytes=max_bytes,
+        )
+    except ArchiveTooLarge:
+        limit = max_bytes / 2**30
+        raise JobError(
+            f"the cleaned tracks for {directory} came as a ZIP archive that unpacks to more "
+            f"than max_download_gb ({limit:g} GB) allows. If the session is really that "
+            f"large, raise max_download_gb in the [cleanvoice] section of {config}, then run "
+            f"`cvsyncd retry -c {config} {job.id}`: the same edit is fetched again, not paid again"
+        ) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise JobError(
+            f"the cleaned tracks for {directory} came as a damaged ZIP archive ({exc}); "
+            "it will be downloaded again",
+            retryable=True,
+        ) from None
+
+
 def _is_zip(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(4) == b"PK\x03\x04"
 
 
 def _copy_into(source: AtomicFile, target: AtomicFile) -> None:
-    with open(source.temp, "rb") as f:
-        while block := f.read(1024 * 1024):
-            target.file.write(block)
+    try:
+        with open(source.temp, "rb") as f:
+            while block := f.read(1024 * 1024):
+                target.file.write(block)
+    except BaseException:
+        target.discard()  # a full disk must not leave the temp file behind
+        raise
     target.commit()
 
 

@@ -54,6 +54,8 @@ INPUT_STATES = frozenset({S.QUEUED, S.UPLOADING, S.UPLOADED})
 # states in which the job waits on an edit that Cleanvoice keeps for its retention only
 AT_CLEANVOICE = frozenset({S.PROCESSING, S.FETCHING})
 ORPHAN_RECHECK_SECONDS = 300.0
+# resubmit_ambiguous = true sends a job again by itself this many times in its life, at most
+AUTO_RESUBMITS = 1
 MAX_ERROR = 2 * MAX_MESSAGE  # characters of an error kept in the store, the log and error.txt
 
 
@@ -174,8 +176,16 @@ class Outcomes(RuntimePart):
         )
 
     def ambiguous_submit(self, job: Job, what: str) -> None:
+        """A create-edit request whose outcome is unknown: the edit may exist and be billed.
+
+        With ``resubmit_ambiguous = true`` the job is sent again, but only AUTO_RESUBMITS
+        times in its life: a gateway that creates the edit and then always answers 502
+        must not bill the recording again every few seconds. Otherwise, and after that,
+        the job waits for the user.
+        """
         cfg = self.config.path
-        if getattr(self.config.daemon, "resubmit_ambiguous", False):
+        resubmits = int(job.facts.get("resubmits") or 0)
+        if self.config.daemon.resubmit_ambiguous and resubmits < AUTO_RESUBMITS:
             self.store.transition(
                 job.id,
                 S.SUBMITTING,
@@ -183,6 +193,7 @@ class Outcomes(RuntimePart):
                 f"{what}; resubmitting because resubmit_ambiguous = true (may bill twice)",
                 next_attempt_at=time.time() + 5.0,
                 error=what,
+                facts={**job.facts, "resubmits": resubmits + 1},
             )
             self.log.warning(
                 ev.JOB_RESUBMITTING,
@@ -191,11 +202,17 @@ class Outcomes(RuntimePart):
                 error=what,
             )
             return
+        again = (
+            " It was already sent again once because resubmit_ambiguous = true, so it may "
+            "have been billed twice; cvsyncd will not send it again by itself."
+            if resubmits
+            else ""
+        )
         message = (
             f"{what}. Cleanvoice may or may not have created (and billed) an edit for this "
-            "recording, so cvsyncd did not send it again. Look for it in your Cleanvoice "
-            f"dashboard, then run `cvsyncd retry -c {cfg} {job.id}` to submit it again, or "
-            f"`cvsyncd forget -c {cfg} {job.id}` to drop it"
+            f"recording, so cvsyncd did not send it again.{again} Look for it in your "
+            f"Cleanvoice dashboard, then run `cvsyncd retry -c {cfg} {job.id}` to submit it "
+            f"again, or `cvsyncd forget -c {cfg} {job.id}` to drop it"
         )
         job = self.store.transition(
             job.id, S.SUBMITTING, S.NEEDS_ATTENTION, message, error=message, finished_at=time.time()

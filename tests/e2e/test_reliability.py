@@ -63,6 +63,31 @@ def test_resubmit_ambiguous_switch_resubmits(tmp_path: Path, emulator: Emulator)
     assert len(creates(emulator)) == 2  # what the user chose: possibly paying twice
 
 
+def test_resubmit_ambiguous_sends_a_recording_again_once_only(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """A gateway that creates the edit and then always answers 500: the switch allows one
+    more create, not one every few seconds."""
+    setup = Setup(tmp_path, emulator.base_url, extra_daemon="resubmit_ambiguous = true")
+    make_wav(setup.inbox / "ep1.wav")
+    emulator.set_faults(fault("500-after", "create"))
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("job.needs_attention", path="ep1.wav")
+        daemon.stays(
+            lambda: len(creates(emulator)) == 2,
+            1.5,
+            "a due job is started at the scheduler's next turn; needs_attention must never be",
+        )
+    finally:
+        assert daemon.stop() == 0
+    assert daemon.count("job.resubmitting") == 1
+    [job] = setup.jobs()
+    assert job["state"] == "needs_attention"
+    assert "already sent again once" in job["error"]
+    assert f"cvsyncd retry -c {setup.config} {job['id']}" in job["error"]
+
+
 def test_429_on_create_is_retried_and_creates_once(tmp_path: Path, emulator: Emulator) -> None:
     setup = Setup(tmp_path, emulator.base_url)
     make_wav(setup.inbox / "ep1.wav")

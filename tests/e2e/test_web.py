@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from cvsyncd.emulator import Emulator
-from tests.conftest import EMULATOR_KEY, make_wav, wait_until
+from tests.conftest import EMULATOR_KEY, creates, make_wav, wait_until
 from tests.e2e.web_helpers import WEB_PASSWORD, answers, csrf_of, web_setup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -32,6 +32,39 @@ def assert_safe_headers(response: httpx.Response) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
     assert "server" not in response.headers
+
+
+def test_a_presets_signed_url_is_sent_whole_but_shown_nowhere(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """``signed_url`` carries a signature (a credential for the user's bucket): Cleanvoice
+    gets it whole, the job's page, `show`, `jobs --json`, the outbox record and the log
+    only ever show it without its query."""
+    signature = "X-Amz-Signature=c4n4ry0f7h3bucket"
+    bucket = "https://bucket.example.com/out.mp3"
+    preset = f'fillers = true\nsigned_url = "{bucket}?{signature}"'
+    setup, url = web_setup(tmp_path, emulator.base_url, after="keep", preset=preset)
+    daemon = setup.daemon()
+    try:
+        make_wav(setup.inbox / "ep.wav")
+        daemon.wait_for_event("job.done", path="ep.wav")
+        wait_until(lambda: answers(url), "the dashboard")
+        page = httpx.get(f"{url}/jobs/1", timeout=10).text
+    finally:
+        assert daemon.stop() == 0
+    [create] = creates(emulator)
+    assert create["config"]["signed_url"] == bucket  # sent (the emulator keeps no query)
+    shown = {
+        "the job's page": page,
+        "show": setup.cli("show", "-c", str(setup.config), "1").stdout,
+        "show --json": setup.cli("show", "-c", str(setup.config), "1", "--json").stdout,
+        "jobs --json": setup.cli("jobs", "-c", str(setup.config), "--json").stdout,
+        "the outbox record": (setup.outbox / "ep.cleanvoice.json").read_text(),
+        "the daemon's log": daemon.log_text,
+    }
+    for where, text in shown.items():
+        assert "c4n4ry0f7h3bucket" not in text, where
+    assert bucket in shown["show"] and bucket in shown["the outbox record"]
 
 
 def test_pages_actions_csrf_and_headers_on_loopback(tmp_path: Path, emulator: Emulator) -> None:

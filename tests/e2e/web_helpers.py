@@ -30,9 +30,11 @@ def web_setup(
     host: str = "127.0.0.1",
     after: str = "move",
     extra_folder: str = "",
+    preset: str | None = None,
 ) -> tuple[Setup, str]:
     """A Setup whose config serves the dashboard; return it and the dashboard's URL."""
-    setup = Setup(root, base_url, after=after, extra_folder=extra_folder)
+    more = {"preset": preset} if preset is not None else {}
+    setup = Setup(root, base_url, after=after, extra_folder=extra_folder, **more)
     port = free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     section = f'\n[web]\nlisten = "{listen}"\n'

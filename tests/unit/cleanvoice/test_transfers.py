@@ -268,6 +268,45 @@ def test_a_body_compressed_anyway_is_decoded(encoding: str, pack: Callable[[byte
             asyncio.run(Transfers("t", max_download_bytes=MiB).download(f"{server.base}/f", sink))
 
 
+@pytest.mark.parametrize(
+    ("content_range", "error"),
+    [
+        ("bytes 0-99/300", "cut short: 100 of 300 bytes"),
+        ("bytes 100-199/300", "a part starting at byte 100, not 0"),
+        ("bytes 0-99/*", "of unknown size, though the whole was asked for"),
+        (None, "without a readable Content-Range"),
+    ],
+    ids=["the-start", "the-middle", "size-unknown", "no-range"],
+)
+def test_a_part_of_the_file_when_the_whole_was_asked_for_is_not_the_file(
+    content_range: str | None, error: str
+) -> None:
+    """A 206 to a download that asked for no part: a server (or a proxy) that lies so
+    must not leave a truncated output that passes for the cleaned file."""
+
+    def partial(conn: socket.socket, path: str, headers: dict[str, str]) -> None:
+        assert "range" not in headers
+        head = {"Content-Length": "100"}
+        if content_range is not None:
+            head["Content-Range"] = content_range
+        respond(conn, "206 Partial Content", head, b"x" * 100)
+
+    with serving(partial) as server, pytest.raises(TransientApiError) as caught:
+        asyncio.run(Transfers("t").download(f"{server.base}/f", io.BytesIO()))
+    assert error in caught.value.message
+
+
+def test_a_part_that_is_the_whole_file_is_taken() -> None:
+    def whole(conn: socket.socket, path: str, headers: dict[str, str]) -> None:
+        head = {"Content-Length": "100", "Content-Range": "bytes 0-99/100"}
+        respond(conn, "206 Partial Content", head, b"y" * 100)
+
+    with serving(whole) as server:
+        sink = io.BytesIO()
+        assert asyncio.run(Transfers("t").download(f"{server.base}/f", sink)) == 100
+        assert sink.getvalue() == b"y" * 100
+
+
 def test_an_encoding_that_cannot_be_undone_is_named() -> None:
     def brotli(conn: socket.socket, path: str, headers: dict[str, str]) -> None:
         respond(conn, "200 OK", {"Content-Encoding": "br", "Content-Length": "4"}, b"\x8b\x01ab")

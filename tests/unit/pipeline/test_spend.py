@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from cvsyncd.cleanvoice.client import client_for
 from cvsyncd.config import BudgetSettings, Config, DaemonSettings, Folder
@@ -283,6 +286,41 @@ def test_each_existing_mode_decides_the_backlog_once(
     make_wav(folder.inbox / "new.wav", seconds=2.0)
     again = asyncio.run(Backlogs(backlogs.runtime).decide(folder))
     assert again == decided and not again.covers("new.wav", None, None)
+
+
+def test_an_inbox_weighed_empty_is_weighed_again_once_a_share_is_mounted_over_it(
+    tmp_path: Path, store: Store
+) -> None:
+    """At the first start the share is not mounted yet: the inbox is the bare, empty
+    folder. When the share turns up there, its archive is the backlog, not 400 new
+    recordings to pay for. (A mount cannot be made in every test environment: the inbox
+    becomes a link to a folder on tmpfs, which changes its device as a mount does.)"""
+    share = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        config = make_config(tmp_path, BudgetSettings(backlog_hours=0.001))  # 3.6 s
+        folder = config.folders[0]
+        if os.stat(share).st_dev == os.stat(folder.inbox).st_dev:
+            pytest.skip("/dev/shm is on the same filesystem as the test folder here")
+        runtime = Runtime(config, store, client_for(config.cleanvoice, "k"))
+        with capture_logs() as logs:
+            empty = asyncio.run(Backlogs(runtime).decide(folder))
+            assert empty is not None and empty.decision == "take" and not empty.entries
+            # a recording added to the same folder is new, as ever: nothing is weighed again
+            make_wav(folder.inbox / "first.wav", seconds=3.0)
+            assert asyncio.run(Backlogs(runtime).decide(folder)) == empty
+            fill(share, [2.0, 2.0])  # the archive: 4 s, above the 3.6 s allowed
+            (folder.inbox / "first.wav").unlink()
+            folder.inbox.rmdir()
+            folder.inbox.symlink_to(share)  # the share is mounted over the inbox
+            again = asyncio.run(Backlogs(runtime).decide(folder))
+            assert again is not None and again.decision == "hold"  # above backlog_hours
+            assert sorted(again.entries) == ["ep0.wav", "ep1.wav"]
+            # weighed once: after a restart it stays as decided
+            assert asyncio.run(Backlogs(runtime).decide(folder)) == again
+        [warning] = [e for e in logs if e["event"] == "inbox.backlog_again"]
+        assert str(folder.inbox) in warning["reason"]
+    finally:
+        shutil.rmtree(share)
 
 
 def test_a_folder_with_jobs_from_before_has_no_backlog(tmp_path: Path, store: Store) -> None:
