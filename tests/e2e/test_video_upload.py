@@ -365,6 +365,7 @@ def test_an_original_replaced_during_the_edit_fails_once_and_a_retry_uses_the_sa
         assert "a newer one replaced it" in note and "put it back" in note
         assert "does not pay for it again" in note and "it is not retried" not in note
 
+        new_take_out = (setup.outbox / "ep.mp4").read_bytes()
         os.replace(copy, video)  # the original's content is back under its name
         proc = setup.cli("retry", "-c", str(setup.config), str(job["id"]))
         assert proc.returncode == 0, proc.stderr
@@ -379,6 +380,8 @@ def test_an_original_replaced_during_the_edit_fails_once_and_a_retry_uses_the_sa
     assert described["edit_id"] == edit_id
     [out] = [Path(o["path"]) for o in described["outputs"] if o["path"].endswith(".mp4")]
     assert_sound_replaced(video, out)
+    assert out != setup.outbox / "ep.mp4"  # the new take's output is left as it was
+    assert (setup.outbox / "ep.mp4").read_bytes() == new_take_out
     assert not leftovers(setup)
 
 
