@@ -52,6 +52,7 @@ JOB_UPLOADING = "job.uploading"
 JOB_UPLOADED = "job.uploaded"
 JOB_SUBMITTING = "job.submitting"
 JOB_SUBMITTED = "job.submitted"
+JOB_EDIT_UNRECORDED = "job.edit_unrecorded"
 JOB_SLOW = "job.slow"
 JOB_EDIT_FINISHED = "job.edit_finished"
 JOB_DOWNLOADED = "job.downloaded"
@@ -160,6 +161,7 @@ MESSAGES: dict[str, str] = {
     JOB_UPLOADED: "uploaded",
     JOB_SUBMITTING: "submitting",
     JOB_SUBMITTED: "submitted",
+    JOB_EDIT_UNRECORDED: "the edit was created but could not be stored yet: its id is kept",
     JOB_SLOW: "edit is taking far longer than expected; still waiting",
     JOB_EDIT_FINISHED: "edit finished",
     JOB_DOWNLOADED: "downloaded",

@@ -44,6 +44,7 @@ from cvsyncd.pipeline import schedule
 from cvsyncd.pipeline.account import account_trouble
 from cvsyncd.pipeline.disposal import current_input_path, set_aside_failed_input
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
+from cvsyncd.pipeline.submit import record_edit
 from cvsyncd.retry import backoff_delay
 
 S = JobState
@@ -183,6 +184,12 @@ class Outcomes(RuntimePart):
         must not bill the recording again every few seconds. Otherwise, and after that,
         the job waits for the user.
         """
+        edit_id = self.runtime.created_edits.get(job.id)
+        if edit_id is not None:
+            # the create did answer; only storing its edit failed (the store was away)
+            record_edit(self.runtime, job, edit_id)
+            self.log.info(ev.JOB_SUBMITTED, job=job.id, path=job.name, edit_id=edit_id, late=True)
+            return
         cfg = self.config.path
         resubmits = int(job.facts.get("resubmits") or 0)
         if self.config.daemon.resubmit_ambiguous and resubmits < AUTO_RESUBMITS:

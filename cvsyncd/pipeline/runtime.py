@@ -30,6 +30,9 @@ class Runtime:
         self.pause = AccountPause(store, config, on_pause=self.notices.account_paused)
         # the shared store away (pipeline/outage.py), said to people as an alert too
         self.outage = StoreOutage(on_down=self.notices.store_unavailable)
+        # job id → the id of the edit its create made, while that is not yet stored (a
+        # store that fails just then must not turn a known edit into an ambiguous one)
+        self.created_edits: dict[int, str] = {}
 
     def reconfigure(self, config: Config) -> None:
         """Use ``config`` from the next step on. Jobs held by a cap are weighed again at

@@ -98,20 +98,13 @@ class Submissions(RuntimePart):
             # refused outright (400/404/413/422): nothing was created, nothing billed
             raise PermanentApiError(refusal_message(exc), status=exc.status) from None
         failpoint("submit.posted")
-        now = time.time()
-        self.store.transition(
-            job.id,
-            S.SUBMITTING,
-            S.PROCESSING,
-            f"edit {edit_id} created",
-            edit_id=edit_id,
-            submitted_at=now,
-            attempts=0,
-            error=None,
-            next_attempt_at=now + schedule.first_poll_delay(self.config, job.facts.get("duration")),
-            # a new edit: whether an earlier one's result was usable no longer matters
-            facts={**{k: v for k, v in job.facts.items() if k != "edit_unusable"}, "polls": 0},
-        )
+        self.runtime.created_edits[job.id] = edit_id
+        try:
+            record_edit(self.runtime, job, edit_id)
+        except BaseException:
+            # the edit exists and is billed: its id must not be lost with this write
+            self.log.error(ev.JOB_EDIT_UNRECORDED, job=job.id, path=job.name, edit_id=edit_id)
+            raise
         failpoint("submit.done")
         self.runtime.pause.submitted()
         self.log.info(ev.JOB_SUBMITTED, job=job.id, path=job.name, edit_id=edit_id)
@@ -174,3 +167,25 @@ class Submissions(RuntimePart):
             error=None,
             next_attempt_at=now + delay,
         )
+
+
+def record_edit(runtime: Runtime, job: Job, edit_id: str) -> Job:
+    """Store the edit a create made for ``job`` (in ``submitting``): it goes on to be
+    polled. Once stored, the edit id is no longer kept in memory only."""
+    now = time.time()
+    config = runtime.config
+    recorded = runtime.store.transition(
+        job.id,
+        S.SUBMITTING,
+        S.PROCESSING,
+        f"edit {edit_id} created",
+        edit_id=edit_id,
+        submitted_at=now,
+        attempts=0,
+        error=None,
+        next_attempt_at=now + schedule.first_poll_delay(config, job.facts.get("duration")),
+        # a new edit: whether an earlier one's result was usable no longer matters
+        facts={**{k: v for k, v in job.facts.items() if k != "edit_unusable"}, "polls": 0},
+    )
+    runtime.created_edits.pop(job.id, None)
+    return recorded

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cvsyncd.emulator import Emulator
+from cvsyncd.emulator import Emulator, FaultSettings
 from cvsyncd.jobs.shared import SharedStore
 from tests.conftest import DaemonProcess, Setup, creates, fetch, make_wav, wait_until
 from tests.pgserver import free_port
@@ -218,6 +218,39 @@ def test_the_database_stopped_and_restarted_mid_run(
     assert len(creates(emulator)) == 2
     assert daemon.proc.poll() is None
     assert fetch("GET", f"http://127.0.0.1:{port}/jobs").status_code == 200
+
+
+def test_an_edit_created_while_the_database_went_away_is_kept_not_made_ambiguous(
+    tmp_path: Path,
+    emulator: Emulator,
+    pg_server: Any,
+    pg_shared: Callable[[str], SharedStore],
+    daemons: list[DaemonProcess],
+) -> None:
+    """The database stops while a create-edit is on its way: the edit is made (and
+    billed), but its id cannot be stored. The daemon keeps the id and stores it once the
+    database is back, so the recording is finished from that edit: not left for the user
+    as "may have been billed", and never created twice."""
+    a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"))
+    daemon = start(a, daemons)
+    # the create's answer takes 5 s: time enough to stop the database under it
+    emulator.set_faults(
+        FaultSettings(
+            rate=1.0, kinds=frozenset({"slow"}), endpoints=frozenset({"create"}), slow_seconds=5
+        )
+    )
+    drop(a, "ep.wav", 440.0)
+    daemon.wait_for_event("job.submitting", timeout=60)
+    pg_server.stop_server()
+    try:
+        daemon.wait_for_event("job.edit_unrecorded", timeout=60)
+    finally:
+        emulator.set_faults(FaultSettings())
+        pg_server.start_server()
+    daemon.wait_for_event("job.done", path="ep.wav", timeout=90)
+    assert daemon.count("job.submitted", late=True) == 1
+    assert daemon.count("job.needs_attention") == 0
+    assert len(creates(emulator)) == 1
 
 
 def test_retry_from_one_site_is_carried_out_by_the_jobs_own_site(
