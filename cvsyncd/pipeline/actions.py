@@ -54,10 +54,12 @@ def retry_jobs(
                 )
             )
             continue
+        resumable = job.state is JobState.FAILED and can_resume(config, job)
         newer = store.newer_job_for_name(job.folder, job.name, job.id)
-        if newer is not None and not job.facts.get("input_at"):
+        if newer is not None and not job.facts.get("input_at") and not resumable:
             # the file under this name is a later recording now: retrying this job would
-            # upload it and bill it a second time, beside the job that already has it
+            # upload it and bill it a second time, beside the job that already has it (a
+            # job that fetches its edit again reads only the content it took: no risk)
             outcomes.append(
                 Outcome(
                     job_id,
@@ -68,7 +70,7 @@ def retry_jobs(
             )
             continue
         try:
-            if job.state is JobState.FAILED and can_resume(config, job):
+            if resumable:
                 store.resume_edit(job_id, "its edit's results fetched again by cvsyncd retry")
                 message = (
                     f"job {job_id} ({job.name}) will fetch the results of its edit "

@@ -10,7 +10,8 @@
   per-stream metadata and the chapters are kept; the cleaned audio is copied too, and only
   re-encoded (to the original's codec) if the container cannot hold it as it came;
 - :func:`compare` checks the result against the original: the same video streams, and the
-  same durations within one frame.
+  same durations within one frame. A :class:`Mismatch` says what differs, and whether it
+  is the timing (the cleaned sound does not fit the video: the edit itself is unusable).
 
 Every call has a timeout and its error output is kept short; nothing here decides what to
 do when something fails — the upload and fetch steps do.
@@ -55,8 +56,33 @@ ENCODERS = {
 }
 
 
+#: what ffmpeg says when it cannot write its output for lack of room
+NO_ROOM = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
 class ToolError(Exception):
-    """ffmpeg or ffprobe failed or is missing; the message says which and why."""
+    """ffmpeg or ffprobe failed or is missing; the message says which and why.
+
+    ``cause`` says what kind of failure it was, for the advice a caller gives: "missing"
+    (not installed), "start" (could not be run), "timeout", "space" (no room for its
+    output), "failed" (it ran and gave up: ``message`` has its own words), "answer" (an
+    answer that cannot be read)."""
+
+    def __init__(self, message: str, cause: str = "failed"):
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """How a remuxed video differs from its original. ``timing``: a length differs, so the
+    cleaned sound does not fit the video; otherwise the remux itself went wrong."""
+
+    reason: str
+    timing: bool
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 def tools() -> tuple[str, str] | None:
@@ -68,7 +94,9 @@ def tools() -> tuple[str, str] | None:
 def _need_tools() -> tuple[str, str]:
     found = tools()
     if found is None:
-        raise ToolError("ffmpeg and ffprobe are not installed (e.g. apt-get install ffmpeg)")
+        raise ToolError(
+            "ffmpeg and ffprobe are not installed (e.g. apt-get install ffmpeg)", "missing"
+        )
     return found
 
 
@@ -83,12 +111,15 @@ def _run(argv: Sequence[str], timeout: float, fds: Sequence[int] = ()) -> bytes:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise ToolError(f"{Path(argv[0]).name} took longer than {timeout:.0f} s") from None
+        raise ToolError(
+            f"{Path(argv[0]).name} took longer than {timeout:.0f} s", "timeout"
+        ) from None
     except OSError as exc:
-        raise ToolError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+        raise ToolError(f"cannot run {argv[0]}: {exc.strerror or exc}", "start") from None
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip()[-ERROR_CHARS:]
-        raise ToolError(f"{Path(argv[0]).name} failed (exit {done.returncode}): {said}")
+        cause = "space" if any(words in said for words in NO_ROOM) else "failed"
+        raise ToolError(f"{Path(argv[0]).name} failed (exit {done.returncode}): {said}", cause)
     return done.stdout
 
 
@@ -195,7 +226,7 @@ def read_layout(source: Path | int) -> Layout:
         streams = tuple(_stream(s) for s in document.get("streams", []))
         duration = _number(document.get("format", {}).get("duration"))
     except (ValueError, AttributeError, TypeError) as exc:
-        raise ToolError(f"ffprobe gave an answer that cannot be read: {exc}") from None
+        raise ToolError(f"ffprobe gave an answer that cannot be read: {exc}", "answer") from None
     return Layout(streams, duration)
 
 
@@ -259,8 +290,8 @@ def put_back(
         return "copied"
     except ToolError as copy_failed:
         encoder = ENCODERS.get(replaced.codec)
-        if encoder is None:
-            raise copy_failed
+        if encoder is None or copy_failed.cause != "failed":
+            raise copy_failed  # no room, no time, no ffmpeg: encoding would not help
         rate = ["-b:a", str(replaced.bit_rate)] if replaced.bit_rate else []
         _run(
             [*base, f"-c:{out_index}", encoder, *rate, "-f", muxer, str(target)],
@@ -270,14 +301,19 @@ def put_back(
         return f"encoded to {replaced.codec}"
 
 
-def compare(original: Layout, result: Layout, replaced: Stream) -> str | None:
-    """Why ``result`` is not the original with its audio replaced, or None if it is."""
+def compare(original: Layout, result: Layout, replaced: Stream) -> Mismatch | None:
+    """How ``result`` is not the original with its audio replaced, or None if it is."""
     frame = original.frame
     if len(result.streams) != len(original.streams):
-        return f"it has {len(result.streams)} streams instead of {len(original.streams)}"
+        return Mismatch(
+            f"it has {len(result.streams)} streams instead of {len(original.streams)}", False
+        )
     for before, after in zip(original.streams, result.streams, strict=True):
         if before.kind != after.kind:
-            return f"stream {before.index} is {after.kind or 'unknown'} instead of {before.kind}"
+            return Mismatch(
+                f"stream {before.index} is {after.kind or 'unknown'} instead of {before.kind}",
+                False,
+            )
         if before.kind == "video" and not before.cover_art:
             same = (before.codec, before.width, before.height) == (
                 after.codec,
@@ -285,16 +321,18 @@ def compare(original: Layout, result: Layout, replaced: Stream) -> str | None:
                 after.height,
             )
             if not same or (before.frames and after.frames and before.frames != after.frames):
-                return f"video stream {before.index} is not the original one"
+                return Mismatch(f"video stream {before.index} is not the original one", False)
     if original.duration and result.duration and abs(original.duration - result.duration) > frame:
-        return (
+        return Mismatch(
             f"it lasts {result.duration:.3f} s instead of {original.duration:.3f} s "
-            "(more than a frame apart)"
+            "(more than a frame apart)",
+            True,
         )
     cleaned = result.streams[replaced.index].duration
     if replaced.duration and cleaned and abs(replaced.duration - cleaned) > frame:
-        return (
+        return Mismatch(
             f"the cleaned sound lasts {cleaned:.3f} s instead of {replaced.duration:.3f} s: "
-            "the edit did not keep the timing"
+            "the edit did not keep the timing",
+            True,
         )
     return None

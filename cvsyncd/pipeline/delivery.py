@@ -179,10 +179,10 @@ class Delivery(RuntimePart):
             )
         try:
             await asyncio.to_thread(sound.file.flush)
-            video, how = await asyncio.to_thread(
+            done = await asyncio.to_thread(
                 videoupload.put_back, job, folder, entry, sound.temp, group_id(folder)
             )
-        except videoupload.avtools.ToolError as exc:
+        except videoupload.DoesNotFit as exc:
             # its result cannot be used: a retry sends the whole video (requeue, not resume)
             decision = {
                 "mode": "full",
@@ -196,11 +196,20 @@ class Delivery(RuntimePart):
                 f"`cvsyncd retry {job.id}` sends the whole video instead (a second edit, "
                 "billed again)"
             ) from None
+        except videoupload.avtools.ToolError as exc:
+            # a local trouble (disk, time, the tools), not the edit's: it is kept and retried
+            raise JobError(_tool_trouble(job, folder, entry, exc), retryable=True) from None
         finally:
             await asyncio.to_thread(sound.discard)
+        if done.retaken is not None:  # the original, put back as a copy: known by it now
+            new = done.retaken
+            self.store.set_input(
+                job.id, 0, size=new.size, mtime_ns=new.mtime_ns, ctime_ns=new.ctime_ns,
+                inode=new.inode,
+            )  # fmt: skip
         failpoint("fetch.remuxed")
-        self.log.info(ev.JOB_SOUND_PUT_BACK, job=job.id, output=entry["path"], how=how)
-        return video
+        self.log.info(ev.JOB_SOUND_PUT_BACK, job=job.id, output=entry["path"], how=done.how)
+        return done.file
 
     async def _fresh_result(self, job: Job) -> Mapping[str, Any]:
         """After a restart or a failed download the signed URLs must be fetched anew."""
@@ -529,3 +538,25 @@ def filled_file(path: Path, data: bytes, folder: Folder, gid: int | None) -> Ato
         out.discard()
         raise
     return out
+
+
+def _tool_trouble(
+    job: Job, folder: Folder, entry: Mapping[str, Any], exc: videoupload.avtools.ToolError
+) -> str:
+    """What a failed put-back says: which file, why, what to do; the edit is kept."""
+    outbox = Path(entry["path"]).parent
+    advice = {
+        "space": f"Free space in {outbox}: it needs room for a copy of the video.",
+        "timeout": f"The disk of {outbox} or of the inbox may be stalled or very slow.",
+        "start": "Check that ffmpeg and ffprobe are installed and can run (ffmpeg -version).",
+        "missing": "Install them again (e.g. apt-get install ffmpeg).",
+    }.get(
+        exc.cause,
+        f"Check that {outbox} can be written and has room for a copy of the video, "
+        "and that ffmpeg works (ffmpeg -version).",
+    )
+    return (
+        f"the cleaned sound could not be put back into {job.name} (writing {entry['path']}): "
+        f"{exc}. {advice} The edit ({job.edit_id}, already paid for) is kept and this is "
+        "tried again by itself; nothing is uploaded or paid for again"
+    )

@@ -394,9 +394,10 @@ def set_aside_failed_input(
 
     Only the content the job took is moved: a newer take under the same name stays where
     it is (it is a recording of its own), and the note says so instead of advising a
-    retry that would bill that newer take again. With ``after = "keep"`` the input stays
-    where it is; only the explanation is written. Return (where the input went, or None
-    if it did not move; the note's text).
+    retry that would bill that newer take again (a ``resumable`` job's retry fetches its
+    edit again and reads only its own recording: the note says how to put it back). With
+    ``after = "keep"`` the input stays where it is; only the explanation is written.
+    Return (where the input went, or None if it did not move; the note's text).
     """
     source = input_root(folder, job)
     replaced = False
@@ -415,7 +416,15 @@ def set_aside_failed_input(
             target, left = moved.target, moved.left
             tell_left(job, source, moved)
     note = target if target is not None else folder.failed_dir / job.name
-    if replaced:
+    if replaced and resumable:
+        advice = (
+            f"{_now_at(source, bool(job.facts.get('session')))} It was left where it is.\n"
+            f"Cleanvoice finished this recording's edit ({job.edit_id}) and keeps it for 7 "
+            "days. If this job needs its recording (see Why), put it back in its place, then "
+            f"run: cvsyncd retry -c {config_path} {job.id}\n"
+            "A retry fetches the edit's results again, it does not pay for it again."
+        )
+    elif replaced:
         advice = (
             f"{_now_at(source, bool(job.facts.get('session')))} It was left where it is. "
             f"Nothing more is done for job {job.id}, and it is not retried: that would pay "

@@ -64,7 +64,9 @@ def test_a_codec_cleanvoice_may_not_take_goes_out_as_lossless_flac(tmp_path: Pat
     assert max(abs(a - b) for a, b in zip(before, after, strict=True)) <= 256
 
 
-def put_back(video: Path, cleaned: Path, target: Path) -> tuple[avtools.Layout, str | None]:
+def put_back(
+    video: Path, cleaned: Path, target: Path
+) -> tuple[avtools.Layout, avtools.Mismatch | None]:
     fd = opened(video)
     try:
         layout = avtools.read_layout(fd)
@@ -81,7 +83,8 @@ def test_a_shorter_cleaned_sound_is_caught(tmp_path: Path) -> None:
     shorter = tmp_path / "cut.m4a"
     ffmpeg("-i", str(video), "-map", "0:a:0", "-t", "4.5", "-c", "copy", str(shorter))
     _, why = put_back(video, shorter, tmp_path / "out.part")
-    assert why is not None and "did not keep the timing" in why
+    assert why is not None and "did not keep the timing" in str(why)
+    assert why.timing  # the cleaned sound does not fit: the edit is unusable
 
 
 def test_the_same_length_passes_and_keeps_every_stream(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_a_different_picture_is_caught(tmp_path: Path) -> None:
     stream = layout.first_audio
     assert stream is not None
     why = avtools.compare(layout, avtools.read_layout(other), stream)
-    assert why == "video stream 0 is not the original one"
+    assert why == avtools.Mismatch("video stream 0 is not the original one", timing=False)
 
 
 def test_a_sound_the_container_cannot_hold_is_encoded_to_the_original_codec(
@@ -135,3 +138,36 @@ def test_missing_tools_and_failures_are_tool_errors(tmp_path: Path) -> None:
     not_media.write_text("hello")
     with pytest.raises(avtools.ToolError, match="ffprobe failed"):
         avtools.read_layout(not_media)
+
+
+def test_a_full_disk_is_a_tool_error_of_its_own_cause(tmp_path: Path) -> None:
+    """/dev/full answers every write with ENOSPC: ffmpeg's own failure, recognised as a lack
+    of room (a put-back waits and retries it), and not turned into an encoding attempt."""
+    video = make_video(tmp_path / "v.mp4", extra_audio=False, subtitles=False)
+    same = tmp_path / "same.m4a"
+    ffmpeg("-i", str(video), "-map", "0:a:0", "-c", "copy", str(same))
+    fd = opened(video)
+    try:
+        layout = avtools.read_layout(fd)
+        stream = layout.first_audio
+        assert stream is not None
+        with pytest.raises(avtools.ToolError, match="No space left on device") as caught:
+            avtools.put_back(fd, layout, stream, same, Path("/dev/full"), "mp4")
+    finally:
+        os.close(fd)
+    assert caught.value.cause == "space"
+
+
+def test_an_ffmpeg_that_cannot_start_is_a_tool_error_of_its_own_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ffmpeg whose interpreter is missing: found on PATH, but the kernel cannot run it."""
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    for name in ("ffmpeg", "ffprobe"):
+        (broken / name).write_text("#!/nonexistent/interpreter\n")
+        (broken / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{broken}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(avtools.ToolError, match="cannot run") as caught:
+        avtools.read_layout(tmp_path)
+    assert caught.value.cause == "start"
