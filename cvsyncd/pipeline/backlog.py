@@ -183,14 +183,14 @@ class Backlogs(RuntimePart):
         """The folder's backlog decision, made now if it was never made (None: its inbox
         cannot be looked at now; nothing is decided from a missing or unmounted one)."""
         known = self.decided(folder)
-        if known is not None and not self._may_have_moved(known):
+        if known is not None and not _may_have_moved(folder, known):
             return known
         lock = self._deciding.setdefault(folder.key, asyncio.Lock())
         async with lock:
             known = self.decided(folder)
             again = None
             if known is not None:
-                if not self._may_have_moved(known):
+                if not _may_have_moved(folder, known):
                     return known
                 again = await asyncio.to_thread(moved_since, folder, known)
                 if again is None:
@@ -208,11 +208,6 @@ class Backlogs(RuntimePart):
             device = await asyncio.to_thread(_device, folder)
             recordings = await asyncio.to_thread(measure, folder)
             return self._record(folder, recordings, now, device)
-
-    @staticmethod
-    def _may_have_moved(known: Backlog) -> bool:
-        """Whether ``moved_since`` must look (cheap: most decisions have entries or no device)."""
-        return not known.entries and known.device is not None and known.decision != "none"
 
     def _record(
         self, folder: Folder, recordings: list[Recording], now: float, device: int | None
@@ -232,6 +227,15 @@ class Backlogs(RuntimePart):
             words=f"{len(recordings)} recording(s), {hours_text(hours)}",
         )
         return decided
+
+
+def _may_have_moved(folder: Folder, known: Backlog) -> bool:
+    """Whether ``moved_since`` must look: an inbox weighed empty, on another device now.
+    One ``stat`` at most, on the loop (as intake's own ``lstat``): most decisions have
+    entries or no device, and most inboxes stay where they are."""
+    if known.entries or known.device is None or known.decision == "none":
+        return False
+    return _device(folder) not in (known.device, None)
 
 
 def _device(folder: Folder) -> int | None:
