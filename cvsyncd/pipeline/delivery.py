@@ -113,7 +113,11 @@ class Delivery(RuntimePart):
     # -- fetch ------------------------------------------------------------------------
 
     async def fetch(self, job: Job, folder: Folder) -> None:
-        result = self._live_results.pop(job.id, None) or await self._fresh_result(job)
+        try:
+            result = self._live_results.pop(job.id, None) or await self._fresh_result(job)
+        except PermanentApiError:
+            await self._drop_partial(job.id)  # the job ends here: its kept download with it
+            raise
         markers = dict(render.marker_downloads(result))
         plan: Plan = [dict(o) for o in job.outputs]
         if not plan:
@@ -225,6 +229,11 @@ class Delivery(RuntimePart):
                 f"now (status {status.status})"
             )
         return status.result
+
+    async def _drop_partial(self, job_id: int) -> None:
+        held = self._partial.pop(job_id, None)
+        if held is not None:
+            await asyncio.to_thread(held[1].discard)
 
     async def _download_target(
         self, job: Job, folder: Folder, entry: Mapping[str, Any]

@@ -16,6 +16,7 @@ from cvsyncd.cleanvoice.client import CleanvoiceClient
 from cvsyncd.emulator import Emulator, FaultSettings
 from cvsyncd.emulator.faults import KINDS as EMULATOR_KINDS
 from cvsyncd.errors import TransientApiError
+from cvsyncd.outbox.files import is_temp_name
 from tests.conftest import EMULATOR_KEY, Setup, creates, make_wav
 
 pytestmark = pytest.mark.e2e
@@ -119,6 +120,9 @@ def test_results_not_fetched_before_the_edit_expired_fail_clearly(tmp_path: Path
         assert job["state"] == "failed"
         assert "expired at Cleanvoice before its results could be fetched" in job["error"]
         assert (setup.inbox / "failed" / "ep.wav").exists()
+        # the download kept for resuming ends with the job, not at the next start
+        assert daemon.count("job.retry", path="ep.wav") >= 1
+        assert [p.name for p in setup.outbox.rglob("*") if is_temp_name(p.name)] == []
     finally:
         emulator.stop()
 
