@@ -217,6 +217,18 @@ class JobQueries(Database):
         ).fetchone()
         return self._job(row) if row else None
 
+    def taken_before(self, folder: str, rel_paths: Sequence[str]) -> bool:
+        """Whether any job of ``folder`` took a file under one of ``rel_paths`` (any content)."""
+        if not rel_paths:
+            return False
+        mine, more = self._mine("jobs.site")
+        row = self._conn.execute(
+            "SELECT 1 FROM inputs JOIN jobs ON jobs.id = inputs.job_id WHERE jobs.folder = ?"
+            f" AND inputs.rel_path IN ({in_marks(rel_paths)}){mine} LIMIT 1",
+            (folder, *rel_paths, *more),
+        ).fetchone()
+        return row is not None
+
     def find_by_identity(self, folder: str, name: str, fingerprint: str) -> Job | None:
         mine, more = self._mine()
         row = self._conn.execute(

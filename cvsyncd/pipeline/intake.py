@@ -120,14 +120,17 @@ class Intake(RuntimePart):
         tracks = await asyncio.to_thread(inbox.session_tracks, folder, session)
         if not tracks:
             return Verdict("skipped")
-        rels = [f"{name}/{p.name}" for p, _ in tracks]
-        known = self.store.find_by_input(
-            folder.key, rels[0], tracks[0][1].st_size, tracks[0][1].st_mtime_ns
-        )
-        if known is not None and [(i.rel_path, i.size, i.mtime_ns) for i in known.inputs] == [
-            (r, st.st_size, st.st_mtime_ns) for r, (_, st) in zip(rels, tracks, strict=True)
-        ]:
+        every = [f"{name}/{p.name}" for p, _ in tracks]
+        unknown = [
+            rel
+            for rel, (_, st) in zip(every, tracks, strict=True)
+            if self.store.find_by_input(folder.key, rel, st.st_size, st.st_mtime_ns) is None
+        ]
+        if not unknown:
             return Verdict("known")
+        # tracks added to a session that a job took already (its edit may be paid for) are
+        # taken alone; a track of it that changed makes the whole session new again
+        rels = every if self.store.taken_before(folder.key, unknown) else unknown
         if self.store.find_pending_for_name(folder.key, name) is not None:
             return Verdict("known")
         options = self._options_for(folder, PurePosixPath(name), name)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cvsyncd.emulator import Emulator, FaultSettings
-from tests.conftest import DaemonProcess, Setup, creates, make_wav
+from tests.conftest import EMULATOR_KEY, DaemonProcess, Setup, creates, make_wav
 
 pytestmark = pytest.mark.e2e
 
@@ -246,6 +246,72 @@ def test_a_track_added_to_a_taken_session_stays_in_the_inbox_and_is_taken_after(
     shown = setup.cli("show", "-c", str(setup.config), str(jobs[0]["id"])).stdout
     [ended] = [line for line in shown.splitlines() if " done " in line]
     assert "cal.wav" in ended and "not processed" in ended, shown
+
+
+def test_a_track_added_while_its_session_is_at_cleanvoice_is_billed_alone(
+    tmp_path: Path,
+) -> None:
+    """The session's edit is already made when a third track arrives: a second job takes
+    that track only, never the two that are being paid for already."""
+    with Emulator(tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=4) as emu:
+        setup = Setup(
+            tmp_path,
+            emu.base_url,
+            after="move",
+            preset="normalize = true\nmerge = true",
+            extra_folder="multitrack = true\nmultitrack_settle_seconds = 2",
+        )
+        staging = tmp_path / "staging" / "sess"
+        make_wav(staging / "ana.wav", seconds=2, freq=300)
+        make_wav(staging / "ben.wav", seconds=2, freq=500)
+        (staging / ".ready").touch()
+        daemon = setup.daemon()
+        try:
+            daemon.wait_for_event("daemon.started")
+            shutil.move(str(staging), str(setup.inbox / "sess"))
+            daemon.wait_for_event("job.submitted", path="sess")
+            cal = make_wav(tmp_path / "staging" / "cal.wav", seconds=2, freq=700)
+            cal.rename(setup.inbox / "sess" / "cal.wav")
+            later = daemon.wait_for_event("job.queued", path="sess", tracks=1, timeout=30)
+            daemon.wait_for(lambda: done_count(daemon) == 2, what="both jobs done")
+        finally:
+            assert daemon.stop() == 0
+        made = creates(emu)
+    assert [len(c["files"]) for c in made] == [2, 1]
+    jobs = sorted(setup.jobs(), key=lambda j: int(j["id"]))
+    assert [j["inputs"] for j in jobs] == [["sess/ana.wav", "sess/ben.wav"], ["sess/cal.wav"]]
+    assert later["job"] == jobs[1]["id"]
+    assert sorted(os.listdir(setup.inbox / "done" / "sess (2)")) == ["cal.wav"]
+
+
+def test_a_session_whose_track_changed_is_taken_again_whole(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """A track re-exported into a finished session (new content, same name): the session is
+    new again, all its tracks together, as one multi-track edit."""
+    setup = Setup(
+        tmp_path,
+        emulator.base_url,
+        after="keep",
+        preset="normalize = true\nmerge = true",
+        extra_folder="multitrack = true\nmultitrack_settle_seconds = 2",
+    )
+    staging = tmp_path / "staging" / "sess"
+    make_wav(staging / "ana.wav", seconds=2, freq=300)
+    make_wav(staging / "ben.wav", seconds=2, freq=500)
+    (staging / ".ready").touch()
+    daemon = setup.daemon()
+    try:
+        daemon.wait_for_event("daemon.started")
+        shutil.move(str(staging), str(setup.inbox / "sess"))
+        daemon.wait_for_event("job.done", path="sess")
+        again = make_wav(tmp_path / "staging" / "ben.wav", seconds=2, freq=650)
+        again.rename(setup.inbox / "sess" / "ben.wav")
+        daemon.wait_for_event("job.queued", path="sess", tracks=2, timeout=30)
+        daemon.wait_for(lambda: done_count(daemon) == 2, what="the session done again")
+    finally:
+        assert daemon.stop() == 0
+    assert [len(c["files"]) for c in creates(emulator)] == [2, 2]
 
 
 def test_cvsyncd_toml_overrides_and_holds_a_broken_subtree(

@@ -163,6 +163,11 @@ def test_find_by_input_and_pending(store: Store) -> None:
     assert store.find_pending_for_name("/in", rec.rel_path).id == job.id  # type: ignore[union-attr]
     store.transition(job.id, S.QUEUED, S.FAILED)
     assert store.find_pending_for_name("/in", rec.rel_path) is None
+    # under that path, whatever its content, and whatever became of the job
+    assert store.taken_before("/in", ["show/other.wav", rec.rel_path])
+    assert not store.taken_before("/in", ["show/other.wav"])
+    assert not store.taken_before("/other", [rec.rel_path])
+    assert not store.taken_before("/in", [])
 
 
 def test_find_same_content_matches_fingerprint_and_options(store: Store) -> None:
