@@ -65,6 +65,18 @@ def ignored_name(name: str) -> bool:
     return _IGNORED_GLOBS is not None and _IGNORED_GLOBS.match(name) is not None
 
 
+def system_entry(name: str) -> bool:
+    """Whether a name is one the system or a file browser leaves in any folder (Synology's
+    ``@eaDir``, macOS's ``.DS_Store`` and ``._*``, Windows' ``Thumbs.db``): never a
+    user's file, so not worth a word when it is left behind or moved along."""
+    return (
+        name in IGNORED_NAMES
+        or name in IGNORED_DIRS
+        or name == ".DS_Store"
+        or name.startswith("._")
+    )
+
+
 def ignored_by_folder(folder: Folder, rel: PurePosixPath) -> bool:
     """Whether the folder's own ``ignore`` patterns exclude ``rel`` (a name or a path)."""
     text = rel.as_posix()

@@ -146,7 +146,7 @@ def _move_session(folder: Folder, job: Job, target: Path) -> Moved:
         entries = set(os.listdir(source))
     except FileNotFoundError:
         entries = set()
-    left = sorted(entries - set(tracks) - {READY_MARKER})
+    left = sorted(e for e in entries - set(tracks) - {READY_MARKER} if not inbox.system_entry(e))
     target.parent.mkdir(parents=True, exist_ok=True)
     if not left and len(pending) == len(tracks):
         try:
@@ -180,7 +180,7 @@ def _move_session(folder: Folder, job: Job, target: Path) -> Moved:
         pass
     except OSError:  # not empty: what is in it now is what was left
         with contextlib.suppress(OSError):
-            left = sorted(os.listdir(source))
+            left = sorted(e for e in os.listdir(source) if not inbox.system_entry(e))
     else:
         left = []
     return Moved(target, tuple(left))

@@ -263,3 +263,21 @@ def test_a_session_with_a_track_it_did_not_take_moves_only_its_tracks(tmp_path: 
     assert os.listdir(folder.inbox / "sess") == ["cal.wav"]
     assert late.read_bytes() == b"a third speaker, arrived after the session was taken"
     assert moved.left == ("cal.wav",)
+
+
+def test_what_the_system_leaves_in_a_session_is_not_a_file_left_behind(tmp_path: Path) -> None:
+    """Synology indexes every folder into ``@eaDir``, a Mac writes ``.DS_Store``: a session
+    holding only those beside its tracks is moved whole, as it always was, without a word."""
+    folder = folder_for(tmp_path, tmp_path / "inbox" / "done")
+    job, tracks = make_session(folder)
+    (folder.inbox / "sess" / "@eaDir").mkdir()
+    (folder.inbox / "sess" / "@eaDir" / "ana.wav@SynoEAStream").write_bytes(b"index")
+    (folder.inbox / "sess" / ".DS_Store").write_bytes(b"finder")
+
+    moved = move_taken(folder, job, folder.done_dir / "sess")
+
+    assert moved.left == ()
+    assert not (folder.inbox / "sess").exists()
+    below = files_below(folder.done_dir)
+    assert below["sess/ana.wav"] == tracks["ana.wav"] and "sess/.DS_Store" in below
+    assert "sess/@eaDir/ana.wav@SynoEAStream" in below
