@@ -310,13 +310,15 @@ def _moved_already(base: Path, rel: str, target: Path, taken: InputFile) -> bool
     return True
 
 
-def delete_taken(folder: Folder, job: Job) -> None:
+def delete_taken(folder: Folder, job: Job) -> tuple[str, ...]:
     """Delete the job's recording, file by file, only where it is the content taken.
 
     Each file is first renamed to a hidden name beside it and checked there, so a file
     swapped in at the last instant is renamed back, not deleted. Raise NotOurs (after
-    deleting what was ours) if any file was not the job's.
+    deleting what was ours) if any file was not the job's. Return what a session folder
+    still holds that the job did not take (it stays, and the folder with it).
     """
+    left: tuple[str, ...] = ()
     strangers = []
     for position, taken in enumerate(job.inputs):
         base, rel = input_place(folder, job, position)
@@ -337,10 +339,16 @@ def delete_taken(folder: Folder, job: Job) -> None:
         root = input_root(folder, job)
         with contextlib.suppress(FileNotFoundError):
             (root / READY_MARKER).unlink()
-        with contextlib.suppress(OSError):
+        try:
             root.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:  # not empty: what the job did not take stays
+            with contextlib.suppress(OSError):
+                left = tuple(sorted(e for e in os.listdir(root) if not inbox.system_entry(e)))
     if strangers:
         raise NotOurs(f"not the recording job {job.id} took, left in place: {', '.join(strangers)}")
+    return left
 
 
 @contextlib.contextmanager
@@ -454,16 +462,18 @@ def left_behind(source: Path, left: tuple[str, ...]) -> str:
     )
 
 
-def tell_left(job: Job, source: Path, moved: Moved) -> None:
-    """Log what a move left in a session folder (nothing is logged if nothing was left)."""
-    if moved.left:
+def tell_left(job: Job, source: Path, moved: Moved | None, left: tuple[str, ...] = ()) -> None:
+    """Log what a move (``moved``) or a deletion (``left``) left in a session folder
+    (nothing is logged if nothing was left)."""
+    left = moved.left if moved is not None else left
+    if left:
         structlog.get_logger("cvsyncd.pipeline").warning(
             ev.JOB_SESSION_LEFT,
             job=job.id,
             path=job.name,
-            left=list(moved.left),
-            moved_to=str(moved.target),
-            reason=left_behind(source, moved.left),
+            left=list(left),
+            moved_to=str(moved.target) if moved is not None else None,
+            reason=left_behind(source, left),
         )
 
 
@@ -536,9 +546,14 @@ class Disposals(RuntimePart):
         present = await asyncio.to_thread(os.path.lexists, root)
         if folder.after == "delete":
             try:
-                await asyncio.to_thread(delete_taken, folder, job)
+                left = await asyncio.to_thread(delete_taken, folder, job)
             except NotOurs as exc:
                 self._left_in_place(job, str(exc))
+                return job
+            tell_left(job, root, None, left)
+            if left:  # said again in the job's last message
+                facts = {**job.facts, "left_behind": left_behind(root, left)}
+                job = self.store.update(job.id, S.DISPOSING, None, facts=facts)
             return job
         if job.disposed_to is None:  # plan the name first, so a redo finds the file
             target = await asyncio.to_thread(free_name, folder.done_dir / job.name)

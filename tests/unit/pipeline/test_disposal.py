@@ -14,7 +14,7 @@ from cvsyncd.config import Folder
 from cvsyncd.inbox import inputs
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.outbox.files import is_temp_name
-from cvsyncd.pipeline.disposal import READY_MARKER, Moved, NotOurs, move_taken
+from cvsyncd.pipeline.disposal import READY_MARKER, Moved, NotOurs, delete_taken, move_taken
 from tests.conftest import wait_until
 
 
@@ -281,3 +281,18 @@ def test_what_the_system_leaves_in_a_session_is_not_a_file_left_behind(tmp_path:
     below = files_below(folder.done_dir)
     assert below["sess/ana.wav"] == tracks["ana.wav"] and "sess/.DS_Store" in below
     assert "sess/@eaDir/ana.wav@SynoEAStream" in below
+
+
+def test_a_session_deleted_after_it_was_done_keeps_and_names_a_track_it_did_not_take(
+    tmp_path: Path,
+) -> None:
+    folder = folder_for(tmp_path, tmp_path / "inbox" / "done")
+    job, _ = make_session(folder)
+    late = folder.inbox / "sess" / "cal.wav"
+    late.write_bytes(b"a third speaker, arrived after the session was taken")
+
+    left = delete_taken(folder, job)
+
+    assert left == ("cal.wav",)
+    assert sorted(os.listdir(folder.inbox / "sess")) == ["cal.wav"]
+    assert late.read_bytes() == b"a third speaker, arrived after the session was taken"
