@@ -233,16 +233,17 @@ def test_an_edit_created_while_the_database_went_away_is_kept_not_made_ambiguous
     as "may have been billed", and never created twice."""
     a = site_setup(tmp_path / "a", emulator, pg_shared("studio-a"))
     daemon = start(a, daemons)
-    # the create's answer takes 5 s: time enough to stop the database under it
+    # the create's answer takes 8 s: time enough to stop the database under it
     emulator.set_faults(
         FaultSettings(
-            rate=1.0, kinds=frozenset({"slow"}), endpoints=frozenset({"create"}), slow_seconds=5
+            rate=1.0, kinds=frozenset({"slow"}), endpoints=frozenset({"create"}), slow_seconds=8
         )
     )
     drop(a, "ep.wav", 440.0)
     daemon.wait_for_event("job.submitting", timeout=60)
-    pg_server.stop_server()
+    pg_server.stop_server("immediate")
     try:
+        assert creates(emulator) == [], "the database stopped only after the create answered"
         daemon.wait_for_event("job.edit_unrecorded", timeout=60)
     finally:
         emulator.set_faults(FaultSettings())
