@@ -253,7 +253,7 @@ def test_a_track_added_while_its_session_is_at_cleanvoice_is_billed_alone(
 ) -> None:
     """The session's edit is already made when a third track arrives: a second job takes
     that track only, never the two that are being paid for already."""
-    with Emulator(tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=6) as emu:
+    with Emulator(tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=10) as emu:
         setup = Setup(
             tmp_path,
             emu.base_url,
@@ -273,7 +273,7 @@ def test_a_track_added_while_its_session_is_at_cleanvoice_is_billed_alone(
             cal = make_wav(tmp_path / "staging" / "cal.wav", seconds=2, freq=700)
             cal.rename(setup.inbox / "sess" / "cal.wav")
             later = daemon.wait_for_event("job.queued", path="sess", tracks=1, timeout=30)
-            # taken while the first edit was still being made (6 s): that is the case here
+            # taken while the first edit was still being made (10 s): the case under test
             assert done_count(daemon) == 0, "the session was done before the track came"
             daemon.wait_for(lambda: done_count(daemon) == 2, what="both jobs done")
         finally:
