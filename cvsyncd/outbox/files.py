@@ -13,6 +13,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -132,6 +133,24 @@ def fit_name(name: str, suffix: str) -> str:
     return name + suffix
 
 
+def aside_name(kind: str, name: str) -> str:
+    """A hidden name for the file ``name`` set aside before its removal
+    (``.cvsyncd-<kind>-<random>-<name>``, the name shortened to fit): one that a crash left
+    behind is found again by the name of the file it was (see :func:`asides_of`)."""
+    head = f"{TEMP_PREFIX}{kind}-{secrets.token_hex(6)}-"
+    room = NAME_MAX - len(head.encode())
+    return head + name.encode()[:room].decode("utf-8", "ignore")
+
+
+def asides_of(directory: Path, kind: str, name: str) -> list[Path]:
+    """The files of ``directory`` that :func:`aside_name` made for ``name``."""
+    sample = aside_name(kind, name)
+    tail = sample[len(TEMP_PREFIX) + len(kind) + 14 :]  # after "<kind>-<12 hex>-"
+    pattern = re.compile(re.escape(f"{TEMP_PREFIX}{kind}-") + "[0-9a-f]{12}-" + re.escape(tail))
+    with os.scandir(directory) as entries:
+        return sorted(Path(e.path) for e in entries if pattern.fullmatch(e.name))
+
+
 def free_name(path: Path) -> Path:
     """Return ``path``, or ``name (2).ext``, ``name (3).ext`` … — the first that is free."""
     if not os.path.lexists(path):
@@ -249,7 +268,7 @@ def remove_if_same(path: Path, copied: os.stat_result) -> bool:
     else (a newer take renamed into place meanwhile, a link) is renamed back — under a
     free name if its own place was taken meanwhile — and never lost. Gone already: False.
     """
-    aside = path.with_name(f"{TEMP_PREFIX}remove-{secrets.token_hex(6)}")
+    aside = path.with_name(aside_name("remove", path.name))
     try:
         os.rename(path, aside)
     except FileNotFoundError:

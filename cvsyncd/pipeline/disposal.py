@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -34,6 +33,8 @@ from cvsyncd.inbox import rules as inbox
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.outbox.files import (
     SourceChanged,
+    aside_name,
+    asides_of,
     copy_open_file,
     fit_name,
     free_name,
@@ -295,7 +296,10 @@ def _moved_already(base: Path, rel: str, target: Path, taken: InputFile) -> bool
     try:
         a = os.lstat(source)
     except FileNotFoundError:
-        return _arrived(target.parent, target.name, taken, copied=True)
+        if not _arrived(target.parent, target.name, taken, copied=True):
+            return False
+        settle_asides(base, rel, taken, "remove")  # a removal a crash cut short
+        return True
     except OSError:
         return False
     if not (stat.S_ISREG(a.st_mode) and _arrived(target.parent, target.name, taken, True)):
@@ -308,6 +312,24 @@ def _moved_already(base: Path, rel: str, target: Path, taken: InputFile) -> bool
         return False
     remove_if_same(source, a)
     return True
+
+
+def settle_asides(base: Path, rel: str, taken: InputFile, kind: str) -> None:
+    """Finish what a crash cut short between setting the input ``base/rel`` aside (to be
+    removed) and removing it: an aside that is the file taken is removed now; anything
+    else (a newer take swapped in at that instant) goes back under the input's name, or a
+    free one beside it. Only asides made for this name are looked at."""
+    path = base / rel
+    try:
+        found = asides_of(path.parent, kind, path.name)
+    except OSError:
+        return
+    for aside in found:
+        if _arrived(aside.parent, aside.name, taken):
+            os.unlink(aside)
+        else:
+            os.rename(aside, free_name(path))
+        fsync_dir(path.parent)
 
 
 def delete_taken(folder: Folder, job: Job) -> tuple[str, ...]:
@@ -324,10 +346,11 @@ def delete_taken(folder: Folder, job: Job) -> tuple[str, ...]:
         base, rel = input_place(folder, job, position)
         path = base / rel
         if not inputs.still_taken(base, rel, taken):
+            settle_asides(base, rel, taken, "delete")  # a deletion a crash cut short
             if os.path.lexists(path):
                 strangers.append(str(path))
             continue
-        aside = path.with_name(f".cvsyncd-delete-{secrets.token_hex(6)}")
+        aside = path.with_name(aside_name("delete", path.name))
         os.rename(path, aside)
         if _arrived(aside.parent, aside.name, taken):
             os.unlink(aside)

@@ -5,6 +5,7 @@ test folder is not)."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from cvsyncd.config import Folder
 from cvsyncd.inbox import inputs
 from cvsyncd.jobs import InputFile, Job, JobState
-from cvsyncd.outbox.files import is_temp_name
+from cvsyncd.outbox.files import aside_name, is_temp_name
 from cvsyncd.pipeline.disposal import READY_MARKER, Moved, NotOurs, delete_taken, move_taken
 from tests.conftest import wait_until
 
@@ -296,3 +297,50 @@ def test_a_session_deleted_after_it_was_done_keeps_and_names_a_track_it_did_not_
     assert left == ("cal.wav",)
     assert sorted(os.listdir(folder.inbox / "sess")) == ["cal.wav"]
     assert late.read_bytes() == b"a third speaker, arrived after the session was taken"
+
+
+def test_a_deletion_cut_short_after_the_file_was_set_aside_is_finished(tmp_path: Path) -> None:
+    """A crash between renaming the input aside and unlinking it: the redo finds the aside
+    by the input's name and removes it, since it is the file taken."""
+    folder = folder_for(tmp_path, tmp_path / "inbox" / "done")
+    (folder.inbox / "ep.wav").write_bytes(os.urandom(50_000))
+    job = job_of(folder, "ep.wav", ["ep.wav"], session=False)
+    os.rename(folder.inbox / "ep.wav", folder.inbox / aside_name("delete", "ep.wav"))
+
+    assert delete_taken(folder, job) == ()
+    assert os.listdir(folder.inbox) == []
+
+
+def test_a_newer_take_set_aside_when_a_deletion_was_cut_short_comes_back(tmp_path: Path) -> None:
+    """The same crash, but what was set aside is a newer take swapped in at that instant:
+    it is put back under its name, never removed, and the job says it was not its file."""
+    folder = folder_for(tmp_path, tmp_path / "inbox" / "done")
+    (folder.inbox / "ep.wav").write_bytes(os.urandom(50_000))
+    job = job_of(folder, "ep.wav", ["ep.wav"], session=False)
+    newer = os.urandom(60_000)
+    (folder.inbox / aside_name("delete", "ep.wav")).write_bytes(newer)
+    (folder.inbox / "ep.wav").unlink()  # the taken file was gone by then
+
+    with pytest.raises(NotOurs):
+        delete_taken(folder, job)
+    assert os.listdir(folder.inbox) == ["ep.wav"]
+    assert (folder.inbox / "ep.wav").read_bytes() == newer
+
+
+def test_a_move_across_filesystems_cut_short_before_the_source_was_removed_is_finished(
+    tmp_path: Path, elsewhere: Path
+) -> None:
+    """The copy is in place on the other filesystem; the crash came between setting the
+    source aside and removing it. The redo removes the aside: it is the file copied."""
+    folder = folder_for(tmp_path, elsewhere / "done")
+    data = os.urandom(80_000)
+    (folder.inbox / "ep.wav").write_bytes(data)
+    job = job_of(folder, "ep.wav", ["ep.wav"], session=False)
+    target = elsewhere / "done" / "ep.wav"
+    target.parent.mkdir()
+    shutil.copy2(folder.inbox / "ep.wav", target)
+    os.rename(folder.inbox / "ep.wav", folder.inbox / aside_name("remove", "ep.wav"))
+
+    assert move_taken(folder, job, target).target == target
+    assert os.listdir(folder.inbox) == []
+    assert target.read_bytes() == data
