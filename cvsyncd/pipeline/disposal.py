@@ -588,6 +588,9 @@ class Disposals(RuntimePart):
                 inbox.unavailable(folder, None) or inbox.looks_emptied(folder)
             ):
                 raise missing_input(folder, root)
+            if not job.facts.get("session"):  # a copy's source set aside when a crash came
+                base, rel = input_place(folder, job)
+                await asyncio.to_thread(settle_asides, base, rel, job.inputs[0], "remove")
             return job  # moved already (a redo after a crash), or removed by the user
         try:
             moved = await asyncio.to_thread(move_taken, folder, job, target)

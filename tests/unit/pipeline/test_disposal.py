@@ -4,6 +4,8 @@ test folder is not)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import shutil
 import threading
@@ -11,11 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from cvsyncd.config import Folder
+from cvsyncd.cleanvoice.client import client_for
+from cvsyncd.config import Config, DaemonSettings, Folder
+from cvsyncd.config.model import CleanvoiceSettings
 from cvsyncd.inbox import inputs
-from cvsyncd.jobs import InputFile, Job, JobState
+from cvsyncd.jobs import InputFile, Job, JobState, Store
 from cvsyncd.outbox.files import aside_name, is_temp_name
-from cvsyncd.pipeline.disposal import READY_MARKER, Moved, NotOurs, delete_taken, move_taken
+from cvsyncd.pipeline.disposal import (
+    READY_MARKER,
+    Disposals,
+    Moved,
+    NotOurs,
+    delete_taken,
+    move_taken,
+)
+from cvsyncd.pipeline.runtime import Runtime
 from tests.conftest import wait_until
 
 
@@ -344,3 +356,31 @@ def test_a_move_across_filesystems_cut_short_before_the_source_was_removed_is_fi
     assert move_taken(folder, job, target).target == target
     assert os.listdir(folder.inbox) == []
     assert target.read_bytes() == data
+
+
+def test_the_dispose_step_redone_after_such_a_crash_finishes_the_removal(
+    tmp_path: Path, elsewhere: Path
+) -> None:
+    """The same crash as above, as the daemon's dispose step meets it on its redo: the
+    input's path is empty, its copy in place, and the aside is removed."""
+    folder = folder_for(tmp_path, elsewhere / "done")
+    (folder.inbox / "ep.wav").write_bytes(os.urandom(80_000))
+    job = job_of(folder, "ep.wav", ["ep.wav"], session=False)
+    target = elsewhere / "done" / "ep.wav"
+    target.parent.mkdir()
+    shutil.copy2(folder.inbox / "ep.wav", target)
+    os.rename(folder.inbox / "ep.wav", folder.inbox / aside_name("remove", "ep.wav"))
+    config = Config(
+        path=tmp_path / "cvsyncd.toml",
+        cleanvoice=CleanvoiceSettings(base_url="http://127.0.0.1:9/v2"),
+        daemon=DaemonSettings(state_dir=tmp_path / "state"),
+        folders=(folder,),
+    )
+    store = Store.open(config.daemon.state_dir)
+    try:
+        steps = Disposals(Runtime(config, store, client_for(config.cleanvoice, "k")))
+        redo = dataclasses.replace(job, disposed_to=str(target))
+        asyncio.run(steps._dispose_inputs(redo, folder))
+    finally:
+        store.close()
+    assert os.listdir(folder.inbox) == []
