@@ -27,6 +27,7 @@ from cvsyncd.jobs import Backlog, InputFile, Job, JobState
 from cvsyncd.pipeline.backlog import Backlogs
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 from cvsyncd.pipeline.upload import VIDEO_EXTENSIONS, combined_fingerprint
+from cvsyncd.redact import shown_options
 
 S = JobState
 HELD_ORIGINAL_RECHECK = 300.0  # seconds between two looks at a held job's duplicate
@@ -183,6 +184,7 @@ class Intake(RuntimePart):
         facts: dict[str, Any],
     ) -> str:
         facts = {"preset": folder.preset, **facts}
+        options = shown_options(options)  # a signed_url's query is never stored (submit.py)
         # one transaction: with the shared store, the same recording dropped at two sites
         # at once is found by the second (and paid once)
         with self.store.serialized():

@@ -13,13 +13,14 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
 
 from cvsyncd import events as ev
-from cvsyncd.config import Folder, presets
-from cvsyncd.errors import EditFailed, PermanentApiError
+from cvsyncd.config import Config, Folder, overrides, presets
+from cvsyncd.errors import ConfigError, EditFailed, JobError, PermanentApiError
 from cvsyncd.failpoints import failpoint
 from cvsyncd.inbox import inputs
 from cvsyncd.jobs import Job, JobState, JsonText
@@ -29,8 +30,10 @@ from cvsyncd.pipeline.delivery import Delivery
 from cvsyncd.pipeline.disposal import input_place
 from cvsyncd.pipeline.runtime import Runtime, RuntimePart
 from cvsyncd.pipeline.upload import held
+from cvsyncd.redact import REDACTED, URL_OPTIONS, redact_url
 
 S = JobState
+[SIGNED_URL] = URL_OPTIONS  # the one option whose value is a credential
 
 
 def stored_result(result: Mapping[str, Any]) -> JsonText:
@@ -80,7 +83,7 @@ class Submissions(RuntimePart):
         job = self.store.transition(job.id, S.UPLOADED, S.SUBMITTING, "creating the edit")
         failpoint("submit.intent")
         self.log.info(ev.JOB_SUBMITTING, job=job.id, path=job.name)
-        options = dict(job.options)
+        options = with_signed_url(self.config, folder, job, dict(job.options))
         if videoupload.audio_only(job):
             options["video"] = False  # the sound alone was uploaded (pipeline/videoupload.py)
         template_id = options.pop(presets.TEMPLATE_KEY, None)
@@ -189,3 +192,32 @@ def record_edit(runtime: Runtime, job: Job, edit_id: str) -> Job:
     )
     runtime.created_edits.pop(job.id, None)
     return recorded
+
+
+def with_signed_url(
+    config: Config, folder: Folder, job: Job, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The job's options with its preset's ``signed_url`` whole again, for the request.
+
+    The store keeps that URL without its query (a signature is a credential), so the
+    whole one is read from the config when the edit is created: the same URL as when the
+    recording was taken, or the job waits (saying why) until it is that URL again.
+    """
+    stored = options.get(SIGNED_URL)
+    if not isinstance(stored, str) or REDACTED not in stored:
+        return options  # none, or a job stored before the query was kept out
+    name = PurePosixPath(job.name)
+    rel_dir = name if job.facts.get("session") else name.parent
+    try:
+        current = overrides.effective_options(config, folder, rel_dir).get(SIGNED_URL)
+    except ConfigError as exc:
+        raise JobError(f"{exc}; the job waits until it is fixed", retryable=True) from None
+    if isinstance(current, str) and redact_url(current) == stored:
+        return {**options, SIGNED_URL: current}
+    raise JobError(
+        f"the signed_url of {job.name}'s preset is no longer {stored} in {config.path}. Its "
+        "signature is never stored, so the one of that time cannot be sent: put that URL "
+        f"back to go on, or run `cvsyncd forget -c {config.path} {job.id}` to have the "
+        "recording taken again with the new one",
+        retryable=True,
+    )

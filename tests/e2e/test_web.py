@@ -38,8 +38,8 @@ def test_a_presets_signed_url_is_sent_whole_but_shown_nowhere(
     tmp_path: Path, emulator: Emulator
 ) -> None:
     """``signed_url`` carries a signature (a credential for the user's bucket): Cleanvoice
-    gets it whole, the job's page, `show`, `jobs --json`, the outbox record and the log
-    only ever show it without its query."""
+    gets it whole, the job's page, `show`, `jobs --json`, the outbox record, the log and
+    the state database only ever hold it without its query."""
     signature = "X-Amz-Signature=c4n4ry0f7h3bucket"
     bucket = "https://bucket.example.com/out.mp3"
     preset = f'fillers = true\nsigned_url = "{bucket}?{signature}"'
@@ -64,6 +64,8 @@ def test_a_presets_signed_url_is_sent_whole_but_shown_nowhere(
     }
     for where, text in shown.items():
         assert "c4n4ry0f7h3bucket" not in text, where
+    for stored in (p for p in setup.state.rglob("*") if p.is_file()):  # the database too
+        assert b"c4n4ry0f7h3bucket" not in stored.read_bytes(), stored
     assert bucket in shown["show"] and bucket in shown["the outbox record"]
 
 
