@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from cvsyncd.config import Config, DaemonSettings, Folder
+from cvsyncd.config.model import CleanvoiceSettings
 from cvsyncd.emulator import Emulator
 
 REPO = Path(__file__).resolve().parent.parent  # the repository's root
@@ -132,6 +134,29 @@ def canonical_emulator(tmp_path: Path) -> Iterator[Emulator]:
         yield emu
     finally:
         emu.stop()
+
+
+def one_folder_config(tmp_path: Path, **folder: Any) -> Config:
+    """A config (objects, no file) of one folder below ``tmp_path``: inbox made, an
+    unreachable API, state in ``tmp_path/state``; ``folder`` overrides Folder fields."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    fields: dict[str, Any] = {
+        "inbox": inbox,
+        "outbox": tmp_path / "outbox",
+        "preset": None,
+        "options": {"fillers": True},
+        "after": "keep",
+        "done_dir": inbox / "done",
+        "failed_dir": inbox / "failed",
+        **folder,
+    }
+    return Config(
+        path=tmp_path / "cvsyncd.toml",
+        cleanvoice=CleanvoiceSettings(base_url="http://127.0.0.1:9/v2"),
+        daemon=DaemonSettings(state_dir=tmp_path / "state"),
+        folders=(Folder(**fields),),
+    )
 
 
 def creates(emu: Emulator) -> list[dict[str, Any]]:

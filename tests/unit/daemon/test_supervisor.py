@@ -11,8 +11,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from cvsyncd.cleanvoice.client import client_for
-from cvsyncd.config import Config, DaemonSettings, Folder
-from cvsyncd.config.model import CleanvoiceSettings
 from cvsyncd.daemon.supervisor import Supervisor
 from cvsyncd.daemon.systemd import Notifier
 from cvsyncd.inbox.watcher import Watcher
@@ -20,27 +18,12 @@ from cvsyncd.jobs import Store
 from cvsyncd.jobs.meta import ALL_FOLDERS
 from cvsyncd.pipeline.runtime import Runtime
 from cvsyncd.pipeline.scheduler import Pipeline
+from tests.conftest import one_folder_config
 
 
 @pytest.fixture
 def parts(tmp_path: Path) -> Iterator[tuple[Store, Pipeline, Supervisor]]:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    folder = Folder(
-        inbox=inbox,
-        outbox=tmp_path / "outbox",
-        preset=None,
-        options={"fillers": True},
-        after="keep",
-        done_dir=inbox / "done",
-        failed_dir=inbox / "failed",
-    )
-    config = Config(
-        path=tmp_path / "cvsyncd.toml",
-        cleanvoice=CleanvoiceSettings(base_url="http://127.0.0.1:9/v2"),
-        daemon=DaemonSettings(state_dir=tmp_path / "state"),
-        folders=(folder,),
-    )
+    config = one_folder_config(tmp_path)
     store = Store.open(config.daemon.state_dir)
     try:
         runtime = Runtime(config, store, client_for(config.cleanvoice, "k"))

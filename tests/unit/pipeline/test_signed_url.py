@@ -9,35 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from cvsyncd.config import Config, DaemonSettings, Folder
-from cvsyncd.config.model import CleanvoiceSettings
+from cvsyncd.config import Config, Folder
 from cvsyncd.errors import JobError
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.pipeline.submit import with_signed_url
 from cvsyncd.redact import shown_options
+from tests.conftest import one_folder_config
 
 SIGNED = "https://bucket.example.com/out.mp3?X-Amz-Signature=s3cr3tsignature"
 
 
 def config_with(tmp_path: Path, signed_url: str) -> tuple[Config, Folder]:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir(exist_ok=True)
-    folder = Folder(
-        inbox=inbox,
-        outbox=tmp_path / "outbox",
-        preset="talk",
-        options={"fillers": True, "signed_url": signed_url},
-        after="keep",
-        done_dir=inbox / "done",
-        failed_dir=inbox / "failed",
+    config = one_folder_config(
+        tmp_path, preset="talk", options={"fillers": True, "signed_url": signed_url}
     )
-    config = Config(
-        path=tmp_path / "cvsyncd.toml",
-        cleanvoice=CleanvoiceSettings(base_url="http://127.0.0.1:9/v2"),
-        daemon=DaemonSettings(state_dir=tmp_path / "state"),
-        folders=(folder,),
-    )
-    return config, folder
+    return config, config.folders[0]
 
 
 def job_with(folder: Folder, options: Mapping[str, object]) -> Job:

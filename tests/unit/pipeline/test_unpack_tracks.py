@@ -13,23 +13,14 @@ from cvsyncd.config import Folder
 from cvsyncd.errors import JobError
 from cvsyncd.jobs import InputFile, Job, Store
 from cvsyncd.pipeline.delivery import unpack_tracks
+from tests.conftest import one_folder_config
 
 CONFIG = Path("/etc/cvsyncd/cvsyncd.toml")  # only named in messages
 
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[tuple[Folder, Job, Path]]:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    folder = Folder(
-        inbox=inbox,
-        outbox=tmp_path / "outbox",
-        preset=None,
-        options={"fillers": True},
-        after="keep",
-        done_dir=inbox / "done",
-        failed_dir=inbox / "failed",
-    )
+    [folder] = one_folder_config(tmp_path).folders
     store = Store.open(tmp_path / "state")
     try:
         job = store.create_job(
