@@ -201,13 +201,13 @@ def test_a_multitrack_session(tmp_path: Path, emulator: Emulator) -> None:
     assert job["inputs"] == ["session-3/ana.wav", "session-3/ben.wav"]
 
 
-def test_a_track_added_to_a_taken_session_stays_in_the_inbox_and_is_taken_after(
-    tmp_path: Path, emulator: Emulator
-) -> None:
+def session_setup(tmp_path: Path, base_url: str, after: str) -> tuple[Setup, Path]:
+    """A multi-track folder, and a session "sess" of two tracks and its ``.ready`` marker
+    staged outside the inbox (moved in by the test): the Setup and the staged folder."""
     setup = Setup(
         tmp_path,
-        emulator.base_url,
-        after="move",
+        base_url,
+        after=after,
         preset="normalize = true\nmerge = true",
         extra_folder="multitrack = true\nmultitrack_settle_seconds = 2",
     )
@@ -215,6 +215,13 @@ def test_a_track_added_to_a_taken_session_stays_in_the_inbox_and_is_taken_after(
     make_wav(staging / "ana.wav", seconds=2, freq=300)
     make_wav(staging / "ben.wav", seconds=2, freq=500)
     (staging / ".ready").touch()
+    return setup, staging
+
+
+def test_a_track_added_to_a_taken_session_stays_in_the_inbox_and_is_taken_after(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    setup, staging = session_setup(tmp_path, emulator.base_url, "move")
     daemon = setup.daemon()
     try:
         daemon.wait_for_event("daemon.started")
@@ -254,17 +261,7 @@ def test_a_track_added_while_its_session_is_at_cleanvoice_is_billed_alone(
     """The session's edit is already made when a third track arrives: a second job takes
     that track only, never the two that are being paid for already."""
     with Emulator(tmp_path / "emulator", api_key=EMULATOR_KEY, processing_seconds=10) as emu:
-        setup = Setup(
-            tmp_path,
-            emu.base_url,
-            after="move",
-            preset="normalize = true\nmerge = true",
-            extra_folder="multitrack = true\nmultitrack_settle_seconds = 2",
-        )
-        staging = tmp_path / "staging" / "sess"
-        make_wav(staging / "ana.wav", seconds=2, freq=300)
-        make_wav(staging / "ben.wav", seconds=2, freq=500)
-        (staging / ".ready").touch()
+        setup, staging = session_setup(tmp_path, emu.base_url, "move")
         daemon = setup.daemon()
         try:
             daemon.wait_for_event("daemon.started")
@@ -291,17 +288,7 @@ def test_a_session_whose_track_changed_is_taken_again_whole(
 ) -> None:
     """A track re-exported into a finished session (new content, same name): the session is
     new again, all its tracks together, as one multi-track edit."""
-    setup = Setup(
-        tmp_path,
-        emulator.base_url,
-        after="keep",
-        preset="normalize = true\nmerge = true",
-        extra_folder="multitrack = true\nmultitrack_settle_seconds = 2",
-    )
-    staging = tmp_path / "staging" / "sess"
-    make_wav(staging / "ana.wav", seconds=2, freq=300)
-    make_wav(staging / "ben.wav", seconds=2, freq=500)
-    (staging / ".ready").touch()
+    setup, staging = session_setup(tmp_path, emulator.base_url, "keep")
     daemon = setup.daemon()
     try:
         daemon.wait_for_event("daemon.started")
