@@ -259,16 +259,17 @@ def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
     return same and (relinked or before.st_ctime_ns == after.st_ctime_ns)
 
 
-def remove_if_same(path: Path, copied: os.stat_result) -> bool:
-    """Remove ``path`` only if it is still the very file that was copied (``copied`` is
-    its fstat then); return whether it was removed.
+def remove_if_same(path: Path, copied: os.stat_result, kind: str = "remove") -> bool:
+    """Remove ``path`` only if it is still the very file that was copied or checked
+    (``copied`` is its fstat then); return whether it was removed. ``kind`` names the
+    aside (see :func:`aside_name`).
 
     The entry is first renamed to a hidden name beside it, so what is compared is what
     would be removed: the same device, inode, size and mtime, a regular file. Anything
     else (a newer take renamed into place meanwhile, a link) is renamed back — under a
     free name if its own place was taken meanwhile — and never lost. Gone already: False.
     """
-    aside = path.with_name(aside_name("remove", path.name))
+    aside = path.with_name(aside_name(kind, path.name))
     try:
         os.rename(path, aside)
     except FileNotFoundError:

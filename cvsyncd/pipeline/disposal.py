@@ -33,7 +33,6 @@ from cvsyncd.inbox import rules as inbox
 from cvsyncd.jobs import InputFile, Job, JobState
 from cvsyncd.outbox.files import (
     SourceChanged,
-    aside_name,
     asides_of,
     copy_open_file,
     fit_name,
@@ -314,6 +313,15 @@ def _moved_already(base: Path, rel: str, target: Path, taken: InputFile) -> bool
     return True
 
 
+def _taken_stat(base: Path, rel: str, taken: InputFile) -> os.stat_result | None:
+    """The fstat of ``base/rel`` if it is, right now, the regular file a job took."""
+    try:
+        with inputs.open_regular(base, rel) as (_, st):
+            return st if taken.matches(st) else None
+    except inputs.InputRefused:
+        return None
+
+
 def settle_asides(base: Path, rel: str, taken: InputFile, kind: str) -> None:
     """Finish what a crash cut short between setting the input ``base/rel`` aside (to be
     removed) and removing it: an aside that is the file taken is removed now; anything
@@ -345,19 +353,14 @@ def delete_taken(folder: Folder, job: Job) -> tuple[str, ...]:
     for position, taken in enumerate(job.inputs):
         base, rel = input_place(folder, job, position)
         path = base / rel
-        if not inputs.still_taken(base, rel, taken):
+        st = _taken_stat(base, rel, taken)
+        if st is None:
             settle_asides(base, rel, taken, "delete")  # a deletion a crash cut short
             if os.path.lexists(path):
                 strangers.append(str(path))
             continue
-        aside = path.with_name(aside_name("delete", path.name))
-        os.rename(path, aside)
-        if _arrived(aside.parent, aside.name, taken):
-            os.unlink(aside)
-        else:
-            os.rename(aside, free_name(path))
+        if not remove_if_same(path, st, "delete"):  # swapped at the last instant: back
             strangers.append(str(path))
-        fsync_dir(path.parent)
     if job.facts.get("session"):
         root = input_root(folder, job)
         with contextlib.suppress(FileNotFoundError):
