@@ -448,7 +448,7 @@ def set_aside_failed_input(
             target, replaced = None, True
         else:
             target, left = moved.target, moved.left
-            tell_left(job, source, moved)
+            tell_left(job, source, moved.left, moved.target)
     note = target if target is not None else folder.failed_dir / job.name
     if replaced and resumable:
         advice = (
@@ -488,17 +488,16 @@ def left_behind(source: Path, left: tuple[str, ...]) -> str:
     )
 
 
-def tell_left(job: Job, source: Path, moved: Moved | None, left: tuple[str, ...] = ()) -> None:
-    """Log what a move (``moved``) or a deletion (``left``) left in a session folder
+def tell_left(job: Job, source: Path, left: tuple[str, ...], moved_to: Path | None) -> None:
+    """Log what a move (to ``moved_to``) or a deletion (None) left in a session folder
     (nothing is logged if nothing was left)."""
-    left = moved.left if moved is not None else left
     if left:
         structlog.get_logger("cvsyncd.pipeline").warning(
             ev.JOB_SESSION_LEFT,
             job=job.id,
             path=job.name,
             left=list(left),
-            moved_to=str(moved.target) if moved is not None else None,
+            moved_to=str(moved_to) if moved_to is not None else None,
             reason=left_behind(source, left),
         )
 
@@ -564,6 +563,15 @@ class Disposals(RuntimePart):
             ev.JOB_DONE, job=job.id, path=job.name, after=folder.after, moved_to=job.disposed_to
         )
 
+    def _say_left(self, job: Job, root: Path, left: tuple[str, ...], moved_to: Path | None) -> Job:
+        """Log what a session folder kept that the job did not take, and keep it for the
+        job's last message."""
+        tell_left(job, root, left, moved_to)
+        if not left:
+            return job
+        facts = {**job.facts, "left_behind": left_behind(root, left)}
+        return self.store.update(job.id, S.DISPOSING, None, facts=facts)
+
     async def _dispose_inputs(self, job: Job, folder: Folder) -> Job:
         """Move or delete the input — only if it is still the content we processed."""
         if job.facts.get("adhoc"):
@@ -576,11 +584,7 @@ class Disposals(RuntimePart):
             except NotOurs as exc:
                 self._left_in_place(job, str(exc))
                 return job
-            tell_left(job, root, None, left)
-            if left:  # said again in the job's last message
-                facts = {**job.facts, "left_behind": left_behind(root, left)}
-                job = self.store.update(job.id, S.DISPOSING, None, facts=facts)
-            return job
+            return self._say_left(job, root, left, None)
         if job.disposed_to is None:  # plan the name first, so a redo finds the file
             target = await asyncio.to_thread(free_name, folder.done_dir / job.name)
             job = self.store.update(job.id, S.DISPOSING, None, disposed_to=str(target))
@@ -598,10 +602,7 @@ class Disposals(RuntimePart):
         try:
             moved = await asyncio.to_thread(move_taken, folder, job, target)
             failpoint("dispose.moved")
-            tell_left(job, root, moved)
-            if moved.left:  # said again in the job's last message
-                facts = {**job.facts, "left_behind": left_behind(root, moved.left)}
-                job = self.store.update(job.id, S.DISPOSING, None, facts=facts)
+            job = self._say_left(job, root, moved.left, moved.target)
         except NotOurs as exc:
             self._left_in_place(job, str(exc))
             return self.store.update(job.id, S.DISPOSING, None, disposed_to=None)
